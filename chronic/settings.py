@@ -1,0 +1,80 @@
+"""Process-wide settings, read from the environment (``CHRONIC_`` prefix) and ``.env``.
+
+Temporal connection details deliberately do *not* live here: they come from
+``temporalio.envconfig`` (``TEMPORAL_ADDRESS``, ``TEMPORAL_NAMESPACE``, TLS and API-key
+profiles in ``temporal.toml``), so one code path reaches a dev server, a cluster or Temporal
+Cloud. See :mod:`chronic.temporal_client`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything a chronic process needs to know about where it runs."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CHRONIC_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    state_dir: Path = Field(
+        default=Path(".chronic"),
+        description="Folder for the embedded stack's data: Temporal's SQLite file, the "
+        "Postgres data directory, keys, logs and the dev-stack process table.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("CHRONIC_DATABASE_URL", "DATABASE_URL"),
+        description="postgresql+asyncpg://… of the business database. Unset: the embedded "
+        "Postgres in the state folder is used.",
+    )
+    postgres_port: int = Field(default=55432, description="TCP port of the embedded Postgres.")
+    database_name: str = Field(default="chronic", description="Database in the embedded Postgres.")
+
+    temporal_profile: str | None = Field(
+        default=None, description="Profile of temporal.toml to use (envconfig); None = default."
+    )
+    temporal_default_address: str = Field(
+        default="127.0.0.1:7233",
+        description="Address used when neither TEMPORAL_ADDRESS nor a profile names one; also "
+        "where `chronic dev up` starts the embedded dev server.",
+    )
+    temporal_ui_port: int = Field(default=8233, description="Web UI port of the dev server.")
+
+    region: str = Field(default="sanmenxia", description="Policy profile of this office.")
+    worker_shutdown_grace_seconds: float = Field(
+        default=20.0,
+        description="How long a worker waits for in-flight activities on SIGINT/SIGTERM "
+        "before cancelling them (they are then retried by another worker).",
+    )
+    log_level: str = Field(default="INFO")
+
+    @property
+    def state_path(self) -> Path:
+        """The state folder as an absolute path, created on first use."""
+        path = self.state_dir.expanduser().resolve()
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def uses_embedded_postgres(self) -> bool:
+        return self.database_url is None
+
+    def resolved_database_url(self) -> str:
+        """The SQLAlchemy URL of the business database."""
+        if self.database_url is not None:
+            return self.database_url
+        return (
+            f"postgresql+asyncpg://postgres@127.0.0.1:{self.postgres_port}/{self.database_name}"
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings of this process (read once)."""
+    return Settings()

@@ -1,0 +1,128 @@
+"""Policy profiles: every number of a region's rules, as data.
+
+A profile is loaded from ``models/policies/<region>.toml`` when an application is submitted
+and travels inside the workflow input, so the rules in force at submission are the rules the
+application is decided by (and a shortened profile makes tests and demos fast without any code
+change).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import timedelta
+from importlib import resources
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from models.domain import HospitalLevel
+
+
+class Disease(BaseModel):
+    """One entry of the region's disease catalogue (病种目录)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    code: str = Field(pattern=r"^[A-Z0-9-]{2,16}$")
+    name: str
+    category: str = Field(description="Expert-pool category that reviews this disease.")
+    instant_track: bool = Field(
+        default=False, description="Decided by one expert's final review (即时办理)."
+    )
+    resident_only: bool = Field(
+        default=False, description="Only for urban-rural resident insurance (e.g. PKU in Wuhan)."
+    )
+
+
+class PolicyProfile(BaseModel):
+    """The rules of one region. Field docs name the seed each number comes from."""
+
+    model_config = ConfigDict(frozen=True)
+
+    region: str
+    name: str
+    timezone_offset_hours: int = 8
+
+    applications_per_disease_per_year: int = Field(
+        3, ge=1, description="Seed 002: at most 3 per person per disease per calendar year."
+    )
+    material_max_age: timedelta = Field(
+        timedelta(days=365), description="Seed 002: materials issued within the last year."
+    )
+    material_min_hospital_level: HospitalLevel = Field(
+        HospitalLevel.LEVEL_2, description="Seed 002: level 2 or above."
+    )
+    material_public_hospital_only: bool = Field(True, description="Seed 002: public hospitals.")
+
+    accept_window: timedelta = Field(
+        timedelta(hours=24), description="Seed 002: accept or decline within 24 hours."
+    )
+    decision_window: timedelta = Field(
+        timedelta(hours=72),
+        description="Office rule: an accepted review is decided within this time, or reassigned.",
+    )
+    resubmission_window: timedelta = Field(
+        timedelta(days=15),
+        description="Office rule: a returned application may be corrected within this time.",
+    )
+    no_expert_retry_interval: timedelta = Field(
+        timedelta(hours=1),
+        description="How long to wait before drawing again when no expert is eligible.",
+    )
+    strikes_to_disqualify: int = Field(
+        3, ge=1, description="Seed 002: three consecutive declines / lapses disqualify."
+    )
+    sla_working_days_min: int = Field(5, description="Seed 002: 5–8 working days.")
+    sla_working_days_max: int = Field(8, description="Seed 002: 5–8 working days.")
+
+    benefit_validity: timedelta | None = Field(
+        timedelta(days=730),
+        description="Validity of a benefit certificate; None = long-term (Jilin, seed 003).",
+    )
+    renewal_lookback_months: int = Field(12, description="Seed 002: 12 months before the end.")
+    renewal_min_settlement_months: int = Field(6, description="Seed 002: at least 6 months.")
+    designated_hospital_changes_per_year: int | None = Field(
+        2, description="Seed 002: twice per calendar year; None = unlimited."
+    )
+    audit_sample_rate: float = Field(
+        0.10, ge=0, le=1, description="Seed 002: at least 10 % of approvals re-checked."
+    )
+
+    catalogue: tuple[Disease, ...]
+
+    @model_validator(mode="after")
+    def _check(self) -> PolicyProfile:
+        codes = [d.code for d in self.catalogue]
+        duplicates = sorted({c for c in codes if codes.count(c) > 1})
+        if duplicates:
+            raise ValueError(f"disease codes listed twice in the catalogue: {duplicates}")
+        if self.sla_working_days_min > self.sla_working_days_max:
+            raise ValueError("sla_working_days_min is greater than sla_working_days_max")
+        return self
+
+    def disease(self, code: str) -> Disease | None:
+        """The catalogue entry for ``code``, or None when the region does not list it."""
+        return next((d for d in self.catalogue if d.code == code), None)
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        return tuple(sorted({d.category for d in self.catalogue}))
+
+    def with_windows(self, **durations: timedelta) -> PolicyProfile:
+        """A copy with some durations replaced (demos and tests shorten the windows)."""
+        return self.model_copy(update=durations)
+
+
+def available_regions() -> list[str]:
+    """Regions that ship a profile."""
+    folder = resources.files("models.policies")
+    return sorted(p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def load_policy(region: str) -> PolicyProfile:
+    """Load the profile of ``region`` (a file name under ``models/policies``)."""
+    resource = resources.files("models.policies").joinpath(f"{region}.toml")
+    if not resource.is_file():
+        raise LookupError(
+            f"no policy profile for region {region!r}; available: {', '.join(available_regions())}"
+        )
+    return PolicyProfile.model_validate(tomllib.loads(resource.read_text(encoding="utf-8")))
