@@ -69,9 +69,7 @@ class Settings(BaseSettings):
         """The SQLAlchemy URL of the business database."""
         if self.database_url is not None:
             return self.database_url
-        return (
-            f"postgresql+asyncpg://postgres@127.0.0.1:{self.postgres_port}/{self.database_name}"
-        )
+        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.postgres_port}/{self.database_name}"
 
 
 @lru_cache(maxsize=1)

@@ -115,7 +115,9 @@ class PolicyProfile(BaseModel):
 def available_regions() -> list[str]:
     """Regions that ship a profile."""
     folder = resources.files("models.policies")
-    return sorted(p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml"))
+    return sorted(
+        p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml")
+    )
 
 
 def load_policy(region: str) -> PolicyProfile:

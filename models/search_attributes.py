@@ -60,7 +60,10 @@ def cli_flags() -> list[str]:
     """``--search-attribute Name=Type`` flags for ``temporal server start-dev``."""
     flags: list[str] = []
     for key in ALL:
-        flags += ["--search-attribute", f"{key.name}={_CLI_TYPE_NAMES[key.indexed_value_type.name]}"]
+        flags += [
+            "--search-attribute",
+            f"{key.name}={_CLI_TYPE_NAMES[key.indexed_value_type.name]}",
+        ]
     return flags
 
 

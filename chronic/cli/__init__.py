@@ -1,0 +1,14 @@
+"""The `chronic` command line."""
+
+from __future__ import annotations
+
+import typer
+
+from chronic.cli import dev
+
+app = typer.Typer(no_args_is_help=True, help="Chronic-condition benefit applications on Temporal.")
+app.add_typer(dev.app, name="dev")
+
+
+def main() -> None:
+    app()

@@ -104,17 +104,17 @@ class EmbeddedPostgres:
         self._refuse_if_already_running()
         return subprocess.Popen(self.server_argv(), **self.popen_kwargs(), **popen)
 
-    async def wait_ready(self, timeout: float = 30.0) -> None:
+    async def wait_ready(self, within_seconds: float = 30.0) -> None:
         """Wait until the server accepts connections."""
-        deadline = asyncio.get_running_loop().time() + timeout
+        deadline = asyncio.get_running_loop().time() + within_seconds
         while True:
             try:
                 conn = await asyncpg.connect(self.admin_dsn(), timeout=2)
-            except (OSError, asyncpg.PostgresError, asyncio.TimeoutError):
+            except (TimeoutError, OSError, asyncpg.PostgresError):
                 if asyncio.get_running_loop().time() > deadline:
                     raise TimeoutError(
                         f"Postgres on {self.host}:{self.port} did not accept connections within "
-                        f"{timeout:.0f} s; see {self.log_file}"
+                        f"{within_seconds:.0f} s; see {self.log_file}"
                     ) from None
                 await asyncio.sleep(0.2)
             else:

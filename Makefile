@@ -1,0 +1,23 @@
+# The two commands of a fresh machine (only Python and PyPI needed):
+#   make demo   — the stack on its embedded default (grows into the full demo)
+#   make test   — lint, type check and the test suite
+SHELL := /bin/bash
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+
+.PHONY: install demo test lint
+
+.tools/bin/uv:
+	python3 -m venv .tools && .tools/bin/pip install -q uv
+
+install: $(if $(shell command -v uv 2>/dev/null),,.tools/bin/uv)
+	$(UV) sync --locked
+
+demo: install
+	$(UV) run chronic dev up
+
+lint: install
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+
+test: install lint
+	$(UV) run pytest -q

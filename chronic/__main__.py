@@ -1,0 +1,3 @@
+from chronic.cli import main
+
+main()
