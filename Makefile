@@ -1,6 +1,6 @@
 # The two commands of a fresh machine (only Python and PyPI needed):
 #   make demo   — the stack on its embedded default (grows into the full demo)
-#   make test   — lint, type check and the test suite
+#   make test   — ruff, mypy and the test suite
 SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 
@@ -18,6 +18,7 @@ demo: install
 lint: install
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
+	$(UV) run mypy
 
 test: install lint
 	$(UV) run pytest -q

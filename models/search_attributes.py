@@ -32,7 +32,7 @@ SLA_BREACHED = SearchAttributeKey.for_bool("SlaBreached")
 APPLICANT_KEY = SearchAttributeKey.for_keyword("ApplicantKey")
 """HMAC-SHA256 of the applicant's ID number (never the number itself)."""
 
-ALL: tuple[SearchAttributeKey, ...] = (  # type: ignore[type-arg]
+ALL: tuple[SearchAttributeKey, ...] = (
     APPLICATION_STATUS,
     REVIEW_STAGE,
     REGION,

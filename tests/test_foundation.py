@@ -32,7 +32,8 @@ def test_sanmenxia_policy_holds_the_seed_numbers() -> None:
     assert policy.strikes_to_disqualify == 3
     assert policy.designated_hospital_changes_per_year == 2
     assert policy.audit_sample_rate == pytest.approx(0.10)
-    assert policy.disease("CA") is not None and policy.disease("CA").instant_track
+    cancer = policy.disease("CA")
+    assert cancer is not None and cancer.instant_track
 
 
 def test_unknown_region_names_the_available_ones() -> None:
