@@ -10,6 +10,7 @@ import socket
 import subprocess
 from pathlib import Path
 
+import psutil
 import typer
 from rich.console import Console
 
@@ -24,16 +25,6 @@ console = Console()
 def _process_table() -> Path:
     """Where a running `dev up` records its own pid and its children's, for down / status."""
     return get_settings().state_path / "dev.json"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _record(children: dict[str, subprocess.Popen[bytes]]) -> None:
@@ -108,7 +99,13 @@ async def _up() -> int:
 @app.command()
 def up() -> None:
     """Start Postgres and the Temporal dev server (UI on :8233) until Ctrl-C."""
-    raise typer.Exit(asyncio.run(_up()))
+    try:
+        code = asyncio.run(_up())
+    except (TimeoutError, RuntimeError, OSError) as error:
+        # The children are already stopped by _up's cleanup; say what failed, no traceback.
+        console.print(f"[red]dev up failed:[/] {error}")
+        code = 1
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -119,7 +116,7 @@ def status() -> None:
         console.print("no dev stack is running (nothing recorded in the state folder)")
         raise typer.Exit(1)
     for name, pid in json.loads(path.read_text()).items():
-        state = "[green]running[/]" if _alive(pid) else "[red]gone[/]"
+        state = "[green]running[/]" if psutil.pid_exists(pid) else "[red]gone[/]"
         console.print(f"{name:<12} pid {pid:<8} {state}")
 
 
@@ -132,13 +129,13 @@ def down() -> None:
         return
     table: dict[str, int] = json.loads(path.read_text())
     supervisor = table.pop("supervisor")
-    if _alive(supervisor):
+    if psutil.pid_exists(supervisor):
         os.kill(supervisor, signal.SIGTERM)
         console.print(f"asked dev up (pid {supervisor}) to stop")
         return
     # The supervisor died without cleaning up: stop what it left behind.
     for name, pid in table.items():
-        if _alive(pid):
+        if psutil.pid_exists(pid):
             os.kill(pid, signal.SIGTERM)
             console.print(f"stopped leftover {name} (pid {pid})")
     path.unlink(missing_ok=True)
