@@ -1,0 +1,284 @@
+"""The business database: SQLModel tables of the domain.
+
+Imported by activities, the CLI and migrations only — never by workflow code (the workflow
+sandbox would re-import SQLAlchemy on every activation and trip over "Table already defined").
+
+Personal data (names, ID numbers, mobiles) lives here, in the insurance office's own database,
+and nowhere in Temporal. Workflow-facing rows are keyed by the application ID and a step so
+that activities can be retried without writing twice.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlmodel import Field, SQLModel
+
+from models.domain import (
+    ApplicationStatus,
+    ExpertStatus,
+    ExpertTitle,
+    HospitalGrade,
+    InsuranceStatus,
+    InsuranceType,
+    MaterialKind,
+    OfferStatus,
+    ReviewDecision,
+    ReviewStage,
+    SmsStatus,
+)
+
+# Constraint names follow one convention so Alembic autogenerate and downgrades agree.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def _timestamp(*, nullable: bool = False, index: bool = False) -> Any:
+    """A timezone-aware timestamp column (all times are stored in UTC)."""
+    column = sa.Column(sa.DateTime(timezone=True), nullable=nullable, index=index)
+    return Field(default=None, sa_column=column) if nullable else Field(sa_column=column)
+
+
+def _enum(enum: type, *, index: bool = False) -> Any:
+    """Enums are stored as their values in a plain VARCHAR (no Postgres ENUM type to migrate)."""
+    return Field(sa_type=sa.String(32), index=index)
+
+
+class Hospital(SQLModel, table=True):
+    """A medical institution: issues materials, employs experts, is a designated hospital."""
+
+    __tablename__ = "hospital"
+
+    code: str = Field(primary_key=True, max_length=16)
+    name: str = Field(max_length=100)
+    level: int = Field(ge=1, le=3, description="1, 2 or 3 (一级/二级/三级).")
+    grade: HospitalGrade = _enum(HospitalGrade)
+    public: bool = True
+    region: str = Field(max_length=32, index=True)
+    notice_mobile: str | None = Field(
+        default=None, max_length=20, description="Insurance desk: disqualification notices."
+    )
+
+
+class InsuredPerson(SQLModel, table=True):
+    """参保人: the office's insurance register."""
+
+    __tablename__ = "insured_person"
+
+    id: int | None = Field(default=None, primary_key=True)
+    id_number: str = Field(max_length=18, unique=True)
+    name: str = Field(max_length=40)
+    mobile: str = Field(max_length=20)
+    insurance_type: InsuranceType = _enum(InsuranceType)
+    insurance_status: InsuranceStatus = _enum(InsuranceStatus)
+    region: str = Field(max_length=32, index=True)
+
+
+class SettlementMonth(SQLModel, table=True):
+    """A month in which the person had normal settlements (renewal needs 6 of the last 12)."""
+
+    __tablename__ = "settlement_month"
+
+    person_id: int = Field(foreign_key="insured_person.id", primary_key=True)
+    month: date = Field(primary_key=True, description="First day of the month.")
+    settlements: int = Field(ge=1)
+    amount_cents: int = Field(ge=0)
+
+
+class Disease(SQLModel, table=True):
+    """A catalogue entry (病种), mirrored from the region's policy profile."""
+
+    __tablename__ = "disease"
+
+    region: str = Field(primary_key=True, max_length=32)
+    code: str = Field(primary_key=True, max_length=16)
+    name: str = Field(max_length=100)
+    category: str = Field(max_length=32, index=True)
+    instant_track: bool = False
+
+
+class Expert(SQLModel, table=True):
+    """A reviewing doctor of the expert pool (专家库)."""
+
+    __tablename__ = "expert"
+
+    code: str = Field(primary_key=True, max_length=16, description="Staff code, e.g. E042.")
+    name: str = Field(max_length=40)
+    hospital_code: str = Field(foreign_key="hospital.code", index=True)
+    title: ExpertTitle = _enum(ExpertTitle)
+    categories: list[str] = Field(
+        sa_column=sa.Column(postgresql.ARRAY(sa.String(32)), nullable=False),
+        description="Disease categories this expert reviews.",
+    )
+    status: ExpertStatus = _enum(ExpertStatus, index=True)
+    consecutive_strikes: int = Field(default=0, ge=0)
+    disqualified_at: datetime | None = _timestamp(nullable=True)
+    region: str = Field(max_length=32, index=True)
+
+
+class Application(SQLModel, table=True):
+    """One request by one person for one disease (申报)."""
+
+    __tablename__ = "application"
+    __table_args__ = (
+        # One open application per person and disease: the race-free guard for submission.
+        sa.Index(
+            "uq_application_open_per_person_disease",
+            "person_id",
+            "disease_code",
+            unique=True,
+            postgresql_where=sa.text("closed_at IS NULL"),
+        ),
+        sa.Index("ix_application_person_disease_year", "person_id", "disease_code", "year"),
+    )
+
+    id: str = Field(primary_key=True, max_length=32, description="Also the workflow ID.")
+    region: str = Field(max_length=32)
+    person_id: int = Field(foreign_key="insured_person.id")
+    disease_code: str = Field(max_length=16)
+    year: int = Field(description="Calendar year of submission (quota is per year).")
+    status: ApplicationStatus = _enum(ApplicationStatus, index=True)
+    stage: ReviewStage = _enum(ReviewStage)
+    mobile: str = Field(max_length=20, description="Contact mobile given on the form.")
+    case_number: str = Field(max_length=40)
+    diagnosing_hospital_code: str = Field(foreign_key="hospital.code")
+    designated_hospital_code: str = Field(foreign_key="hospital.code")
+    submitted_by: str = Field(default="applicant", max_length=16)
+    submitted_at: datetime = _timestamp()
+    closed_at: datetime | None = _timestamp(nullable=True)
+    outcome_reason: str | None = Field(default=None, max_length=2000)
+
+
+class Material(SQLModel, table=True):
+    """An uploaded document (申报材料); each resubmission adds a new round."""
+
+    __tablename__ = "material"
+    __table_args__ = (sa.UniqueConstraint("application_id", "round", "position"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    application_id: str = Field(foreign_key="application.id", index=True)
+    round: int = Field(default=1, ge=1, description="1 = original submission, 2+ = resubmitted.")
+    position: int = Field(ge=0)
+    kind: MaterialKind = _enum(MaterialKind)
+    hospital_code: str = Field(foreign_key="hospital.code")
+    issued_on: date
+    file_ref: str = Field(max_length=500)
+    sha256: str = Field(max_length=64)
+
+
+class Offer(SQLModel, table=True):
+    """A review task pushed at random to one expert (随机推送), with its accept window."""
+
+    __tablename__ = "offer"
+    __table_args__ = (
+        sa.UniqueConstraint("application_id", "seq"),
+        # Never offer the same application to the same expert twice.
+        sa.UniqueConstraint("application_id", "expert_code", name="uq_offer_application_expert"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    application_id: str = Field(foreign_key="application.id", index=True)
+    seq: int = Field(ge=1, description="1, 2, … in the order offers were made.")
+    stage: ReviewStage = _enum(ReviewStage)
+    expert_code: str = Field(foreign_key="expert.code", index=True)
+    pool_size: int = Field(ge=1, description="Eligible experts the draw was made from.")
+    status: OfferStatus = _enum(OfferStatus, index=True)
+    offered_at: datetime = _timestamp()
+    accept_deadline: datetime = _timestamp()
+    answered_at: datetime | None = _timestamp(nullable=True)
+    decision_deadline: datetime | None = _timestamp(nullable=True)
+    decline_reason: str | None = Field(default=None, max_length=500)
+
+
+class Review(SQLModel, table=True):
+    """An expert's decision on one stage (初审 / 复审 / 终审)."""
+
+    __tablename__ = "review"
+    __table_args__ = (sa.UniqueConstraint("offer_id", "seq"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    application_id: str = Field(foreign_key="application.id", index=True)
+    offer_id: int = Field(foreign_key="offer.id")
+    seq: int = Field(default=1, ge=1, description="A materials request and the later decision.")
+    stage: ReviewStage = _enum(ReviewStage)
+    expert_code: str = Field(foreign_key="expert.code")
+    decision: ReviewDecision = _enum(ReviewDecision)
+    opinion: str = Field(default="", max_length=2000)
+    decided_at: datetime = _timestamp()
+
+
+class Benefit(SQLModel, table=True):
+    """The benefit certificate (待遇认定表) of an approved application."""
+
+    __tablename__ = "benefit"
+
+    id: int | None = Field(default=None, primary_key=True)
+    application_id: str = Field(foreign_key="application.id", unique=True)
+    person_id: int = Field(foreign_key="insured_person.id", index=True)
+    disease_code: str = Field(max_length=16)
+    designated_hospital_code: str = Field(foreign_key="hospital.code")
+    valid_from: date
+    valid_to: date | None = Field(default=None, description="None = long-term.")
+    status: str = Field(default="active", max_length=16)
+
+
+class SmsOutbox(SQLModel, table=True):
+    """Every SMS, written before the provider is called; the dedup key makes sends idempotent."""
+
+    __tablename__ = "sms_outbox"
+
+    id: int | None = Field(default=None, primary_key=True)
+    dedup_key: str = Field(max_length=200, unique=True)
+    application_id: str | None = Field(default=None, max_length=32, index=True)
+    template: str = Field(max_length=64)
+    recipient: str = Field(max_length=20)
+    params: dict[str, Any] = Field(
+        default_factory=dict, sa_column=sa.Column(postgresql.JSONB, nullable=False)
+    )
+    status: SmsStatus = _enum(SmsStatus, index=True)
+    gateway: str = Field(max_length=32)
+    provider_message_id: str | None = Field(default=None, max_length=100)
+    attempts: int = Field(default=0, ge=0)
+    last_error: str | None = Field(default=None, max_length=1000)
+    created_at: datetime = _timestamp()
+    sent_at: datetime | None = _timestamp(nullable=True)
+
+
+class AuditEvent(SQLModel, table=True):
+    """Who did what, when (审计). The step key makes a retried activity write once."""
+
+    __tablename__ = "audit_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    step_key: str = Field(max_length=200, unique=True)
+    application_id: str | None = Field(default=None, max_length=32, index=True)
+    actor: str = Field(max_length=64, description="system, clerk, expert:E042, hospital:H01 …")
+    action: str = Field(max_length=64)
+    detail: dict[str, Any] = Field(
+        default_factory=dict, sa_column=sa.Column(postgresql.JSONB, nullable=False)
+    )
+    at: datetime = _timestamp(index=True)
+
+
+__all__ = [
+    "Application",
+    "AuditEvent",
+    "Benefit",
+    "Disease",
+    "Expert",
+    "Hospital",
+    "InsuredPerson",
+    "Material",
+    "Offer",
+    "Review",
+    "SettlementMonth",
+    "SmsOutbox",
+]
