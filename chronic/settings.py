@@ -52,6 +52,11 @@ class Settings(BaseSettings):
         description="How long a worker waits for in-flight activities on SIGINT/SIGTERM "
         "before cancelling them (they are then retried by another worker).",
     )
+    sms_rate_per_second: float = Field(
+        default=20.0,
+        description="SMS sends per second across all notification workers (the task queue's "
+        "activity rate limit); keep it under the provider's quota.",
+    )
     log_level: str = Field(default="INFO")
 
     @property

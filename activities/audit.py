@@ -1,0 +1,36 @@
+"""The audit trail: one row per action, written in the same transaction as the action itself."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.dialects.postgresql import insert
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from models.tables import AuditEvent
+
+
+async def record(
+    session: AsyncSession,
+    *,
+    step_key: str,
+    application_id: str | None,
+    actor: str,
+    action: str,
+    at: datetime,
+    **detail: Any,
+) -> None:
+    """Append an audit event; a retried activity with the same ``step_key`` writes nothing."""
+    await session.execute(
+        insert(AuditEvent)
+        .values(
+            step_key=step_key,
+            application_id=application_id,
+            actor=actor,
+            action=action,
+            detail=detail,
+            at=at,
+        )
+        .on_conflict_do_nothing(index_elements=["step_key"])
+    )

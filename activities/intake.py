@@ -1,0 +1,192 @@
+"""Intake (受理) on the ``intake`` queue: the checks a clerk makes before experts see a file.
+
+Refusal (no resubmission can help): insurance status not normal, disease not in the catalogue
+(or not for this insurance type), the yearly quota used up. Return (退回, fixable): materials
+too old, from a hospital below the required level or not public, no diagnosis certificate.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone, tzinfo
+
+import chinese_calendar
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from chronic.db import Database
+from models.domain import ApplicationStatus, InsuranceStatus, InsuranceType, MaterialKind
+from models.messages import IntakeOutcome, IntakeRequest, MaterialsRound, SlaRequest
+from models.policy import PolicyProfile
+from models.tables import Application, Hospital, InsuredPerson, Material
+
+
+class IntakeActivities:
+    """Intake checks against the insurance register, the catalogue and the materials."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @activity.defn
+    async def record_materials(self, materials: MaterialsRound) -> int:
+        """Store one round of materials (idempotent per application, round and position)."""
+        rows = [
+            {
+                "application_id": materials.application_id,
+                "round": materials.round,
+                "position": i,
+                "kind": m.kind.value,
+                "hospital_code": m.hospital,
+                "issued_on": m.issued_on,
+                "file_ref": m.file,
+                "sha256": m.sha256,
+            }
+            for i, m in enumerate(materials.materials)
+        ]
+        async with self.db.session() as session:
+            known = set(await session.scalars(sa.select(col(Hospital.code))))
+            unknown = sorted({m.hospital for m in materials.materials} - known)
+            if unknown:
+                raise ApplicationError(
+                    f"unknown hospital code(s) {', '.join(unknown)}: use a code from the "
+                    "hospital register",
+                    type="UnknownHospital",
+                    non_retryable=True,
+                )
+            await session.execute(insert(Material).values(rows).on_conflict_do_nothing())
+        return len(rows)
+
+    @activity.defn
+    async def check_intake(self, request: IntakeRequest) -> IntakeOutcome:
+        """Refuse, return with every reason, or accept one round of an application."""
+        policy = request.policy
+        today = request.checked_at.astimezone(_zone(policy)).date()
+        async with self.db.session() as session:
+            application = await session.get(Application, request.application_id)
+            if application is None:
+                raise ApplicationError(
+                    f"application {request.application_id} has no record in the database",
+                    type="MissingApplication",
+                    non_retryable=True,
+                )
+            # Locking the person serialises quota counts across that person's applications.
+            person = await session.get(InsuredPerson, application.person_id, with_for_update=True)
+            assert person is not None  # foreign key
+            refusals = await self._refusals(session, policy, application, person)
+            if refusals:
+                return IntakeOutcome(accepted=False, refused=True, reasons=tuple(refusals))
+            returns = await self._material_problems(session, policy, request, today)
+        if returns:
+            return IntakeOutcome(accepted=False, reasons=tuple(returns))
+        return IntakeOutcome(accepted=True)
+
+    async def _refusals(
+        self,
+        session: AsyncSession,
+        policy: PolicyProfile,
+        application: Application,
+        person: InsuredPerson,
+    ) -> list[str]:
+        reasons: list[str] = []
+        if person.insurance_status != InsuranceStatus.NORMAL:
+            reasons.append(
+                f"insurance status is {person.insurance_status}: only insured persons with "
+                "normal status can apply; settle the insurance status at the office first"
+            )
+        disease = policy.disease(application.disease_code)
+        if disease is None:
+            reasons.append(
+                f"disease {application.disease_code} is not in the {policy.region} catalogue"
+            )
+        elif disease.resident_only and person.insurance_type != InsuranceType.RESIDENT:
+            reasons.append(f"{disease.name} is covered for urban-rural resident insurance only")
+        earlier = await session.scalar(
+            sa.select(sa.func.count())
+            .select_from(Application)
+            .where(
+                col(Application.person_id) == application.person_id,
+                col(Application.disease_code) == application.disease_code,
+                col(Application.year) == application.year,
+                col(Application.id) != application.id,
+                col(Application.submitted_at) <= application.submitted_at,
+                # Refused applications never reached review; they do not use the quota.
+                col(Application.status) != ApplicationStatus.REFUSED,
+            )
+        )
+        quota = policy.applications_per_disease_per_year
+        if (earlier or 0) >= quota:
+            reasons.append(
+                f"quota used: {earlier} applications for {application.disease_code} in "
+                f"{application.year} already; at most {quota} per person, disease and calendar "
+                "year — apply again next year"
+            )
+        return reasons
+
+    async def _material_problems(
+        self,
+        session: AsyncSession,
+        policy: PolicyProfile,
+        request: IntakeRequest,
+        today: date,
+    ) -> list[str]:
+        rows = (
+            await session.execute(
+                sa.select(Material, Hospital)
+                .join(Hospital, col(Hospital.code) == col(Material.hospital_code))
+                .where(
+                    col(Material.application_id) == request.application_id,
+                    col(Material.round) == request.round,
+                )
+                .order_by(col(Material.position))
+            )
+        ).all()
+        problems: list[str] = []
+        if not any(m.kind == MaterialKind.DIAGNOSIS_CERTIFICATE for m, _ in rows):
+            problems.append("no diagnosis certificate (诊断证明) among the materials: add one")
+        oldest = today - policy.material_max_age
+        minimum = int(policy.material_min_hospital_level)
+        for material, hospital in rows:
+            label = f"material {material.position + 1} ({material.kind}, {hospital.name})"
+            if material.issued_on < oldest:
+                problems.append(
+                    f"{label} was issued on {material.issued_on}, more than "
+                    f"{policy.material_max_age.days} days ago: provide one issued since {oldest}"
+                )
+            if hospital.level < minimum:
+                problems.append(
+                    f"{label} comes from a level-{hospital.level} hospital: materials must come "
+                    f"from a hospital of level {minimum} or above"
+                )
+            if policy.material_public_hospital_only and not hospital.public:
+                problems.append(f"{label} comes from a private hospital: a public one is required")
+        return problems
+
+    @activity.defn
+    async def sla_due_at(self, request: SlaRequest) -> datetime:
+        """The end of the working-day target, on the official holiday calendar.
+
+        Kept in an activity so a calendar-library update cannot change a replayed workflow.
+        """
+        day = request.start.date()
+        remaining = request.working_days
+        while remaining > 0:
+            day += timedelta(days=1)
+            if _is_workday(day):
+                remaining -= 1
+        return datetime.combine(day, request.start.timetz())
+
+
+def _is_workday(day: date) -> bool:
+    try:
+        return bool(chinese_calendar.is_workday(day))
+    except NotImplementedError:
+        # Beyond the calendar's published years: Monday–Friday until the library catches up.
+        activity.logger.warning("no holiday calendar for %d yet; counting Mon-Fri", day.year)
+        return day.weekday() < 5
+
+
+def _zone(policy: PolicyProfile) -> tzinfo:
+    return timezone(timedelta(hours=policy.timezone_offset_hours))

@@ -1,0 +1,122 @@
+"""Review records on the ``review`` queue: decisions, status changes, benefit certificates."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlmodel import col
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities import audit
+from chronic.db import Database
+from models.messages import BenefitIssued, BenefitRequest, ReviewRecord, StatusChange
+from models.tables import Application, Benefit, Hospital, Review
+
+
+class ReviewActivities:
+    """Writes what reviewers and the process decided; every write is idempotent per step."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @activity.defn
+    async def record_review(self, review: ReviewRecord) -> None:
+        """Store an expert's decision (or materials request) on one offer."""
+        async with self.db.session() as session:
+            await session.execute(
+                insert(Review)
+                .values(
+                    application_id=review.application_id,
+                    offer_id=review.offer_id,
+                    seq=review.seq,
+                    stage=review.stage.value,
+                    expert_code=review.expert_code,
+                    decision=review.decision.value,
+                    opinion=review.opinion,
+                    decided_at=review.decided_at,
+                )
+                .on_conflict_do_nothing(index_elements=["offer_id", "seq"])
+            )
+            await audit.record(
+                session,
+                step_key=f"{review.application_id}:review:{review.offer_id}:{review.seq}",
+                application_id=review.application_id,
+                actor=f"expert:{review.expert_code}",
+                action=f"review_{review.decision}",
+                at=review.decided_at,
+                stage=review.stage.value,
+                opinion=review.opinion,
+            )
+
+    @activity.defn
+    async def change_status(self, change: StatusChange) -> None:
+        """Move the application row to a new status and stage, with an audit event."""
+        async with self.db.session() as session:
+            values: dict[str, object] = {"status": change.status.value, "stage": change.stage.value}
+            if change.closed:
+                values["closed_at"] = change.at
+            if change.reason is not None:
+                values["outcome_reason"] = change.reason
+            result = await session.execute(
+                sa.update(Application)
+                .where(col(Application.id) == change.application_id)
+                .values(**values)
+            )
+            if result.rowcount == 0:  # type: ignore[attr-defined]
+                raise ApplicationError(
+                    f"application {change.application_id} has no record",
+                    type="MissingApplication",
+                    non_retryable=True,
+                )
+            await audit.record(
+                session,
+                step_key=f"{change.application_id}:{change.step}",
+                application_id=change.application_id,
+                actor=change.actor,
+                action=f"status_{change.status}",
+                at=change.at,
+                stage=change.stage.value,
+                reason=change.reason,
+            )
+
+    @activity.defn
+    async def issue_benefit(self, request: BenefitRequest) -> BenefitIssued:
+        """Create the benefit certificate (待遇认定表); it starts on the approval date."""
+        async with self.db.session() as session:
+            application = await session.get(Application, request.application_id)
+            if application is None:
+                raise ApplicationError(
+                    f"application {request.application_id} has no record",
+                    type="MissingApplication",
+                    non_retryable=True,
+                )
+            valid_to = (
+                None
+                if request.validity_days is None
+                else request.approved_on + timedelta(days=request.validity_days - 1)
+            )
+            await session.execute(
+                insert(Benefit)
+                .values(
+                    application_id=application.id,
+                    person_id=application.person_id,
+                    disease_code=application.disease_code,
+                    designated_hospital_code=application.designated_hospital_code,
+                    valid_from=request.approved_on,
+                    valid_to=valid_to,
+                )
+                .on_conflict_do_nothing(index_elements=["application_id"])
+            )
+            benefit = await session.scalar(
+                sa.select(Benefit).where(col(Benefit.application_id) == application.id)
+            )
+            hospital = await session.get(Hospital, application.designated_hospital_code)
+            assert benefit is not None and hospital is not None
+            return BenefitIssued(
+                valid_from=benefit.valid_from,
+                valid_to=benefit.valid_to,
+                designated_hospital_name=hospital.name,
+            )

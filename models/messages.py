@@ -1,0 +1,239 @@
+"""What travels through Temporal: workflow input, update arguments, activity calls, progress.
+
+Pure pydantic and workflow-safe. Nothing here carries personal data: the applicant appears as
+an internal person id and an HMAC key; names, ID numbers and mobiles stay in the database,
+where activities look them up.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.domain import (
+    ApplicationStatus,
+    MaterialKind,
+    OfferStatus,
+    ReviewDecision,
+    ReviewStage,
+)
+from models.policy import PolicyProfile
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class MaterialItem(_Message):
+    """One document of a submission or resubmission (no personal data: codes, dates, hashes)."""
+
+    kind: MaterialKind
+    hospital: str
+    issued_on: date
+    file: str
+    sha256: str
+
+
+class ApplicationInput(_Message):
+    """Start argument of the application workflow; the record itself is already in Postgres."""
+
+    application_id: str
+    policy: PolicyProfile = Field(description="The rules in force at submission.")
+    disease_code: str
+    applicant_key: str = Field(description="HMAC of the ID number, for the ApplicantKey filter.")
+    submitted_at: datetime
+
+
+# ---- intake -----------------------------------------------------------------------------------
+
+
+class IntakeOutcome(_Message):
+    """Result of the intake checks on one round of materials."""
+
+    accepted: bool
+    refused: bool = Field(
+        default=False,
+        description="True when no resubmission can help (insurance status, quota, catalogue).",
+    )
+    reasons: tuple[str, ...] = ()
+
+
+class IntakeRequest(_Message):
+    application_id: str
+    round: int
+    policy: PolicyProfile
+    checked_at: datetime
+
+
+class MaterialsRound(_Message):
+    application_id: str
+    round: int
+    materials: tuple[MaterialItem, ...]
+
+
+class SlaRequest(_Message):
+    start: datetime
+    working_days: int
+
+
+# ---- assignment -------------------------------------------------------------------------------
+
+
+class DrawRequest(_Message):
+    """Draw one expert for a stage; ``seq`` makes a retried draw return the same offer."""
+
+    application_id: str
+    seq: int
+    stage: ReviewStage
+    category: str
+    exclude_experts: tuple[str, ...] = Field(
+        default=(), description="Reviewers of the other stages of this application."
+    )
+    offered_at: datetime
+    accept_deadline: datetime
+
+
+class OfferMade(_Message):
+    offer_id: int
+    seq: int
+    expert_code: str
+    pool_size: int
+    offered_at: datetime
+    accept_deadline: datetime
+
+
+class DrawResult(_Message):
+    """The offer made, or None when no expert is eligible right now."""
+
+    offer: OfferMade | None = None
+
+
+class OfferAnswer(_Message):
+    """What became of an offer: accepted, declined, lapsed, decision lapsed, or completed."""
+
+    offer_id: int
+    status: OfferStatus
+    at: datetime
+    reason: str | None = None
+    decision_deadline: datetime | None = None
+    strikes_to_disqualify: int = 3
+
+
+class StrikeOutcome(_Message):
+    expert_code: str
+    consecutive_strikes: int
+    disqualified: bool
+    hospital_code: str
+
+
+# ---- review -----------------------------------------------------------------------------------
+
+
+class ReviewRecord(_Message):
+    application_id: str
+    offer_id: int
+    seq: int
+    stage: ReviewStage
+    expert_code: str
+    decision: ReviewDecision
+    opinion: str
+    decided_at: datetime
+
+
+class StatusChange(_Message):
+    """Moves the application row (and the audit trail) to a new status."""
+
+    application_id: str
+    status: ApplicationStatus
+    stage: ReviewStage
+    at: datetime
+    step: str = Field(description="Unique per workflow step: makes the write idempotent.")
+    actor: str = "system"
+    reason: str | None = None
+    closed: bool = False
+
+
+class BenefitRequest(_Message):
+    application_id: str
+    approved_on: date
+    validity_days: int | None
+
+
+class BenefitIssued(_Message):
+    valid_from: date
+    valid_to: date | None
+    designated_hospital_name: str
+
+
+# ---- updates (expert and clerk actions) ---------------------------------------------------------
+
+
+class AcceptOffer(_Message):
+    expert: str
+
+
+class DeclineOffer(_Message):
+    expert: str
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class Decide(_Message):
+    expert: str
+    approve: bool
+    opinion: str = Field(default="", max_length=2000)
+
+
+class RequestMaterials(_Message):
+    expert: str
+    note: str = Field(min_length=1, max_length=500)
+
+
+class Resubmission(_Message):
+    materials: tuple[MaterialItem, ...] = Field(min_length=1)
+
+
+# ---- progress (query) -------------------------------------------------------------------------
+
+
+class OfferView(_Message):
+    seq: int
+    stage: ReviewStage
+    expert: str
+    pool_size: int
+    status: OfferStatus
+    offered_at: datetime
+    accept_deadline: datetime
+    decision_deadline: datetime | None = None
+    answered_at: datetime | None = None
+    reason: str | None = None
+
+
+class DecisionView(_Message):
+    stage: ReviewStage
+    expert: str
+    decision: ReviewDecision
+    opinion: str
+    at: datetime
+
+
+class Progress(_Message):
+    """Everything `chronic status` shows; also the workflow's query result."""
+
+    application_id: str
+    region: str
+    disease_code: str
+    status: ApplicationStatus
+    stage: ReviewStage
+    submitted_at: datetime
+    sla_due_at: datetime | None = None
+    sla_breached: bool = False
+    waiting_for: str = Field(description="One line: what happens next, and until when.")
+    current_offer: OfferView | None = None
+    offers: tuple[OfferView, ...] = ()
+    decisions: tuple[DecisionView, ...] = ()
+    reasons: tuple[str, ...] = Field(default=(), description="Return / refusal reasons.")
+    resubmission_deadline: datetime | None = None
+    materials_round: int = 1
+    benefit: BenefitIssued | None = None
+    finished_at: datetime | None = None

@@ -1,0 +1,24 @@
+"""Assignment role: random expert draws, offers and strikes on the ``assignment`` queue."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.assignment import AssignmentActivities
+from workers import queues
+from workers.resources import Resources
+
+TASK_QUEUE = queues.ASSIGNMENT
+
+
+def build(client: Client, resources: Resources, *, graceful_shutdown: timedelta) -> Worker:
+    assignment = AssignmentActivities(resources.database())
+    return Worker(
+        client,
+        task_queue=TASK_QUEUE,
+        activities=[assignment.draw_expert, assignment.answer_offer],
+        graceful_shutdown_timeout=graceful_shutdown,
+    )

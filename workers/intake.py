@@ -1,0 +1,24 @@
+"""Intake role: eligibility, catalogue, quota and materials checks on the ``intake`` queue."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.intake import IntakeActivities
+from workers import queues
+from workers.resources import Resources
+
+TASK_QUEUE = queues.INTAKE
+
+
+def build(client: Client, resources: Resources, *, graceful_shutdown: timedelta) -> Worker:
+    intake = IntakeActivities(resources.database())
+    return Worker(
+        client,
+        task_queue=TASK_QUEUE,
+        activities=[intake.check_intake, intake.record_materials, intake.sla_due_at],
+        graceful_shutdown_timeout=graceful_shutdown,
+    )

@@ -1,0 +1,23 @@
+"""Orchestration role: runs the workflow code (no I/O) on the ``applications`` queue."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from workers import queues
+from workers.resources import Resources
+from workflows import WORKFLOWS
+
+TASK_QUEUE = queues.APPLICATIONS
+
+
+def build(client: Client, resources: Resources, *, graceful_shutdown: timedelta) -> Worker:
+    return Worker(
+        client,
+        task_queue=TASK_QUEUE,
+        workflows=WORKFLOWS,
+        graceful_shutdown_timeout=graceful_shutdown,
+    )

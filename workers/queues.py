@@ -1,0 +1,14 @@
+"""Task-queue names, one per worker role (workflow-safe: workflows route activities with them)."""
+
+from __future__ import annotations
+
+APPLICATIONS = "applications"
+"""Orchestration: all workflow code, no I/O."""
+INTAKE = "intake"
+"""Eligibility, catalogue, quota and materials checks; working-day arithmetic."""
+ASSIGNMENT = "assignment"
+"""Random expert draws, offers, strikes, disqualification."""
+REVIEW = "review"
+"""Decision records, status changes, benefit certificates, the audit trail."""
+NOTIFICATION = "notification"
+"""SMS to applicants and notices to hospitals, rate-limited per task queue."""

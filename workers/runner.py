@@ -1,0 +1,69 @@
+"""Run one worker role until SIGINT/SIGTERM, then shut down gracefully.
+
+On a stop signal the worker stops polling, lets in-flight activities finish for up to
+``worker_shutdown_grace_seconds`` and then cancels them; Temporal retries cancelled or
+unfinished activities on another worker, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import os
+import signal
+from datetime import timedelta
+from typing import Protocol
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from chronic.settings import Settings, get_settings
+from chronic.temporal_client import connect
+from workers import ROLES
+from workers.resources import Resources
+
+log = logging.getLogger("chronic.worker")
+
+
+class RoleModule(Protocol):
+    TASK_QUEUE: str
+
+    def build(
+        self, client: Client, resources: Resources, *, graceful_shutdown: timedelta
+    ) -> Worker: ...
+
+
+def role_module(role: str) -> RoleModule:
+    """The module of ``role``; a clear error for an unknown one."""
+    if role not in ROLES:
+        raise LookupError(f"unknown worker role {role!r}; roles: {', '.join(ROLES)}")
+    module: RoleModule = importlib.import_module(ROLES[role])
+    return module
+
+
+async def run_worker(role: str, settings: Settings | None = None) -> None:
+    """Poll the role's task queue until a stop signal arrives."""
+    settings = settings or get_settings()
+    module = role_module(role)
+    client = await connect(settings)
+    resources = Resources(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    worker = module.build(
+        client,
+        resources,
+        graceful_shutdown=timedelta(seconds=settings.worker_shutdown_grace_seconds),
+    )
+    try:
+        async with worker:
+            log.info(
+                "worker %s polling task queue %r (pid %d)", role, module.TASK_QUEUE, os.getpid()
+            )
+            await stop.wait()
+            log.info("worker %s stopping: finishing in-flight tasks", role)
+    finally:
+        await resources.close()
+    log.info("worker %s stopped", role)
