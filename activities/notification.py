@@ -1,0 +1,234 @@
+"""Notification activities: SMS to applicants and to hospitals, at most once per dedup key.
+
+Runs on the ``notification`` task queue. The request names its recipient by application or
+hospital; the number is looked up here, in the business database, so it never enters Temporal
+history. Every message is first written to the ``sms_outbox`` table under its dedup key (unique
+constraint) and committed; only then is the provider called, with the row locked, so a retried
+or duplicated activity finds the row already sent and does not send again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.dialects.postgresql import insert
+from sqlmodel import select
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from chronic.db import Database
+from chronic.sms.gateway import SmsGateway, SmsSendError
+from chronic.sms.phone import InvalidPhoneNumber, scrub, to_e164
+from chronic.sms.templates import missing_params, render
+from models.domain import SmsStatus
+from models.notifications import SmsRequest, SmsResult
+from models.tables import Application, Hospital, SmsOutbox
+
+# Failure types a workflow's retry policy or error handling can match on.
+RECIPIENT_MISSING = "SmsRecipientMissing"
+REQUEST_INVALID = "SmsRequestInvalid"
+SEND_FAILED = "SmsSendError"
+
+
+class NotificationActivities:
+    """The notification role's activities, bound to one database and one SMS gateway.
+
+    Example (the notification worker)::
+
+        acts = NotificationActivities(Database.from_settings(), build_gateway())
+        Worker(client, task_queue="notification", activities=acts.activities())
+    """
+
+    def __init__(self, db: Database, gateway: SmsGateway) -> None:
+        self._db = db
+        self._gateway = gateway
+
+    def activities(self) -> list[Callable[..., Any]]:
+        """The activity callables to register on the worker."""
+        return [self.send_sms]
+
+    @activity.defn
+    async def send_sms(self, request: SmsRequest) -> SmsResult:
+        """Send one templated SMS unless a message with the same dedup key was already sent.
+
+        Raises:
+            ApplicationError: non-retryable (type ``SmsRecipientMissing``) when the application
+                or hospital, or its mobile, does not exist; non-retryable ``SmsRequestInvalid``
+                when template values are missing or the dedup key was used for another
+                template; ``SmsSendError`` when the provider refused — retryable for
+                throttling and outages, non-retryable for an invalid number or configuration.
+        """
+        values = dict(request.params)
+        if request.application_id is not None:
+            values["application_id"] = request.application_id
+        missing = missing_params(request.template, values)
+        if missing:
+            raise ApplicationError(
+                f"SMS template {request.template.value!r} needs values for "
+                f"{', '.join(missing)}; add them to SmsRequest.params",
+                type=REQUEST_INVALID,
+                non_retryable=True,
+            )
+        phone = await self._recipient(request)
+        text = render(request.template, values)
+        await self._record(request, phone, {**values, "text": text})
+        return await self._deliver(request, phone, values)
+
+    async def _recipient(self, request: SmsRequest) -> str:
+        """The recipient's number (E.164), from the application or the hospital."""
+        template = request.template.value
+        async with self._db.session() as session:
+            if request.application_id is not None:
+                who = f"application {request.application_id}"
+                raw = (
+                    await session.exec(
+                        select(Application.mobile).where(Application.id == request.application_id)
+                    )
+                ).first()
+                if raw is None:
+                    raise ApplicationError(
+                        f"Cannot send SMS {template!r}: {who} does not exist; check the "
+                        "application ID passed to send_sms",
+                        type=RECIPIENT_MISSING,
+                        non_retryable=True,
+                    )
+            else:
+                who = f"hospital {request.hospital_code}"
+                hospital = await session.get(Hospital, request.hospital_code)
+                if hospital is None:
+                    raise ApplicationError(
+                        f"Cannot send SMS {template!r}: {who} does not exist; check the "
+                        "hospital code passed to send_sms",
+                        type=RECIPIENT_MISSING,
+                        non_retryable=True,
+                    )
+                if not hospital.notice_mobile:
+                    raise ApplicationError(
+                        f"Cannot send SMS {template!r}: {who} has no notice mobile; set "
+                        "hospital.notice_mobile for its insurance desk and run the step again",
+                        type=RECIPIENT_MISSING,
+                        non_retryable=True,
+                    )
+                raw = hospital.notice_mobile
+        try:
+            return to_e164(raw)
+        except InvalidPhoneNumber as exc:
+            raise ApplicationError(
+                f"Cannot send SMS {template!r}: the mobile stored for {who} is {exc}; "
+                "correct it in the database and run the step again",
+                type=RECIPIENT_MISSING,
+                non_retryable=True,
+            ) from None
+
+    async def _record(self, request: SmsRequest, phone: str, params: dict[str, str]) -> None:
+        """Write the outbox row (pending) unless the key exists, and commit before any send."""
+        statement = (
+            insert(SmsOutbox)
+            .values(
+                dedup_key=request.dedup_key,
+                application_id=request.application_id,
+                template=request.template.value,
+                recipient=phone,
+                params=params,
+                status=SmsStatus.PENDING.value,
+                gateway=self._gateway.name,
+                attempts=0,
+                created_at=datetime.now(UTC),
+            )
+            .on_conflict_do_nothing(index_elements=["dedup_key"])
+        )
+        async with self._db.session() as session:
+            await session.exec(statement)
+
+    async def _deliver(self, request: SmsRequest, phone: str, values: dict[str, str]) -> SmsResult:
+        """Lock the outbox row, send unless already sent, and record the outcome."""
+        log = activity.logger
+        failure: SmsSendError | None = None
+        async with self._db.session() as session:
+            # The lock is held during the provider call: a concurrent attempt with the same
+            # key waits here and then finds the row sent.
+            row = (
+                await session.exec(
+                    select(SmsOutbox)
+                    .where(SmsOutbox.dedup_key == request.dedup_key)
+                    .with_for_update()
+                )
+            ).one()
+            where = (
+                f"outbox={row.id} template={request.template.value} "
+                f"application={request.application_id or '-'} "
+                f"hospital={request.hospital_code or '-'}"
+            )
+            if row.template != request.template.value or (
+                row.application_id != request.application_id
+            ):
+                raise ApplicationError(
+                    f"SMS dedup key {request.dedup_key!r} was already used for another message "
+                    f"(outbox row {row.id}, template {row.template!r}); give each message its "
+                    "own key, e.g. '<workflow id>:<step>'",
+                    type=REQUEST_INVALID,
+                    non_retryable=True,
+                )
+            if row.status == SmsStatus.SENT:
+                log.info("SMS %s already sent; not sending again", where)
+                assert row.id is not None
+                return SmsResult(
+                    outbox_id=row.id,
+                    status=SmsStatus.SENT,
+                    gateway=row.gateway,
+                    provider_message_id=row.provider_message_id,
+                    duplicate=True,
+                )
+
+            row.attempts += 1
+            row.recipient = phone  # a corrected mobile is used (and recorded) on a retry
+            row.gateway = self._gateway.name
+            try:
+                message_id = await self._gateway.send(phone, request.template, values)
+            except SmsSendError as exc:
+                failure = exc
+            except Exception as exc:
+                # An unexpected gateway error: record it and let Temporal retry.
+                failure = SmsSendError(
+                    f"{type(exc).__name__}: {exc}", retryable=True, gateway=self._gateway.name
+                )
+            if failure is None:
+                row.status = SmsStatus.SENT
+                row.provider_message_id = message_id
+                row.sent_at = datetime.now(UTC)
+                row.last_error = None
+                log.info("SMS %s sent via %s (attempt %d)", where, self._gateway.name, row.attempts)
+            else:
+                row.status = SmsStatus.FAILED
+                row.last_error = scrub(failure.message)[:1000]
+                log.warning(
+                    "SMS %s failed via %s (attempt %d, %s): %s",
+                    where,
+                    self._gateway.name,
+                    row.attempts,
+                    "will retry" if failure.retryable else "not retryable",
+                    failure.message,
+                )
+            session.add(row)
+            assert row.id is not None
+            result = SmsResult(
+                outbox_id=row.id,
+                status=row.status,
+                gateway=row.gateway,
+                provider_message_id=row.provider_message_id,
+            )
+        # Committed: the failed attempt is on record before Temporal sees the error.
+        if failure is not None:
+            raise ApplicationError(
+                f"SMS {request.template.value!r} (outbox row {result.outbox_id}) not sent: "
+                f"{failure.message}",
+                {"code": failure.code, "gateway": failure.gateway or self._gateway.name},
+                type=SEND_FAILED,
+                non_retryable=not failure.retryable,
+            )
+        return result
+
+
+__all__ = ["RECIPIENT_MISSING", "REQUEST_INVALID", "SEND_FAILED", "NotificationActivities"]

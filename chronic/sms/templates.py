@@ -1,0 +1,104 @@
+"""The one place that holds each SMS template: its Chinese text, its values, its Aliyun code.
+
+The text uses Aliyun's own placeholder syntax (``${name}``), so the template registered in the
+Aliyun console is this text verbatim and the log gateway and the outbox show exactly what the
+provider sends. Aliyun adds the sign name (【…】) itself; it is not part of the text.
+
+No template names the applicant: the SMS goes to the mobile given on the form, and keeping
+names out of the text keeps them out of the outbox's params as well.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from string import Template
+
+from models.notifications import SmsTemplate
+
+
+@dataclass(frozen=True)
+class TemplateSpec:
+    """One SMS template.
+
+    Attributes:
+        text: The Chinese text with ``${name}`` placeholders (Aliyun's syntax).
+        params: The placeholder names, in the order they appear.
+        code_setting: The :class:`chronic.sms.settings.SmsSettings` field holding the Aliyun
+            template code (``SMS_…``) registered for this text; its environment variable is
+            ``CHRONIC_SMS_`` + the field name in upper case.
+    """
+
+    text: str
+    params: tuple[str, ...]
+    code_setting: str
+
+    @property
+    def env_var(self) -> str:
+        """Environment variable that sets this template's Aliyun code."""
+        return f"CHRONIC_SMS_{self.code_setting.upper()}"
+
+
+TEMPLATES: Mapping[SmsTemplate, TemplateSpec] = {
+    SmsTemplate.SUBMITTED: TemplateSpec(
+        text="您的门诊慢特病认定申请已提交，申请编号${application_id}，可随时登录查询办理进度。",
+        params=("application_id",),
+        code_setting="aliyun_template_submitted",
+    ),
+    SmsTemplate.RETURNED: TemplateSpec(
+        text="您的门诊慢特病认定申请（编号${application_id}）已被退回，原因：${reasons}。"
+        "请按要求补正后重新提交。",
+        params=("application_id", "reasons"),
+        code_setting="aliyun_template_returned",
+    ),
+    SmsTemplate.MATERIALS_REQUESTED: TemplateSpec(
+        text="您的门诊慢特病认定申请（编号${application_id}）需补充材料：${note}。"
+        "请尽快登录补充提交。",
+        params=("application_id", "note"),
+        code_setting="aliyun_template_materials_requested",
+    ),
+    SmsTemplate.APPROVED: TemplateSpec(
+        text="您的门诊慢特病认定申请（编号${application_id}）已通过认定，待遇有效期"
+        "${valid_from}至${valid_to}，定点医院：${hospital}。",
+        params=("application_id", "valid_from", "valid_to", "hospital"),
+        code_setting="aliyun_template_approved",
+    ),
+    SmsTemplate.REJECTED: TemplateSpec(
+        text="您的门诊慢特病认定申请（编号${application_id}）未通过认定，原因：${reason}。",
+        params=("application_id", "reason"),
+        code_setting="aliyun_template_rejected",
+    ),
+    SmsTemplate.EXPERT_DISQUALIFIED: TemplateSpec(
+        text="贵院推荐的门诊慢特病认定专家（工号${expert_code}）已连续${strikes}次拒绝或超时"
+        "未受理评审任务，依规取消其专家资格。",
+        params=("expert_code", "strikes"),
+        code_setting="aliyun_template_expert_disqualified",
+    ),
+}
+
+
+def spec(template: SmsTemplate) -> TemplateSpec:
+    """The spec of ``template``."""
+    return TEMPLATES[template]
+
+
+def missing_params(template: SmsTemplate, values: Mapping[str, str]) -> list[str]:
+    """The placeholders of ``template`` that ``values`` does not fill (empty counts as missing)."""
+    return [name for name in spec(template).params if not values.get(name)]
+
+
+def template_values(template: SmsTemplate, values: Mapping[str, str]) -> dict[str, str]:
+    """Only the values ``template`` uses, in its order (what the provider receives)."""
+    return {name: values[name] for name in spec(template).params}
+
+
+def render(template: SmsTemplate, values: Mapping[str, str]) -> str:
+    """The text of ``template`` filled with ``values``.
+
+    Raises:
+        KeyError: A placeholder has no value (see :func:`missing_params` to check first).
+    """
+    return Template(spec(template).text).substitute(template_values(template, values))
+
+
+__all__ = ["TEMPLATES", "TemplateSpec", "missing_params", "render", "spec", "template_values"]

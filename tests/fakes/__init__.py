@@ -1,0 +1,3 @@
+"""Local stand-ins for outside services (real servers on loopback, not mocks)."""
+
+from __future__ import annotations
