@@ -11,7 +11,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -51,6 +51,11 @@ class Settings(BaseSettings):
         default=20.0,
         description="How long a worker waits for in-flight activities on SIGINT/SIGTERM "
         "before cancelling them (they are then retried by another worker).",
+    )
+    applicant_key_secret: SecretStr | None = Field(
+        default=None,
+        description="Key of the HMAC that stands for an ID number in Temporal (ApplicantKey). "
+        "Unset: a key generated into the state folder on first use.",
     )
     sms_rate_per_second: float = Field(
         default=20.0,

@@ -43,6 +43,11 @@ class ApplicationInput(_Message):
     disease_code: str
     applicant_key: str = Field(description="HMAC of the ID number, for the ApplicantKey filter.")
     submitted_at: datetime
+    search_attributes: bool = Field(
+        default=True,
+        description="Publish the product's search attributes. False only on a server that "
+        "cannot register them (the time-skipping test server).",
+    )
 
 
 # ---- intake -----------------------------------------------------------------------------------

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from chronic.db import Database
 from chronic.settings import Settings
 
 
-@dataclass
 class Resources:
-    """Opened lazily, so the orchestration worker (no I/O) never connects to Postgres."""
+    """Opened lazily, so the orchestration worker (no I/O) never connects to Postgres.
 
-    settings: Settings
-    _database: Database | None = field(default=None, init=False)
+    Tests pass their own database; a pool this object did not open is not closed by it.
+    """
+
+    def __init__(self, settings: Settings, database: Database | None = None) -> None:
+        self.settings = settings
+        self._database = database
+        self._owns_database = database is None
 
     def database(self) -> Database:
         if self._database is None:
@@ -21,5 +23,5 @@ class Resources:
         return self._database
 
     async def close(self) -> None:
-        if self._database is not None:
+        if self._database is not None and self._owns_database:
             await self._database.dispose()

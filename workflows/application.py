@@ -577,7 +577,8 @@ class ApplicationWorkflow:
         ]
         if self._sla_due_at is not None:
             updates.append(sa.SLA_DUE_AT.value_set(self._sla_due_at))
-        workflow.upsert_search_attributes(updates)
+        if self._request.search_attributes:
+            workflow.upsert_search_attributes(updates)
         workflow.set_current_details(self._details_markdown())
 
     def _returned(self) -> bool:
