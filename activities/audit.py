@@ -22,7 +22,7 @@ async def record(
     **detail: Any,
 ) -> None:
     """Append an audit event; a retried activity with the same ``step_key`` writes nothing."""
-    await session.execute(
+    await session.exec(
         insert(AuditEvent)
         .values(
             step_key=step_key,

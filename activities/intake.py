@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta, timezone, tzinfo
 import chinese_calendar
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
-from sqlmodel import col
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -56,7 +56,7 @@ class IntakeActivities:
                     type="UnknownHospital",
                     non_retryable=True,
                 )
-            await session.execute(insert(Material).values(rows).on_conflict_do_nothing())
+            await session.exec(insert(Material).values(rows).on_conflict_do_nothing())
         return len(rows)
 
     @activity.defn
@@ -133,8 +133,8 @@ class IntakeActivities:
         today: date,
     ) -> list[str]:
         rows = (
-            await session.execute(
-                sa.select(Material, Hospital)
+            await session.exec(
+                select(Material, Hospital)
                 .join(Hospital, col(Hospital.code) == col(Material.hospital_code))
                 .where(
                     col(Material.application_id) == request.application_id,

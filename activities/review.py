@@ -26,7 +26,7 @@ class ReviewActivities:
     async def record_review(self, review: ReviewRecord) -> None:
         """Store an expert's decision (or materials request) on one offer."""
         async with self.db.session() as session:
-            await session.execute(
+            await session.exec(
                 insert(Review)
                 .values(
                     application_id=review.application_id,
@@ -60,12 +60,12 @@ class ReviewActivities:
                 values["closed_at"] = change.at
             if change.reason is not None:
                 values["outcome_reason"] = change.reason
-            result = await session.execute(
+            result = await session.exec(
                 sa.update(Application)
                 .where(col(Application.id) == change.application_id)
                 .values(**values)
             )
-            if result.rowcount == 0:  # type: ignore[attr-defined]
+            if result.rowcount == 0:
                 raise ApplicationError(
                     f"application {change.application_id} has no record",
                     type="MissingApplication",
@@ -98,7 +98,7 @@ class ReviewActivities:
                 if request.validity_days is None
                 else request.approved_on + timedelta(days=request.validity_days - 1)
             )
-            await session.execute(
+            await session.exec(
                 insert(Benefit)
                 .values(
                     application_id=application.id,

@@ -70,6 +70,34 @@ async def submit(
     zone = timezone(timedelta(hours=policy.timezone_offset_hours))
     now = datetime.now(UTC)
     application_id = new_application_id(now, zone)
+    try:
+        await _record_and_start(
+            form, application_id, now, zone, client, db, settings, policy, search_attributes
+        )
+    except _AlreadyOpen as already:
+        # The failed transaction is rolled back by now; explain from a fresh one.
+        raise SubmissionRefused(
+            [await _already_open(db, already.person_id, form.disease_code)]
+        ) from None
+    return application_id
+
+
+class _AlreadyOpen(Exception):
+    def __init__(self, person_id: int) -> None:
+        self.person_id = person_id
+
+
+async def _record_and_start(
+    form: ApplicationForm,
+    application_id: str,
+    now: datetime,
+    zone: timezone,
+    client: Client,
+    db: Database,
+    settings: Settings,
+    policy: PolicyProfile,
+    search_attributes: bool,
+) -> None:
     async with db.session() as session:
         person = await session.scalar(
             sa.select(InsuredPerson).where(col(InsuredPerson.id_number) == form.applicant.id_number)
@@ -84,11 +112,12 @@ async def submit(
         if problems:
             raise SubmissionRefused(problems)
         assert person is not None and person.id is not None
+        person_id = person.id  # a failed flush expires the object; keep the plain value
         session.add(
             Application(
                 id=application_id,
                 region=policy.region,
-                person_id=person.id,
+                person_id=person_id,
                 disease_code=form.disease_code,
                 year=now.astimezone(zone).year,
                 status=ApplicationStatus.SUBMITTED,
@@ -106,10 +135,7 @@ async def submit(
         except IntegrityError as error:
             if "uq_application_open_per_person_disease" not in str(error.orig):
                 raise
-            await session.rollback()
-            raise SubmissionRefused(
-                [await _already_open(db, person.id, form.disease_code)]
-            ) from None
+            raise _AlreadyOpen(person_id) from None
         session.add_all(
             Material(
                 application_id=application_id,
@@ -147,7 +173,6 @@ async def submit(
                 f"under the **{policy.name}** rules."
             ),
         )
-    return application_id
 
 
 async def _unknown_hospitals(session: AsyncSession, form: ApplicationForm) -> list[str]:

@@ -188,6 +188,7 @@ class ApplicationWorkflow:
                 )
                 await self._sms(SmsTemplate.REJECTED, "refused", reason=reason)
                 raise ApplicationClosed
+            self._open_resubmission_window()
             await self._set_status(
                 ApplicationStatus.RETURNED,
                 ReviewStage.INTAKE,
@@ -319,6 +320,7 @@ class ApplicationWorkflow:
         note = offer.materials_note or ""
         await self._review_record(offer, ReviewDecision.REQUEST_MATERIALS, note)
         offer.recorded = True
+        self._open_resubmission_window()
         await self._set_status(
             ApplicationStatus.MATERIALS_REQUESTED,
             offer.stage,
@@ -344,10 +346,14 @@ class ApplicationWorkflow:
             ApplicationStatus.IN_REVIEW, offer.stage, step=f"resubmitted:{self._round}"
         )
 
-    async def _await_resubmission(self) -> bool:
-        """Wait for corrected materials within the policy window; True when they came."""
+    def _open_resubmission_window(self) -> None:
+        """From now on the clerk may resubmit (opened before the SMS goes out)."""
         self._resubmission = None
         self._resubmission_deadline = workflow.now() + self._policy.resubmission_window
+
+    async def _await_resubmission(self) -> bool:
+        """Wait for corrected materials within the open window; True when they came."""
+        assert self._resubmission_deadline is not None
         self._waiting_for = (
             "the applicant to resubmit materials by "
             f"{_local(self._resubmission_deadline, self._zone)}"

@@ -1,0 +1,173 @@
+"""Helpers for workflow tests: forms of the demo world, starting applications, reading results."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Callable
+from datetime import date, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import col
+from temporalio.client import Client, WorkflowHandle
+
+from chronic.db import Database
+from chronic.settings import Settings
+from chronic.submission import submit
+from models.application import ApplicationForm
+from models.domain import ExpertStatus, MaterialKind
+from models.messages import MaterialItem, OfferView, Progress
+from models.policy import PolicyProfile, load_policy
+from models.tables import AuditEvent, Expert, SmsOutbox
+from workflows.application import ApplicationWorkflow
+
+Handle = WorkflowHandle[ApplicationWorkflow, Progress]
+
+# Example applicants of chronic/seed/reference.toml.
+WANG = "411221199001052066"
+LI = "411202199204101287"
+ZHANG = "411202199501062421"
+LIU_SUSPENDED = "410102198406180357"
+
+
+def material(
+    kind: MaterialKind = MaterialKind.DIAGNOSIS_CERTIFICATE,
+    hospital: str = "H01",
+    issued_on: date | None = None,
+) -> dict[str, Any]:
+    issued_on = issued_on or date.today() - timedelta(days=30)
+    name = f"{kind}-{hospital}-{issued_on}.pdf"
+    return {
+        "kind": kind.value,
+        "hospital": hospital,
+        "issued_on": issued_on.isoformat(),
+        "file": f"scans/{name}",
+        "sha256": hashlib.sha256(name.encode()).hexdigest(),
+    }
+
+
+def form(
+    id_number: str = WANG,
+    disease: str = "DM",
+    *,
+    materials: list[dict[str, Any]] | None = None,
+    diagnosing_hospital: str = "H01",
+) -> ApplicationForm:
+    return ApplicationForm.model_validate(
+        {
+            "region": "sanmenxia",
+            "applicant": {"name": "测试", "id_number": id_number, "mobile": "13803981234"},
+            "disease_code": disease,
+            "case_number": "BA-0001",
+            "diagnosing_hospital": diagnosing_hospital,
+            "designated_hospital": "H05",
+            "materials": materials or [material(), material(MaterialKind.LAB_RESULT)],
+        }
+    )
+
+
+def items(*materials: dict[str, Any]) -> tuple[MaterialItem, ...]:
+    return tuple(MaterialItem.model_validate(m) for m in materials)
+
+
+def short_policy(**windows: timedelta) -> PolicyProfile:
+    return load_policy("sanmenxia").with_windows(**windows)
+
+
+async def start(
+    client: Client,
+    db: Database,
+    settings: Settings,
+    application: ApplicationForm | None = None,
+    policy: PolicyProfile | None = None,
+) -> Handle:
+    """Submit like the CLI does, on a server without the product's search attributes."""
+    app_id = await submit(
+        application or form(),
+        client=client,
+        db=db,
+        settings=settings,
+        policy=policy,
+        search_attributes=False,
+    )
+    return client.get_workflow_handle_for(ApplicationWorkflow.run, app_id)
+
+
+async def eventually(
+    handle: Handle,
+    condition: Callable[[Progress], bool],
+    within_seconds: float = 20,
+) -> Progress:
+    """Query progress until ``condition`` holds (activities run in real time)."""
+    deadline = asyncio.get_running_loop().time() + within_seconds
+    while True:
+        progress = await handle.query(ApplicationWorkflow.progress)
+        if condition(progress):
+            return progress
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met; last progress: {progress!r}")
+        await asyncio.sleep(0.1)
+
+
+async def pending_offer(handle: Handle, seq: int | None = None) -> OfferView:
+    """The open offer (the ``seq``-th one when given) once it has been made."""
+
+    def ready(p: Progress) -> bool:
+        offer = p.current_offer
+        return offer is not None and offer.status == "pending" and (seq is None or offer.seq == seq)
+
+    progress = await eventually(handle, ready)
+    assert progress.current_offer is not None
+    return progress.current_offer
+
+
+async def outbox(db: Database, application_id: str | None = None) -> list[SmsOutbox]:
+    async with db.session() as session:
+        query = sa.select(SmsOutbox).order_by(col(SmsOutbox.id))
+        if application_id is not None:
+            query = query.where(col(SmsOutbox.application_id) == application_id)
+        return list(await session.scalars(query))
+
+
+async def audit_actions(db: Database, application_id: str) -> list[str]:
+    async with db.session() as session:
+        return list(
+            await session.scalars(
+                sa.select(col(AuditEvent.action))
+                .where(col(AuditEvent.application_id) == application_id)
+                .order_by(col(AuditEvent.id))
+            )
+        )
+
+
+async def expert(db: Database, code: str) -> Expert:
+    async with db.session() as session:
+        row = await session.get(Expert, code)
+        assert row is not None
+        return row
+
+
+async def keep_only_active(db: Database, category: str, codes: list[str]) -> None:
+    """Shrink a category's pool to ``codes`` so a test knows who can be drawn."""
+    async with db.session() as session:
+        await session.exec(
+            sa.update(Expert)
+            .where(col(Expert.categories).contains([category]), col(Expert.code).not_in(codes))
+            .values(status=ExpertStatus.INACTIVE)
+        )
+
+
+async def experts_of(db: Database, category: str, *, hospital_not: str = "H01") -> list[str]:
+    async with db.session() as session:
+        return list(
+            await session.scalars(
+                sa.select(col(Expert.code))
+                .where(
+                    col(Expert.categories).contains([category]),
+                    col(Expert.status) == ExpertStatus.ACTIVE,
+                    col(Expert.hospital_code) != hospital_not,
+                )
+                .order_by(col(Expert.code))
+            )
+        )
