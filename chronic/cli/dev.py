@@ -8,15 +8,27 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import psutil
+import sqlalchemy as sa
 import typer
 from rich.console import Console
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client
 
+from chronic import migrate
+from chronic.db import Database
 from chronic.embedded.postgres import EmbeddedPostgres
 from chronic.embedded.temporal import DevServer
+from chronic.seed import seed_world
 from chronic.settings import get_settings
+from models.tables import Expert
+from workers import ROLES
+from workers.runner import role_module
 
 app = typer.Typer(no_args_is_help=True, help="Run the embedded development stack.")
 console = Console()
@@ -27,8 +39,15 @@ def _process_table() -> Path:
     return get_settings().state_path / "dev.json"
 
 
-def _record(children: dict[str, subprocess.Popen[bytes]]) -> None:
-    table = {"supervisor": os.getpid(), **{name: c.pid for name, c in children.items()}}
+def _record(
+    children: dict[str, subprocess.Popen[bytes]],
+    workers: dict[str, asyncio.subprocess.Process],
+) -> None:
+    table = {
+        "supervisor": os.getpid(),
+        **{name: c.pid for name, c in children.items()},
+        **{f"worker {role}": w.pid for role, w in workers.items()},
+    }
     _process_table().write_text(json.dumps(table))
 
 
@@ -45,7 +64,7 @@ async def _wait_port(port: int, within_seconds: float) -> None:
         await asyncio.sleep(0.2)
 
 
-async def _up() -> int:
+async def _up(demo: bool) -> int:
     settings = get_settings()
     state = settings.state_path
     postgres = EmbeddedPostgres(state / "postgres", settings.postgres_port)
@@ -53,7 +72,10 @@ async def _up() -> int:
     temporal = DevServer(
         state / "temporal.db", host=host, port=int(port), ui_port=settings.temporal_ui_port
     )
-    busy = [p for p in (postgres.port, temporal.port, temporal.ui_port) if _port_in_use(p)]
+    ports = [temporal.port, temporal.ui_port]
+    if settings.uses_embedded_postgres:
+        ports.insert(0, postgres.port)
+    busy = [p for p in ports if _port_in_use(p)]
     if busy:
         console.print(
             f"[red]Port(s) {', '.join(map(str, busy))} already in use.[/] Stop what uses them "
@@ -62,30 +84,75 @@ async def _up() -> int:
         )
         return 2
     children: dict[str, subprocess.Popen[bytes]] = {}
+    workers: dict[str, asyncio.subprocess.Process] = {}
+    streams: list[asyncio.Task[None]] = []
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        with (state / "postgres.log").open("ab") as pg_log:
-            children["postgres"] = postgres.start(
-                stdout=pg_log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        _record(children)
-        await postgres.wait_ready()
-        await postgres.ensure_database(settings.database_name)
-        console.print(f"[green]postgres[/] ready on 127.0.0.1:{postgres.port}")
+        if settings.uses_embedded_postgres:
+            with (state / "postgres.log").open("ab") as pg_log:
+                children["postgres"] = postgres.start(
+                    stdout=pg_log, stderr=subprocess.STDOUT, start_new_session=True
+                )
+            _record(children, workers)
+            await postgres.wait_ready()
+            await postgres.ensure_database(settings.database_name)
+            console.print(f"[green]postgres[/] ready on 127.0.0.1:{postgres.port}")
+        url = settings.resolved_database_url()
+        await migrate.check_reachable(url)
+        await migrate.upgrade(url)
+        console.print(f"[green]schema[/] at revision {await migrate.current(url)}")
+        await _seed_on_first_run(url)
         with (state / "temporal.log").open("ab") as t_log:
             children["temporal"] = subprocess.Popen(  # noqa: ASYNC220 - handle kept to stop it
                 temporal.argv(), stdout=t_log, stderr=subprocess.STDOUT, start_new_session=True
             )
-        _record(children)
+        _record(children, workers)
         await _wait_port(temporal.port, 60)
         await _wait_port(temporal.ui_port, 60)
-        console.print(f"[bold green]ready[/]: Temporal on {temporal.address}, UI {temporal.ui_url}")
+        worker_env = {
+            **os.environ,
+            "TEMPORAL_ADDRESS": temporal.address,
+            "CHRONIC_STATE_DIR": str(state),
+        }
+        for role in ROLES:
+            workers[role] = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "chronic",
+                "worker",
+                role,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                env=worker_env,
+                start_new_session=True,
+            )
+            streams.append(asyncio.create_task(_stream(role, workers[role])))
+        _record(children, workers)
+        await _wait_for_pollers(temporal.address, workers, within_seconds=60)
+        console.print(
+            f"[bold green]ready[/]: Temporal {temporal.address}, UI {temporal.ui_url}, "
+            f"{len(workers)} workers polling; Ctrl-C or `chronic dev down` stops everything"
+        )
+        if demo:
+            from chronic.demo import run_demo
+
+            demo_task = asyncio.create_task(run_demo(settings, ui_url=temporal.ui_url))
+            await asyncio.wait(
+                [demo_task, asyncio.create_task(stop.wait())],
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if not demo_task.done():
+                demo_task.cancel()
+            else:
+                console.print(f"demo finished; the stack keeps running. UI: {temporal.ui_url}")
         await stop.wait()
         return 0
     finally:
+        await _stop_workers(workers, settings.worker_shutdown_grace_seconds + 5)
+        await asyncio.gather(*streams, return_exceptions=True)  # the last log lines
         for child in reversed(list(children.values())):
             child.terminate()
             try:
@@ -96,12 +163,106 @@ async def _up() -> int:
         console.print("stopped")
 
 
-@app.command()
-def up() -> None:
-    """Start Postgres and the Temporal dev server (UI on :8233) until Ctrl-C."""
+async def _seed_on_first_run(url: str) -> None:
+    """The demo world is made once; later starts keep whatever the stack changed since."""
+    database = Database(url, pool_size=1)
     try:
-        code = asyncio.run(_up())
-    except (TimeoutError, RuntimeError, OSError) as error:
+        async with database.session() as session:
+            experts = await session.scalar(sa.select(sa.func.count()).select_from(Expert))
+        if experts:
+            console.print(f"[green]data[/] kept from the last run ({experts} experts)")
+            return
+        report = await seed_world(database)
+        console.print(f"[green]seeded[/] the demo world ({report.created} rows)")
+    finally:
+        await database.dispose()
+
+
+async def _stream(role: str, process: asyncio.subprocess.Process) -> None:
+    """Print a worker's output line by line, prefixed with its role."""
+    assert process.stdout is not None
+    style = _ROLE_STYLES.get(role, "white")
+    async for raw in process.stdout:
+        line = raw.decode(errors="replace").rstrip()
+        if line:
+            console.print(f"[{style}]{role:>13}[/] | {line}", markup=True, highlight=False)
+
+
+async def _wait_for_pollers(
+    address: str, workers: dict[str, asyncio.subprocess.Process], within_seconds: float
+) -> None:
+    """Ready means every role's task queue has a poller (not just a started process)."""
+    client = await Client.connect(address)
+    deadline = asyncio.get_running_loop().time() + within_seconds
+    waiting = set(workers)
+    while waiting:
+        for role in sorted(waiting):
+            if workers[role].returncode is not None:
+                raise RuntimeError(
+                    f"worker {role} exited with code {workers[role].returncode} (see its log lines)"
+                )
+            if await _has_poller(client, role):
+                waiting.discard(role)
+        if waiting and asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"no poller on the task queue of {', '.join(sorted(waiting))}")
+        await asyncio.sleep(0.3)
+
+
+async def _has_poller(client: Client, role: str) -> bool:
+    module = role_module(role)
+    kind = (
+        TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW
+        if role == "orchestration"
+        else TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY
+    )
+    response = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=client.namespace,
+            task_queue=TaskQueue(name=module.TASK_QUEUE),
+            task_queue_type=kind,
+        )
+    )
+    return bool(response.pollers)
+
+
+async def _stop_workers(
+    workers: dict[str, asyncio.subprocess.Process], grace_seconds: float
+) -> None:
+    """SIGTERM every worker at once (they finish in-flight tasks), then wait, then kill."""
+    for process in workers.values():
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+    for role, process in workers.items():
+        try:
+            await asyncio.wait_for(process.wait(), grace_seconds)
+        except TimeoutError:
+            console.print(f"[yellow]worker {role} did not stop in {grace_seconds:.0f} s; killed")
+            process.kill()
+            await process.wait()
+
+
+_ROLE_STYLES = {
+    "orchestration": "magenta",
+    "intake": "cyan",
+    "assignment": "yellow",
+    "review": "green",
+    "notification": "blue",
+}
+
+
+@app.command()
+def up(
+    demo: bool = typer.Option(
+        False, "--demo", help="Once ready, run `chronic demo` through the stack."
+    ),
+) -> None:
+    """Start Postgres, Temporal + UI (:8233), migrations, the seed and all five workers.
+
+    Runs in the foreground until Ctrl-C (or `chronic dev down`), then stops everything.
+    """
+    try:
+        code = asyncio.run(_up(demo))
+    except (TimeoutError, RuntimeError, OSError, migrate.DatabaseUnreachable) as error:
         # The children are already stopped by _up's cleanup; say what failed, no traceback.
         console.print(f"[red]dev up failed:[/] {error}")
         code = 1

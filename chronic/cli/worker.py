@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 
 import typer
 from rich.logging import RichHandler
@@ -22,11 +23,16 @@ def worker(
         typer.echo(f"unknown worker role {role!r}; choose one of: {', '.join(ROLES)}", err=True)
         raise typer.Exit(2)
     settings = get_settings()
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(message)s",
-        handlers=[RichHandler(show_path=False, rich_tracebacks=False)],
-    )
+    if sys.stderr.isatty():
+        logging.basicConfig(
+            level=settings.log_level,
+            format="%(message)s",
+            handlers=[RichHandler(show_path=False, rich_tracebacks=False)],
+        )
+    else:  # under `dev up` or a container: one plain line per record, prefixed by the caller
+        logging.basicConfig(
+            level=settings.log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+        )
     try:
         asyncio.run(run_worker(role, settings))
     except (OSError, RuntimeError) as error:
