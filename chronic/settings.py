@@ -8,11 +8,14 @@ Cloud. See :mod:`chronic.temporal_client`.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from models.policy import PolicyProfile, load_policy
 
 
 class Settings(BaseSettings):
@@ -47,6 +50,12 @@ class Settings(BaseSettings):
     temporal_ui_port: int = Field(default=8233, description="Web UI port of the dev server.")
 
     region: str = Field(default="sanmenxia", description="Policy profile of this office.")
+    policy_windows: dict[str, timedelta] = Field(
+        default_factory=dict,
+        description='Durations of the policy replaced for new applications, as JSON, e.g. '
+        '{"accept_window": "PT30S"} — demos and end-to-end tests shorten the 24 h window '
+        "this way. Empty in production.",
+    )
     worker_shutdown_grace_seconds: float = Field(
         default=20.0,
         description="How long a worker waits for in-flight activities on SIGINT/SIGTERM "
@@ -70,6 +79,10 @@ class Settings(BaseSettings):
         path = self.state_dir.expanduser().resolve()
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+    def policy(self, region: str) -> PolicyProfile:
+        """The region's profile with :attr:`policy_windows` applied."""
+        return load_policy(region).with_windows(**self.policy_windows)
 
     @property
     def uses_embedded_postgres(self) -> bool:

@@ -25,7 +25,7 @@ from chronic.settings import Settings
 from models.application import ApplicationForm
 from models.domain import ApplicationStatus, ReviewStage
 from models.messages import ApplicationInput
-from models.policy import PolicyProfile, load_policy
+from models.policy import PolicyProfile
 from models.tables import Application, Hospital, InsuredPerson, Material
 from workers import queues
 from workflows.application import ApplicationWorkflow
@@ -66,7 +66,7 @@ async def submit(
     Raises:
         SubmissionRefused: unknown person or hospital, or an open application already exists.
     """
-    policy = policy or load_policy(form.region)
+    policy = policy or settings.policy(form.region)
     zone = timezone(timedelta(hours=policy.timezone_offset_hours))
     now = datetime.now(UTC)
     application_id = new_application_id(now, zone)

@@ -109,6 +109,14 @@ class PolicyProfile(BaseModel):
 
     def with_windows(self, **durations: timedelta) -> PolicyProfile:
         """A copy with some durations replaced (demos and tests shorten the windows)."""
+        unknown = sorted(
+            name
+            for name in durations
+            if name not in type(self).model_fields
+            or not isinstance(getattr(self, name), timedelta)
+        )
+        if unknown:
+            raise ValueError(f"not a duration of the policy: {', '.join(unknown)}")
         return self.model_copy(update=durations)
 
 
