@@ -1,0 +1,170 @@
+"""End to end, as an office runs it: `chronic dev up` and the CLI, each its own OS process.
+
+`dev up` starts the embedded Postgres, the Temporal dev server, the migrations, the seed and
+the five worker processes on free ports in a temporary state folder; the clerk and the experts
+use `chronic submit / status / expert …` subprocesses. The accept window is shortened to
+seconds through CHRONIC_POLICY_WINDOWS, the same knob an operator has — no code changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import psutil
+import pytest
+
+from models.messages import Progress
+from tests import support
+from tests.fixtures import free_port
+
+pytestmark = pytest.mark.e2e
+
+ACCEPT_WINDOW_SECONDS = 12
+
+
+@dataclass
+class Stack:
+    env: dict[str, str]
+    state: Path
+    postgres_port: int
+    process: subprocess.Popen[bytes]
+
+    async def chronic(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "chronic", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"chronic {' '.join(args)} failed:\n{result.stdout}{result.stderr}"
+            )
+        return result
+
+    async def progress(self, application_id: str) -> Progress:
+        result = await self.chronic("status", application_id, "--json")
+        return Progress.model_validate_json(result.stdout)
+
+    async def wait_for(self, application_id: str, seq: int, within_seconds: float = 60) -> str:
+        """The expert of the ``seq``-th offer once it is pending."""
+        deadline = asyncio.get_running_loop().time() + within_seconds
+        while asyncio.get_running_loop().time() < deadline:
+            progress = await self.progress(application_id)
+            offer = progress.current_offer
+            if offer is not None and offer.seq == seq and offer.status == "pending":
+                return offer.expert
+            await asyncio.sleep(0.5)
+        raise AssertionError(f"no pending offer #{seq} on {application_id}: {progress!r}")
+
+
+@pytest.fixture
+async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
+    postgres_port, temporal_port, ui_port = free_port(), free_port(), free_port()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("TEMPORAL_", "CHRONIC_")) and key != "DATABASE_URL"
+    }
+    env |= {
+        "CHRONIC_STATE_DIR": str(tmp_path / "state"),
+        "CHRONIC_POSTGRES_PORT": str(postgres_port),
+        "CHRONIC_TEMPORAL_DEFAULT_ADDRESS": f"127.0.0.1:{temporal_port}",
+        "CHRONIC_TEMPORAL_UI_PORT": str(ui_port),
+        "CHRONIC_WORKER_SHUTDOWN_GRACE_SECONDS": "5",
+        "CHRONIC_POLICY_WINDOWS": json.dumps({"accept_window": f"PT{ACCEPT_WINDOW_SECONDS}S"}),
+    }
+    log = (tmp_path / "dev-up.log").open("wb")
+    process = subprocess.Popen(  # noqa: ASYNC220 - the handle is kept to stop it
+        [sys.executable, "-m", "chronic", "dev", "up"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = asyncio.get_running_loop().time() + 120
+        while b"workers polling" not in (tmp_path / "dev-up.log").read_bytes():
+            if process.poll() is not None or asyncio.get_running_loop().time() > deadline:
+                raise AssertionError((tmp_path / "dev-up.log").read_text())
+            await asyncio.sleep(0.5)
+        yield Stack(env, tmp_path / "state", postgres_port, process)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=60)
+        log.close()
+
+
+async def test_declined_lapsed_accepted_two_stages_one_approval_sms(
+    stack: Stack, tmp_path: Path
+) -> None:
+    table = json.loads((stack.state / "dev.json").read_text())
+    workers = {name: pid for name, pid in table.items() if name.startswith("worker ")}
+    assert len(workers) == 5 and len(set(workers.values())) == 5
+
+    form = support.form(support.WANG, "CHD")
+    (tmp_path / "application.json").write_text(form.model_dump_json(), encoding="utf-8")
+    submitted = await stack.chronic("submit", str(tmp_path / "application.json"))
+    application_id = submitted.stdout.strip().splitlines()[-1]
+    assert application_id.startswith("APP-")
+
+    first = await stack.wait_for(application_id, 1)
+    await stack.chronic("expert", "decline", application_id, "--expert", first, "--reason", "出差")
+    second = await stack.wait_for(application_id, 2)  # …and nobody answers: it lapses
+    third = await stack.wait_for(application_id, 3, within_seconds=ACCEPT_WINDOW_SECONDS + 30)
+    assert len({first, second, third}) == 3
+    await stack.chronic("expert", "accept", application_id, "--expert", third)
+    await stack.chronic(
+        "expert", "decide", application_id, "--expert", third, "--approve", "--opinion", "符合"
+    )
+    reviewer = await stack.wait_for(application_id, 4)
+    assert reviewer != third
+    await stack.chronic("expert", "accept", application_id, "--expert", reviewer)
+    await stack.chronic(
+        "expert", "decide", application_id, "--expert", reviewer, "--approve", "--opinion", "同意"
+    )
+
+    for _ in range(60):
+        progress = await stack.progress(application_id)
+        if progress.finished_at is not None:
+            break
+        await asyncio.sleep(0.5)
+    assert progress.status == "approved"
+    assert [o.status for o in progress.offers] == [
+        "declined",
+        "lapsed",
+        "completed",
+        "completed",
+    ]
+    assert [(d.stage, d.expert) for d in progress.decisions] == [
+        ("initial_review", third),
+        ("re_review", reviewer),
+    ]
+    connection = await asyncpg.connect(
+        f"postgresql://postgres@127.0.0.1:{stack.postgres_port}/chronic"
+    )
+    try:
+        approvals = await connection.fetch(
+            "select status from sms_outbox where application_id = $1 and template = 'approved'",
+            application_id,
+        )
+    finally:
+        await connection.close()
+    assert [r["status"] for r in approvals] == ["sent"]
+
+    # Ctrl-C stops everything dev up started.
+    pids = list(table.values())
+    stack.process.send_signal(signal.SIGINT)
+    await asyncio.to_thread(stack.process.wait, 60)
+    assert [pid for pid in pids if psutil.pid_exists(pid)] == []
