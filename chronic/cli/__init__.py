@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import typer
 
-from chronic.cli import dev, worker
+from chronic.cli import applications, dev, expert, schema, worker
 
 app = typer.Typer(no_args_is_help=True, help="Chronic-condition benefit applications on Temporal.")
 app.add_typer(dev.app, name="dev")
 app.command(name="worker")(worker.worker)
+app.command(name="submit")(applications.submit)
+app.command(name="resubmit")(applications.resubmit)
+app.command(name="status")(applications.status)
+app.add_typer(expert.app, name="expert")
+app.add_typer(schema.app, name="schema")
 
 
 def main() -> None:

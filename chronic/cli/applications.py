@@ -1,0 +1,412 @@
+"""`chronic submit`, `chronic resubmit`, `chronic status`: an application from the clerk's desk.
+
+`submit` checks the file first (every problem at once, with its field path) and starts nothing
+unless the whole form is valid and both Temporal and PostgreSQL answer. Its last line of output
+is the application ID alone, so a script can take it with ``tail -1``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from chronic.cli.output import (
+    CommandFailed,
+    console,
+    disease_label,
+    fail,
+    local,
+    next_line,
+    policy_of,
+    print_problems,
+    progress_of,
+    run,
+    send_update,
+    settled_progress,
+    temporal,
+    zone_of,
+)
+from models.application import (
+    ApplicationForm,
+    FormError,
+    MaterialRef,
+    parse_form,
+    problems_of,
+)
+from models.messages import MaterialItem, OfferView, Progress, Resubmission
+from workflows.application import ApplicationWorkflow
+
+FileArgument = Annotated[
+    str, typer.Argument(metavar="FILE.json", help="The JSON file, or - to read standard input.")
+]
+
+
+def _read(path: str) -> bytes:
+    if path == "-":
+        stream = sys.stdin
+        return stream.buffer.read() if hasattr(stream, "buffer") else stream.read().encode()
+    try:
+        return Path(path).read_bytes()
+    except OSError as error:
+        fail(f"cannot read {path}: {error.strerror or error}")
+
+
+def _name(path: str) -> str:
+    return "standard input" if path == "-" else path
+
+
+def _parse(path: str) -> ApplicationForm:
+    """The validated form in ``path``; every problem listed on stderr and exit 1 otherwise."""
+    data = _read(path)
+    try:
+        return parse_form(data)
+    except FormError as error:
+        print_problems(
+            f"{_name(path)} is not a valid application",
+            ((p.path, p.message) for p in error.problems),
+        )
+        raise typer.Exit(1) from None
+
+
+# ---- submit ---------------------------------------------------------------------------------
+
+
+def submit(file: FileArgument) -> None:
+    """Check FILE.json and submit it: records the application and starts its workflow.
+
+    The region comes from the file. The last line printed is the application ID.
+    """
+    form = _parse(file)
+
+    async def main() -> str:
+        # The database layer (SQLAlchemy, asyncpg) is imported by this command only: the
+        # others talk to Temporal alone and start faster without it.
+        from chronic import migrate
+        from chronic.db import Database
+        from chronic.settings import get_settings
+        from chronic.submission import SubmissionRefused
+        from chronic.submission import submit as submit_application
+
+        try:
+            await migrate.check_reachable()
+        except migrate.DatabaseUnreachable as error:
+            raise CommandFailed(str(error)) from None
+        client = await temporal()
+        db = Database.from_settings()
+        try:
+            return await submit_application(form, client=client, db=db, settings=get_settings())
+        except SubmissionRefused as refused:
+            print_problems(
+                f"{_name(file)} was not submitted", (_split(p) for p in refused.problems)
+            )
+            raise typer.Exit(1) from None
+        finally:
+            await db.dispose()
+
+    application_id = run(main)
+    _print_submitted(form, application_id)
+
+
+_FIELD_PATH = re.compile(
+    r"^(?P<path>[a-z_]+(?:\[\d+\])?(?:\.[a-z_]+(?:\[\d+\])?)*): (?P<message>.+)$", re.S
+)
+
+
+def _split(problem: str) -> tuple[str | None, str]:
+    """``"applicant.id_number: no insured …"`` → (path, message) when it starts with a path."""
+    found = _FIELD_PATH.match(problem)
+    return (found["path"], found["message"]) if found else (None, problem)
+
+
+def _print_submitted(form: ApplicationForm, application_id: str) -> None:
+    policy = policy_of(form.region)
+    applicant = form.applicant.masked()
+    disease = policy.disease(form.disease_code) if policy else None
+    console.print(f"[bold green]submitted[/] {application_id}")
+    console.print(
+        f"  applicant  {escape(applicant.name)} · ID {applicant.id_number} · mobile "
+        f"{applicant.mobile}"
+    )
+    console.print(f"  disease    {escape(disease_label(form.region, form.disease_code))}")
+    console.print(
+        f"  materials  {len(form.materials)} · designated hospital {form.designated_hospital}"
+    )
+    if policy is not None and disease is not None:
+        review = (
+            "one expert's final review (instant track)"
+            if disease.instant_track
+            else "initial review and re-review by two different experts"
+        )
+        console.print(
+            f"  next       intake checks now; then {review}, drawn at random from the "
+            f"{disease.category} pool; each expert has {_hours(policy.accept_window)} to accept"
+        )
+        console.print(
+            f"             result by SMS to {applicant.mobile} within "
+            f"{policy.sla_working_days_min}–{policy.sla_working_days_max} working days"
+        )
+    console.print(f"  follow     chronic status {application_id}")
+    # The ID alone on the last line: `chronic submit form.json | tail -1`.
+    console.print(application_id, markup=False)
+
+
+def _hours(window: Any) -> str:
+    seconds = int(window.total_seconds())
+    if seconds % 86400 == 0 and seconds >= 86400 * 2:
+        return f"{seconds // 86400} days"
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 60} min"
+
+
+# ---- resubmit -------------------------------------------------------------------------------
+
+
+class _MaterialsFile(BaseModel):
+    """A resubmission file: just the new round of materials."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    materials: list[MaterialRef] = Field(min_length=1)
+
+
+def _materials(path: str) -> tuple[MaterialItem, ...]:
+    """The materials of ``path``: ``{"materials": [...]}`` or a whole application form."""
+    data = _read(path)
+    try:
+        parsed = json.loads(data.decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        parsed = None  # parse_form reports the syntax error with its position
+    if not (isinstance(parsed, dict) and set(parsed) == {"materials"}):
+        refs: list[MaterialRef] = list(_parse(path).materials)
+    else:
+        try:
+            refs = _MaterialsFile.model_validate(parsed).materials
+        except ValidationError as error:
+            print_problems(
+                f"{_name(path)} holds no valid materials",
+                ((p.path, p.message) for p in problems_of(error)),
+            )
+            raise typer.Exit(1) from None
+    return tuple(MaterialItem.model_validate(ref.model_dump()) for ref in refs)
+
+
+def resubmit(
+    application: Annotated[str, typer.Argument(metavar="APP", help="Application ID.")],
+    file: FileArgument,
+) -> None:
+    """Bring corrected or supplementary materials for APP (a returned or paused application).
+
+    FILE.json holds {"materials": [...]} or a whole application form (its materials are used).
+    """
+    materials = _materials(file)
+    resubmission = Resubmission(materials=materials)
+
+    async def main() -> tuple[int, Progress | None]:
+        client = await temporal()
+        new_round = await send_update(
+            client,
+            application,
+            lambda h: h.execute_update(ApplicationWorkflow.resubmit, resubmission),
+        )
+        return new_round, await settled_progress(
+            client, application, lambda p: p.waiting_for.startswith("the applicant to resubmit")
+        )
+
+    new_round, progress = run(main)
+    console.print(
+        f"[bold green]resubmitted[/] {application}: materials round {new_round} "
+        f"({len(materials)} document{'s' if len(materials) != 1 else ''})"
+    )
+    console.print(next_line(progress, application))
+
+
+# ---- status ---------------------------------------------------------------------------------
+
+
+def status(
+    application: Annotated[str, typer.Argument(metavar="APP", help="Application ID.")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the Progress as JSON (for scripts).")
+    ] = False,
+) -> None:
+    """Where APP stands: status, stage, offers, decisions, the working-day target."""
+
+    async def main() -> Progress:
+        return await progress_of(await temporal(), application)
+
+    progress = run(main)
+    if as_json:
+        # Plain text, never wrapped or coloured: scripts parse it (Progress.model_validate_json).
+        typer.echo(progress.model_dump_json(indent=2))
+        return
+    render_progress(progress)
+
+
+_GOOD = {"approved"}
+_BAD = {"rejected", "refused", "closed"}
+
+
+def _status_style(value: str) -> str:
+    if value in _GOOD:
+        return f"[bold green]{value}[/]"
+    if value in _BAD:
+        return f"[bold red]{value}[/]"
+    return f"[bold]{value}[/]"
+
+
+def render_progress(progress: Progress, *, now: datetime | None = None) -> None:
+    """The rich view of ``chronic status``."""
+    zone = zone_of(progress.region)
+    policy = policy_of(progress.region)
+    console.print(
+        f"[bold]{progress.application_id}[/] · "
+        f"{escape(disease_label(progress.region, progress.disease_code))} · {progress.region}"
+    )
+    console.print(f"  status     {_status_style(progress.status)} (stage {progress.stage})")
+    if progress.finished_at is None:
+        console.print(f"  next       {escape(progress.waiting_for)}")
+    console.print(f"  submitted  {local(progress.submitted_at, zone)}")
+    if progress.finished_at is not None:
+        console.print(f"  finished   {local(progress.finished_at, zone)}")
+    console.print(f"  target     {_sla_line(progress, policy, zone, now)}")
+    if progress.materials_round > 1:
+        console.print(f"  materials  round {progress.materials_round}")
+    if progress.resubmission_deadline is not None:
+        console.print(
+            f"  resubmit   by {local(progress.resubmission_deadline, zone)} "
+            f"(`chronic resubmit {progress.application_id} FILE.json`)"
+        )
+    current = progress.current_offer
+    if current is not None:
+        console.print(f"  offer      {_offer_line(current, zone)}")
+    if progress.benefit is not None:
+        benefit = progress.benefit
+        until = local_date(benefit.valid_to) if benefit.valid_to else "long-term"
+        console.print(
+            f"  benefit    valid {local_date(benefit.valid_from)} → {until} at "
+            f"{escape(benefit.designated_hospital_name)}"
+        )
+    if progress.reasons:
+        console.print("  reasons")
+        for reason in progress.reasons:
+            console.print(f"    - {escape(reason)}")
+    if progress.offers:
+        _print_offers(progress.offers, zone)
+    if progress.decisions:
+        console.print("[bold]Decisions[/]")
+        table = Table(expand=False)
+        for column in ("stage", "expert", "decision", "at", "opinion"):
+            table.add_column(column)
+        for d in progress.decisions:
+            table.add_row(
+                d.stage,
+                d.expert,
+                _status_style(_decided(d.decision)),
+                local(d.at, zone),
+                escape(d.opinion),
+            )
+        _wide().print(table)
+
+
+_TABLE_WIDTH = 132
+"""Room the offers table needs; a narrower terminal gets one line per offer instead."""
+
+
+def _table_width() -> int:
+    # Output into a pipe or a file is not cut to 80 columns: use the table's natural width.
+    return console.width if console.is_terminal else max(console.width, _TABLE_WIDTH)
+
+
+def _wide() -> Console:
+    """A console as wide as the tables need when output goes to a pipe or a file."""
+    return Console(width=_table_width(), highlight=False)
+
+
+def _print_offers(offers: tuple[OfferView, ...], zone: Any) -> None:
+    width = _table_width()
+    console.print("[bold]Offers[/]")
+    if width >= _TABLE_WIDTH - 20:
+        _wide().print(_offers_table(offers, zone))
+        return
+    for o in offers:
+        deadline = o.decision_deadline if o.decision_deadline is not None else o.accept_deadline
+        reason = f" — {escape(o.reason)}" if o.reason else ""
+        console.print(
+            f"  #{o.seq} {o.stage} {o.expert} (pool {o.pool_size}) {o.status}; offered "
+            f"{local(o.offered_at, zone)}, deadline {local(deadline, zone)}, answered "
+            f"{local(o.answered_at, zone)}{reason}"
+        )
+
+
+def local_date(day: Any) -> str:
+    return str(day.isoformat())
+
+
+def _decided(decision: str) -> str:
+    return {"approve": "approved", "reject": "rejected"}.get(decision, decision)
+
+
+def _offer_line(offer: OfferView, zone: Any) -> str:
+    head = (
+        f"#{offer.seq} {offer.stage} to {offer.expert} (pool of {offer.pool_size}), {offer.status}"
+    )
+    if offer.status == "pending":
+        return f"{head} — accept or decline by {local(offer.accept_deadline, zone)}"
+    if offer.status == "accepted":
+        return f"{head} — decide by {local(offer.decision_deadline, zone)}"
+    return head
+
+
+def _offers_table(offers: tuple[OfferView, ...], zone: Any) -> Table:
+    table = Table(expand=False)
+    for column in ("#", "stage", "expert", "pool", "status", "offered", "deadline", "answered"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("reason")
+    for o in offers:
+        deadline = o.decision_deadline if o.decision_deadline is not None else o.accept_deadline
+        table.add_row(
+            str(o.seq),
+            o.stage,
+            o.expert,
+            str(o.pool_size),
+            o.status,
+            local(o.offered_at, zone),
+            local(deadline, zone),
+            local(o.answered_at, zone),
+            escape(o.reason or ""),
+        )
+    return table
+
+
+def _sla_line(progress: Progress, policy: Any, zone: Any, now: datetime | None) -> str:
+    span = (
+        f"{policy.sla_working_days_min}–{policy.sla_working_days_max} working-day target"
+        if policy is not None
+        else "working-day target"
+    )
+    due = progress.sla_due_at
+    if due is None:
+        return f"{span}: due date being computed"
+    head = f"{span}: due {local(due, zone)}"
+    if progress.finished_at is not None:
+        met = progress.finished_at <= due and not progress.sla_breached
+        return f"{head} ({'[green]met[/]' if met else '[bold red]missed[/]'})"
+    if progress.sla_breached:
+        return f"{head} ([bold red]BREACHED[/])"
+    left = due - (now or datetime.now(UTC))
+    if left.total_seconds() <= 0:
+        return f"{head} ([bold red]BREACHED[/])"
+    days, hours = left.days, left.seconds // 3600
+    remaining = f"{days} d {hours} h left" if days else f"{hours} h left"
+    return f"{head} ([green]on track[/], {remaining})"

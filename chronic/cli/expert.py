@@ -1,0 +1,224 @@
+"""`chronic expert …`: what a reviewing expert does — see the inbox, accept or decline, decide.
+
+Each action is an Update of the application workflow. Its validator refuses a wrong expert, a
+lapsed offer or a second decision before anything is written; the command prints that refusal
+as it is and exits 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from chronic.cli.output import (
+    CommandFailed,
+    console,
+    disease_label,
+    local,
+    next_line,
+    progress_of,
+    run,
+    send_update,
+    settled_progress,
+    temporal,
+    zone_of,
+)
+from models import search_attributes as sa
+from models.messages import (
+    AcceptOffer,
+    Decide,
+    DecisionView,
+    DeclineOffer,
+    OfferView,
+    Progress,
+    RequestMaterials,
+)
+from workflows.application import ApplicationWorkflow
+
+app = typer.Typer(
+    no_args_is_help=True, help="Review tasks of an expert: inbox, accept, decline, decide."
+)
+
+_EXPERT_CODE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+
+ApplicationArg = Annotated[str, typer.Argument(metavar="APP", help="Application ID.")]
+ExpertOption = Annotated[
+    str, typer.Option("--expert", "-e", metavar="E", help="Your expert code, e.g. E001.")
+]
+
+
+def _code(expert: str) -> str:
+    if not _EXPERT_CODE.match(expert):
+        raise CommandFailed(
+            f"expert code {expert!r} is not a staff code (letters, digits, - and _ only), e.g. E001"
+        )
+    return expert
+
+
+# ---- inbox ------------------------------------------------------------------------------------
+
+
+@app.command()
+def inbox(
+    expert: Annotated[str, typer.Argument(metavar="EXPERT", help="Expert code, e.g. E001.")],
+) -> None:
+    """Applications currently offered to or accepted by EXPERT, with what to do by when."""
+
+    async def main() -> list[Progress]:
+        code = _code(expert)
+        client = await temporal()
+        query = (
+            f"{sa.ASSIGNED_EXPERT.name} = '{code}' AND ExecutionStatus = 'Running' "
+            f"AND WorkflowType = '{ApplicationWorkflow.__name__}'"
+        )
+        ids = [execution.id async for execution in client.list_workflows(query)]
+        found = await asyncio.gather(*(progress_of(client, i) for i in ids), return_exceptions=True)
+        # An application that finished between the listing and the query is simply not shown.
+        return [p for p in found if isinstance(p, Progress)]
+
+    open_tasks = [
+        p for p in run(main) if p.current_offer is not None and p.current_offer.expert == expert
+    ]
+    if not open_tasks:
+        console.print(f"inbox of {escape(expert)} is empty: no application is offered to you now")
+        return
+    # One line per task (never wrapped): easy to read, and to grep.
+    console.print(f"[bold]inbox of {escape(expert)}[/]: {len(open_tasks)} open")
+    for progress in sorted(open_tasks, key=lambda p: p.submitted_at):
+        offer = progress.current_offer
+        assert offer is not None
+        console.print(
+            f"  {progress.application_id}  "
+            f"{escape(disease_label(progress.region, progress.disease_code))}  "
+            f"{offer.stage}  offer #{offer.seq} {offer.status}: {_to_do(offer, progress.region)}"
+        )
+
+
+def _to_do(offer: OfferView, region: str) -> str:
+    zone = zone_of(region)
+    if offer.status == "pending":
+        return f"accept or decline by {local(offer.accept_deadline, zone)}"
+    if offer.status == "accepted":
+        return f"decide by {local(offer.decision_deadline, zone)}"
+    return str(offer.status)
+
+
+# ---- actions ----------------------------------------------------------------------------------
+
+
+@app.command()
+def accept(application: ApplicationArg, expert: ExpertOption) -> None:
+    """Take the review task of APP (受理); the decision deadline starts now."""
+
+    async def main() -> OfferView:
+        action = AcceptOffer(expert=_code(expert))
+        return await send_update(
+            await temporal(),
+            application,
+            lambda h: h.execute_update(ApplicationWorkflow.accept, action),
+        )
+
+    offer = run(main)
+    # The zone is the application's; the view carries no region, so use the default office's.
+    zone = zone_of(_region())
+    console.print(
+        f"[bold green]accepted[/] {application} ({offer.stage}); "
+        f"decide by {local(offer.decision_deadline, zone)}",
+    )
+
+
+@app.command()
+def decline(
+    application: ApplicationArg,
+    expert: ExpertOption,
+    reason: Annotated[
+        str | None, typer.Option("--reason", "-r", help="Why (recorded with the strike).")
+    ] = None,
+) -> None:
+    """Refuse the review task of APP (不受理); another expert is drawn. Counts as a strike."""
+
+    async def main() -> OfferView:
+        action = DeclineOffer(expert=_code(expert), reason=reason)
+        return await send_update(
+            await temporal(),
+            application,
+            lambda h: h.execute_update(ApplicationWorkflow.decline, action),
+        )
+
+    offer = run(main)
+    console.print(
+        f"[bold]declined[/] {application} ({offer.stage}): {escape(offer.reason or 'declined')}; "
+        "another expert is drawn at random"
+    )
+
+
+@app.command()
+def decide(
+    application: ApplicationArg,
+    expert: ExpertOption,
+    opinion: Annotated[
+        str, typer.Option("--opinion", "-o", help="Your opinion, recorded with the decision.")
+    ],
+    approve: Annotated[bool, typer.Option("--approve", help="Approve the application.")] = False,
+    reject: Annotated[bool, typer.Option("--reject", help="Reject the application.")] = False,
+) -> None:
+    """Approve or reject APP, which you have accepted (exactly one of --approve / --reject)."""
+    if approve == reject:
+        raise typer.BadParameter(
+            "give exactly one of --approve or --reject", param_hint="'--approve' / '--reject'"
+        )
+
+    async def main() -> tuple[DecisionView, Progress | None]:
+        client = await temporal()
+        action = Decide(expert=_code(expert), approve=approve, opinion=opinion)
+        decision = await send_update(
+            client, application, lambda h: h.execute_update(ApplicationWorkflow.decide, action)
+        )
+        return decision, await settled_progress(client, application, _waits_for(expert))
+
+    decision, progress = run(main)
+    verb = "approved" if decision.decision == "approve" else "rejected"
+    style = "green" if verb == "approved" else "red"
+    console.print(f"[bold {style}]{verb}[/] {application} at {decision.stage} by {decision.expert}")
+    console.print(next_line(progress, application))
+
+
+@app.command("request-materials")
+def request_materials(
+    application: ApplicationArg,
+    expert: ExpertOption,
+    note: Annotated[
+        str, typer.Option("--note", "-n", help="What the applicant must bring, in plain words.")
+    ],
+) -> None:
+    """Ask the applicant of APP (which you have accepted) for supplementary materials."""
+
+    async def main() -> tuple[OfferView, Progress | None]:
+        client = await temporal()
+        action = RequestMaterials(expert=_code(expert), note=note)
+        offer = await send_update(
+            client,
+            application,
+            lambda h: h.execute_update(ApplicationWorkflow.request_materials, action),
+        )
+        return offer, await settled_progress(client, application, _waits_for(expert))
+
+    offer, progress = run(main)
+    console.print(f"[bold]materials requested[/] for {application} ({offer.stage}): {escape(note)}")
+    console.print(next_line(progress, application))
+
+
+def _waits_for(expert: str) -> Callable[[Progress], bool]:
+    """True while the progress still says the expert is to decide (the step is not taken)."""
+    return lambda p: p.finished_at is None and p.waiting_for.startswith(f"{expert} to decide")
+
+
+def _region() -> str:
+    from chronic.settings import get_settings
+
+    return get_settings().region
