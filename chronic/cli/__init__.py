@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import typer
 
-from chronic.cli import applications, dev, expert, schema, worker
+from chronic.cli import applications, db, dev, expert, schema, seed, worker
 
 app = typer.Typer(no_args_is_help=True, help="Chronic-condition benefit applications on Temporal.")
 app.add_typer(dev.app, name="dev")
+app.add_typer(db.app, name="db")
+app.add_typer(seed.app, name="seed")
 app.command(name="worker")(worker.worker)
 app.command(name="submit")(applications.submit)
 app.command(name="resubmit")(applications.resubmit)
