@@ -11,9 +11,9 @@ import secrets
 import sqlalchemy as sa
 from sqlmodel import col
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from activities import audit
+from activities.errors import missing_record
 from chronic.db import Database
 from models.domain import ExpertStatus, OfferStatus
 from models.messages import DrawRequest, DrawResult, OfferAnswer, OfferMade, StrikeOutcome
@@ -56,11 +56,7 @@ class AssignmentActivities:
                 return DrawResult(offer=_offer_made(existing))
             application = await session.get(Application, request.application_id)
             if application is None:
-                raise ApplicationError(
-                    f"application {request.application_id} has no record",
-                    type="MissingApplication",
-                    non_retryable=True,
-                )
+                raise missing_record("application", request.application_id)
             offered_before = sa.select(col(Offer.expert_code)).where(
                 col(Offer.application_id) == request.application_id
             )
@@ -118,11 +114,7 @@ class AssignmentActivities:
         async with self.db.session() as session:
             offer = await session.get(Offer, answer.offer_id, with_for_update=True)
             if offer is None:
-                raise ApplicationError(
-                    f"offer {answer.offer_id} has no record",
-                    type="MissingOffer",
-                    non_retryable=True,
-                )
+                raise missing_record("offer", answer.offer_id)
             expert = await session.get(Expert, offer.expert_code, with_for_update=True)
             assert expert is not None  # foreign key
             if offer.status in _FROM_STATES[answer.status]:

@@ -17,6 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.errors import missing_record
 from chronic.db import Database
 from models.domain import ApplicationStatus, InsuranceStatus, InsuranceType, MaterialKind
 from models.messages import IntakeOutcome, IntakeRequest, MaterialsRound, SlaRequest
@@ -67,11 +68,7 @@ class IntakeActivities:
         async with self.db.session() as session:
             application = await session.get(Application, request.application_id)
             if application is None:
-                raise ApplicationError(
-                    f"application {request.application_id} has no record in the database",
-                    type="MissingApplication",
-                    non_retryable=True,
-                )
+                raise missing_record("application", request.application_id)
             # Locking the person serialises quota counts across that person's applications.
             person = await session.get(InsuredPerson, application.person_id, with_for_update=True)
             assert person is not None  # foreign key

@@ -8,9 +8,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from activities import audit
+from activities.errors import missing_record
 from chronic.db import Database
 from models.messages import BenefitIssued, BenefitRequest, ReviewRecord, StatusChange
 from models.tables import Application, Benefit, Hospital, Review
@@ -66,11 +66,7 @@ class ReviewActivities:
                 .values(**values)
             )
             if result.rowcount == 0:
-                raise ApplicationError(
-                    f"application {change.application_id} has no record",
-                    type="MissingApplication",
-                    non_retryable=True,
-                )
+                raise missing_record("application", change.application_id)
             await audit.record(
                 session,
                 step_key=f"{change.application_id}:{change.step}",
@@ -88,11 +84,7 @@ class ReviewActivities:
         async with self.db.session() as session:
             application = await session.get(Application, request.application_id)
             if application is None:
-                raise ApplicationError(
-                    f"application {request.application_id} has no record",
-                    type="MissingApplication",
-                    non_retryable=True,
-                )
+                raise missing_record("application", request.application_id)
             valid_to = (
                 None
                 if request.validity_days is None

@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     region: str = Field(default="sanmenxia", description="Policy profile of this office.")
     policy_windows: dict[str, timedelta] = Field(
         default_factory=dict,
-        description='Durations of the policy replaced for new applications, as JSON, e.g. '
+        description="Durations of the policy replaced for new applications, as JSON, e.g. "
         '{"accept_window": "PT30S"} — demos and end-to-end tests shorten the 24 h window '
         "this way. Empty in production.",
     )

@@ -112,8 +112,7 @@ class PolicyProfile(BaseModel):
         unknown = sorted(
             name
             for name in durations
-            if name not in type(self).model_fields
-            or not isinstance(getattr(self, name), timedelta)
+            if name not in type(self).model_fields or not isinstance(getattr(self, name), timedelta)
         )
         if unknown:
             raise ValueError(f"not a duration of the policy: {', '.join(unknown)}")

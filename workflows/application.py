@@ -126,16 +126,14 @@ class ApplicationWorkflow:
 
     @workflow.run
     async def run(self, request: ApplicationInput) -> Progress:
-        self._sla_due_at = await workflow.execute_activity(
+        self._sla_due_at = await _step(
             "sla_due_at",
             SlaRequest(
                 start=request.submitted_at.astimezone(self._zone),
                 working_days=self._policy.sla_working_days_max,
             ),
-            task_queue=queues.INTAKE,
+            queue=queues.INTAKE,
             result_type=datetime,
-            start_to_close_timeout=_DB_ACTIVITY,
-            retry_policy=_RETRY,
             summary=f"SLA: {self._policy.sla_working_days_max} working days",
         )
         sla_watch = asyncio.create_task(self._watch_sla())
@@ -159,7 +157,7 @@ class ApplicationWorkflow:
         while True:
             self._waiting_for = f"intake checks of materials round {self._round}"
             self._publish()
-            outcome = await workflow.execute_activity(
+            outcome = await _step(
                 "check_intake",
                 IntakeRequest(
                     application_id=self._request.application_id,
@@ -167,10 +165,8 @@ class ApplicationWorkflow:
                     policy=self._policy,
                     checked_at=workflow.now(),
                 ),
-                task_queue=queues.INTAKE,
+                queue=queues.INTAKE,
                 result_type=IntakeOutcome,
-                start_to_close_timeout=_DB_ACTIVITY,
-                retry_policy=_RETRY,
                 summary=f"intake checks, round {self._round}",
             )
             if outcome.accepted:
@@ -238,7 +234,7 @@ class ApplicationWorkflow:
         reviewers = tuple(d.expert for d in self._decisions)
         while True:
             now = workflow.now()
-            drawn = await workflow.execute_activity(
+            drawn = await _step(
                 "draw_expert",
                 DrawRequest(
                     application_id=self._request.application_id,
@@ -249,10 +245,8 @@ class ApplicationWorkflow:
                     offered_at=now,
                     accept_deadline=now + self._policy.accept_window,
                 ),
-                task_queue=queues.ASSIGNMENT,
+                queue=queues.ASSIGNMENT,
                 result_type=DrawResult,
-                start_to_close_timeout=_DB_ACTIVITY,
-                retry_policy=_RETRY,
                 summary=f"random draw for {stage} ({self._disease.category})",
             )
             if drawn.offer is not None:
@@ -371,17 +365,15 @@ class ApplicationWorkflow:
             self._resubmission_deadline = None
         assert self._resubmission is not None
         self._round += 1
-        await workflow.execute_activity(
+        await _step(
             "record_materials",
             MaterialsRound(
                 application_id=self._request.application_id,
                 round=self._round,
                 materials=self._resubmission.materials,
             ),
-            task_queue=queues.INTAKE,
+            queue=queues.INTAKE,
             result_type=int,
-            start_to_close_timeout=_DB_ACTIVITY,
-            retry_policy=_RETRY,
             summary=f"record materials round {self._round}",
         )
         self._resubmission = None
@@ -392,17 +384,15 @@ class ApplicationWorkflow:
         if decision.decision == ReviewDecision.APPROVE:
             approved_on = workflow.now().astimezone(self._zone).date()
             validity = self._policy.benefit_validity
-            self._benefit = await workflow.execute_activity(
+            self._benefit = await _step(
                 "issue_benefit",
                 BenefitRequest(
                     application_id=self._request.application_id,
                     approved_on=approved_on,
                     validity_days=None if validity is None else validity.days,
                 ),
-                task_queue=queues.REVIEW,
+                queue=queues.REVIEW,
                 result_type=BenefitIssued,
-                start_to_close_timeout=_DB_ACTIVITY,
-                retry_policy=_RETRY,
                 summary="issue benefit certificate",
             )
             await self._set_status(
@@ -428,7 +418,7 @@ class ApplicationWorkflow:
     # ---- steps that write -----------------------------------------------------------------
 
     async def _answer(self, offer: _Offer) -> StrikeOutcome:
-        outcome = await workflow.execute_activity(
+        outcome = await _step(
             "answer_offer",
             OfferAnswer(
                 offer_id=offer.made.offer_id,
@@ -438,10 +428,8 @@ class ApplicationWorkflow:
                 decision_deadline=offer.decision_deadline,
                 strikes_to_disqualify=self._policy.strikes_to_disqualify,
             ),
-            task_queue=queues.ASSIGNMENT,
+            queue=queues.ASSIGNMENT,
             result_type=StrikeOutcome,
-            start_to_close_timeout=_DB_ACTIVITY,
-            retry_policy=_RETRY,
             summary=f"offer {offer.made.seq} {offer.status} by {offer.made.expert_code}",
         )
         offer.recorded = True
@@ -480,7 +468,7 @@ class ApplicationWorkflow:
 
     async def _review_record(self, offer: _Offer, decision: ReviewDecision, opinion: str) -> None:
         offer.reviews += 1
-        await workflow.execute_activity(
+        await _step(
             "record_review",
             ReviewRecord(
                 application_id=self._request.application_id,
@@ -492,9 +480,7 @@ class ApplicationWorkflow:
                 opinion=opinion,
                 decided_at=workflow.now(),
             ),
-            task_queue=queues.REVIEW,
-            start_to_close_timeout=_DB_ACTIVITY,
-            retry_policy=_RETRY,
+            queue=queues.REVIEW,
             summary=f"{offer.stage}: {decision} by {offer.made.expert_code}",
         )
 
@@ -509,7 +495,7 @@ class ApplicationWorkflow:
     ) -> None:
         self._status, self._stage = status, stage
         self._publish()
-        await workflow.execute_activity(
+        await _step(
             "change_status",
             StatusChange(
                 application_id=self._request.application_id,
@@ -520,9 +506,7 @@ class ApplicationWorkflow:
                 reason=reason,
                 closed=closed,
             ),
-            task_queue=queues.REVIEW,
-            start_to_close_timeout=_DB_ACTIVITY,
-            retry_policy=_RETRY,
+            queue=queues.REVIEW,
             summary=f"status {status}, stage {stage}",
         )
 
@@ -765,6 +749,26 @@ class ApplicationWorkflow:
         if offer.materials_note is not None:
             raise ValueError("supplementary materials are requested; wait for the resubmission")
         return offer
+
+
+async def _step(
+    activity: str,
+    arg: object,
+    *,
+    queue: str,
+    summary: str,
+    result_type: type[Any] | None = None,
+) -> Any:
+    """Run a database activity: short timeout, retried with backoff until the database is back."""
+    return await workflow.execute_activity(
+        activity,
+        arg,
+        task_queue=queue,
+        result_type=result_type,
+        start_to_close_timeout=_DB_ACTIVITY,
+        retry_policy=_RETRY,
+        summary=summary,
+    )
 
 
 def _remaining(deadline: datetime) -> timedelta:
