@@ -18,10 +18,12 @@ from sqlmodel import col
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
 
 from chronic.db import Database
 from chronic.settings import Settings
 from chronic.submission import SubmissionRefused, submit
+from chronic.temporal_client import data_converter
 from models.application import ApplicationForm
 from models.domain import (
     ApplicationStatus,
@@ -36,6 +38,7 @@ from models.policy import PolicyProfile
 from models.tables import Application, Benefit, Expert, Material
 from tests import support
 from tests.fixtures.temporal import running_workers
+from workflows import WORKFLOWS
 from workflows.application import ApplicationWorkflow
 
 DAY = timedelta(days=1)
@@ -101,6 +104,10 @@ async def test_two_stage_review_by_different_experts_approves_and_sends_one_sms(
     assert benefit is not None and benefit.designated_hospital_code == "H05"
     actions = await support.audit_actions(world.db, handle.id)
     assert actions.count("offer_made") == 2 and actions.count("review_approve") == 2
+
+    # The recorded history replays on the current code without non-determinism.
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=data_converter())
+    await replayer.replay_workflow(await handle.fetch_history())
 
 
 async def test_instant_track_is_decided_by_one_final_review(world: World) -> None:
