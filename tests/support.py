@@ -171,3 +171,8 @@ async def experts_of(db: Database, category: str, *, hospital_not: str = "H01") 
                 .order_by(col(Expert.code))
             )
         )
+
+
+def waits_for_resubmission(progress: Progress) -> bool:
+    """Returned (or materials requested), SMS sent, and the window open for the clerk."""
+    return progress.resubmission_deadline is not None and "resubmit" in progress.waiting_for

@@ -252,7 +252,7 @@ async def test_intake_returns_with_every_reason_and_accepts_the_resubmission(
             ]
         )
     )
-    progress = await support.eventually(handle, lambda p: p.status == ApplicationStatus.RETURNED)
+    progress = await support.eventually(handle, support.waits_for_resubmission)
     assert len(progress.reasons) == 2
     assert "more than 365 days ago" in progress.reasons[0]
     assert "level-1 hospital" in progress.reasons[1]
