@@ -13,7 +13,6 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
-import sqlalchemy as sa
 from rich.console import Console
 from sqlmodel import col, select
 from temporalio.service import RPCError
@@ -117,10 +116,8 @@ async def test_demo_runs_every_branch_to_its_planned_end(
     approved = {a.application_id for a in report.applications if a.status == "approved"}
     async with seeded_database.session() as session:
         rows = list(
-            await session.scalars(
-                sa.select(col(SmsOutbox.application_id)).where(
-                    col(SmsOutbox.template) == "approved"
-                )
+            await session.exec(
+                select(SmsOutbox.application_id).where(col(SmsOutbox.template) == "approved")
             )
         )
         people = list(
@@ -179,11 +176,7 @@ async def test_a_second_run_while_the_first_is_open_picks_other_people(
                     await handle.terminate("test over")
     assert len(second.submitted) == 4 and second.all_finished and second.all_as_planned
     async with seeded_database.session() as session:
-        persons = dict(
-            (
-                await session.execute(sa.select(col(Application.id), col(Application.person_id)))
-            ).all()
-        )
-    assert {persons[a.application_id] for a in first.submitted}.isdisjoint(
-        persons[a.application_id] for a in second.submitted
+        persons = dict((await session.exec(select(Application.id, Application.person_id))).all())
+    assert {persons.get(a.application_id or "") for a in first.submitted}.isdisjoint(
+        persons.get(a.application_id or "") for a in second.submitted
     )
