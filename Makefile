@@ -1,5 +1,5 @@
 # The two commands of a fresh machine (only Python and PyPI needed):
-#   make demo   — the stack on its embedded default (grows into the full demo)
+#   make demo   — the whole stack on its embedded default, and the demo through it
 #   make test   — ruff, mypy and the test suite
 SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
@@ -13,7 +13,7 @@ install: $(if $(shell command -v uv 2>/dev/null),,.tools/bin/uv)
 	$(UV) sync --locked
 
 demo: install
-	$(UV) run chronic dev up
+	$(UV) run chronic dev up --demo
 
 lint: install
 	$(UV) run ruff check .

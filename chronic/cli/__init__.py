@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from chronic.cli import applications, db, dev, expert, schema, seed, worker
+from chronic.cli import applications, db, demo, dev, expert, schema, seed, worker
 
 app = typer.Typer(no_args_is_help=True, help="Chronic-condition benefit applications on Temporal.")
 app.add_typer(dev.app, name="dev")
@@ -16,6 +16,7 @@ app.command(name="resubmit")(applications.resubmit)
 app.command(name="status")(applications.status)
 app.add_typer(expert.app, name="expert")
 app.add_typer(schema.app, name="schema")
+app.command(name="demo")(demo.demo)
 
 
 def main() -> None:
