@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +74,8 @@ class Stack:
 
 @pytest.fixture
 async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
+    # The state folder lives outside pytest's basetemp (see tests/fixtures/database.py).
+    state = Path(tempfile.mkdtemp(prefix="chronic-e2e-"))
     postgres_port, temporal_port, ui_port = free_port(), free_port(), free_port()
     env = {
         key: value
@@ -79,7 +83,7 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
         if not key.startswith(("TEMPORAL_", "CHRONIC_")) and key != "DATABASE_URL"
     }
     env |= {
-        "CHRONIC_STATE_DIR": str(tmp_path / "state"),
+        "CHRONIC_STATE_DIR": str(state),
         "CHRONIC_POSTGRES_PORT": str(postgres_port),
         "CHRONIC_TEMPORAL_DEFAULT_ADDRESS": f"127.0.0.1:{temporal_port}",
         "CHRONIC_TEMPORAL_UI_PORT": str(ui_port),
@@ -99,12 +103,13 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
             if process.poll() is not None or asyncio.get_running_loop().time() > deadline:
                 raise AssertionError((tmp_path / "dev-up.log").read_text())
             await asyncio.sleep(0.5)
-        yield Stack(env, tmp_path / "state", postgres_port, process)
+        yield Stack(env, state, postgres_port, process)
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGINT)
             process.wait(timeout=60)
         log.close()
+        shutil.rmtree(state, ignore_errors=True)
 
 
 async def test_declined_lapsed_accepted_two_stages_one_approval_sms(

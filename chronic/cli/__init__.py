@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import typer
 
 from chronic.cli import applications, db, demo, dev, expert, schema, seed, worker
@@ -20,4 +23,18 @@ app.command(name="demo")(demo.demo)
 
 
 def main() -> None:
-    app()
+    """Run the CLI, then leave without interpreter finalization.
+
+    The Temporal client's native runtime may still have threads that call back into Python
+    while the interpreter shuts down ("PyGILState_Release … finalizing", a rare abort after
+    the command's output is complete). Exiting with ``os._exit`` after flushing skips that
+    teardown; every command has finished its own cleanup (connections, files) by then.
+    """
+    try:
+        app()
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
