@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlmodel import col
 from temporalio import activity
 
-from activities import audit
+from activities import audit, metrics
 from activities.errors import missing_record
 from chronic.db import Database
 from models.domain import ExpertStatus, OfferStatus
@@ -119,6 +119,7 @@ class AssignmentActivities:
             assert expert is not None  # foreign key
             if offer.status in _FROM_STATES[answer.status]:
                 offer.status = answer.status
+                metrics.offer_outcome(answer.status.value)
                 if answer.status in (OfferStatus.ACCEPTED, OfferStatus.DECLINED):
                     offer.answered_at = answer.at
                 if answer.decision_deadline is not None:
@@ -135,6 +136,7 @@ class AssignmentActivities:
                     ):
                         expert.status = ExpertStatus.DISQUALIFIED
                         expert.disqualified_at = answer.at
+                        metrics.expert_disqualified()
                 await audit.record(
                     session,
                     step_key=f"{offer.application_id}:offer:{offer.seq}:{answer.status}",

@@ -20,9 +20,9 @@ async def record(
     action: str,
     at: datetime,
     **detail: Any,
-) -> None:
-    """Append an audit event; a retried activity with the same ``step_key`` writes nothing."""
-    await session.exec(
+) -> bool:
+    """Append an audit event; False when a retried activity already wrote this step."""
+    result = await session.exec(
         insert(AuditEvent)
         .values(
             step_key=step_key,
@@ -34,3 +34,4 @@ async def record(
         )
         .on_conflict_do_nothing(index_elements=["step_key"])
     )
+    return bool(result.rowcount)

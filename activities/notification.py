@@ -18,6 +18,7 @@ from sqlmodel import select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities import metrics
 from chronic.db import Database
 from chronic.sms.gateway import SmsGateway, SmsSendError
 from chronic.sms.phone import InvalidPhoneNumber, scrub, to_e164
@@ -199,10 +200,12 @@ class NotificationActivities:
                 row.provider_message_id = message_id
                 row.sent_at = datetime.now(UTC)
                 row.last_error = None
+                metrics.sms("sent", request.template.value)
                 log.info("SMS %s sent via %s (attempt %d)", where, self._gateway.name, row.attempts)
             else:
                 row.status = SmsStatus.FAILED
                 row.last_error = scrub(failure.message)[:1000]
+                metrics.sms("failed", request.template.value)
                 log.warning(
                     "SMS %s failed via %s (attempt %d, %s): %s",
                     where,

@@ -9,7 +9,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col
 from temporalio import activity
 
-from activities import audit
+from activities import audit, metrics
 from activities.errors import missing_record
 from chronic.db import Database
 from models.messages import BenefitIssued, BenefitRequest, ReviewRecord, StatusChange
@@ -67,7 +67,7 @@ class ReviewActivities:
             )
             if result.rowcount == 0:
                 raise missing_record("application", change.application_id)
-            await audit.record(
+            first_time = await audit.record(
                 session,
                 step_key=f"{change.application_id}:{change.step}",
                 application_id=change.application_id,
@@ -77,6 +77,8 @@ class ReviewActivities:
                 stage=change.stage.value,
                 reason=change.reason,
             )
+            if first_time:
+                metrics.application_status(change.status.value)
 
     @activity.defn
     async def issue_benefit(self, request: BenefitRequest) -> BenefitIssued:

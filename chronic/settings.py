@@ -66,6 +66,14 @@ class Settings(BaseSettings):
         description="Key of the HMAC that stands for an ID number in Temporal (ApplicantKey). "
         "Unset: a key generated into the state folder on first use.",
     )
+    metrics_port_base: int | None = Field(
+        default=9464,
+        description="Prometheus /metrics of the workers: role N of `workers.ROLES` listens on "
+        "base + N (9464 orchestration … 9468 notification). None disables the endpoints.",
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1", description="Interface the metrics endpoints bind to."
+    )
     sms_rate_per_second: float = Field(
         default=20.0,
         description="SMS sends per second across all notification workers (the task queue's "

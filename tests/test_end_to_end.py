@@ -13,9 +13,11 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,7 @@ import pytest
 from models.messages import Progress
 from tests import support
 from tests.fixtures import free_port
+from workers import ROLES
 
 pytestmark = pytest.mark.e2e
 
@@ -40,6 +43,19 @@ class Stack:
     state: Path
     postgres_port: int
     process: subprocess.Popen[bytes]
+    metrics_base: int
+
+    async def metrics(self, role: str) -> list[str]:
+        """The product's lines of ``role``'s Prometheus endpoint."""
+        port = self.metrics_base + list(ROLES).index(role)
+        text = await asyncio.to_thread(
+            lambda: (
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10)
+                .read()
+                .decode()
+            )
+        )
+        return [line for line in text.splitlines() if line.startswith("chronic_")]
 
     async def chronic(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = await asyncio.to_thread(
@@ -72,11 +88,25 @@ class Stack:
         raise AssertionError(f"no pending offer #{seq} on {application_id}: {progress!r}")
 
 
+def _free_port_run(length: int) -> int:
+    """A first port such that ``length`` consecutive ports are free right now."""
+    while True:
+        base = free_port()
+        if all(_port_free(base + i) for i in range(length)):
+            return base
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
 @pytest.fixture
 async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
     # The state folder lives outside pytest's basetemp (see tests/fixtures/database.py).
     state = Path(tempfile.mkdtemp(prefix="chronic-e2e-"))
     postgres_port, temporal_port, ui_port = free_port(), free_port(), free_port()
+    metrics_base = _free_port_run(5)
     env = {
         key: value
         for key, value in os.environ.items()
@@ -88,6 +118,7 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
         "CHRONIC_TEMPORAL_DEFAULT_ADDRESS": f"127.0.0.1:{temporal_port}",
         "CHRONIC_TEMPORAL_UI_PORT": str(ui_port),
         "CHRONIC_WORKER_SHUTDOWN_GRACE_SECONDS": "5",
+        "CHRONIC_METRICS_PORT_BASE": str(metrics_base),
         "CHRONIC_POLICY_WINDOWS": json.dumps({"accept_window": f"PT{ACCEPT_WINDOW_SECONDS}S"}),
     }
     log = (tmp_path / "dev-up.log").open("wb")
@@ -103,7 +134,7 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
             if process.poll() is not None or asyncio.get_running_loop().time() > deadline:
                 raise AssertionError((tmp_path / "dev-up.log").read_text())
             await asyncio.sleep(0.5)
-        yield Stack(env, state, postgres_port, process)
+        yield Stack(env, state, postgres_port, process, metrics_base)
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGINT)
@@ -168,6 +199,14 @@ async def test_declined_lapsed_accepted_two_stages_one_approval_sms(
     finally:
         await connection.close()
     assert [r["status"] for r in approvals] == ["sent"]
+
+    # The product's metrics, on each worker's Prometheus endpoint.
+    review = await stack.metrics("review")
+    assert any('status="approved"' in line for line in review), review
+    assignment = await stack.metrics("assignment")
+    assert any('outcome="lapsed"' in line for line in assignment), assignment
+    notification = await stack.metrics("notification")
+    assert any('status="sent"' in line and "approved" in line for line in notification)
 
     # Ctrl-C stops everything dev up started.
     pids = list(table.values())

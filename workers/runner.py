@@ -16,6 +16,7 @@ from datetime import timedelta
 from typing import Protocol
 
 from temporalio.client import Client
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from chronic.settings import Settings, get_settings
@@ -42,11 +43,33 @@ def role_module(role: str) -> RoleModule:
     return module
 
 
+def metrics_port(role: str, settings: Settings) -> int | None:
+    """The Prometheus port of ``role``'s worker, or None when metrics are off."""
+    if settings.metrics_port_base is None:
+        return None
+    return settings.metrics_port_base + list(ROLES).index(role)
+
+
+def _runtime(role: str, settings: Settings) -> Runtime | None:
+    """A Temporal runtime exporting the SDK's and the product's metrics for Prometheus."""
+    port = metrics_port(role, settings)
+    if port is None:
+        return None
+    address = f"{settings.metrics_host}:{port}"
+    log.info("worker %s metrics on http://%s/metrics", role, address)
+    return Runtime(
+        telemetry=TelemetryConfig(
+            metrics=PrometheusConfig(bind_address=address),
+            global_tags={"role": role},
+        )
+    )
+
+
 async def run_worker(role: str, settings: Settings | None = None) -> None:
     """Poll the role's task queue until a stop signal arrives."""
     settings = settings or get_settings()
     module = role_module(role)
-    client = await connect(settings)
+    client = await connect(settings, runtime=_runtime(role, settings))
     resources = Resources(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
