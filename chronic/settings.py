@@ -48,6 +48,9 @@ class Settings(BaseSettings):
         "where `chronic dev up` starts the embedded dev server.",
     )
     temporal_ui_port: int = Field(default=8233, description="Web UI port of the dev server.")
+    codec_server_port: int = Field(
+        default=8081, description="Port of the codec server `dev up` starts for the Web UI."
+    )
 
     region: str = Field(default="sanmenxia", description="Policy profile of this office.")
     policy_windows: dict[str, timedelta] = Field(

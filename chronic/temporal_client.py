@@ -3,7 +3,7 @@
 The connection comes from ``temporalio.envconfig``: ``TEMPORAL_ADDRESS``,
 ``TEMPORAL_NAMESPACE``, ``TEMPORAL_API_KEY``, TLS settings and TOML profiles
 (``TEMPORAL_CONFIG_FILE`` / ``TEMPORAL_PROFILE``). With nothing set it reaches the embedded dev
-server. Payloads always go through the pydantic data converter.
+server. Payloads always go through the pydantic converter and the encryption codec.
 """
 
 from __future__ import annotations
@@ -11,17 +11,21 @@ from __future__ import annotations
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.envconfig import ClientConfig
 from temporalio.runtime import Runtime
 
+from chronic.codec import encrypted_data_converter
 from chronic.settings import Settings, get_settings
 
 
-def data_converter() -> DataConverter:
-    """The data converter every client and worker of the product uses."""
-    return pydantic_data_converter
+def data_converter(settings: Settings | None = None) -> DataConverter:
+    """The data converter every client and worker uses: pydantic + AES-GCM payload encryption.
+
+    Failure messages and stack traces are encrypted too; keys come from the codec settings
+    (or a development key in the state folder).
+    """
+    return encrypted_data_converter(settings or get_settings())
 
 
 def connect_options(settings: Settings | None = None) -> dict[str, Any]:
@@ -40,4 +44,4 @@ async def connect(settings: Settings | None = None, *, runtime: Runtime | None =
     options = connect_options(settings)
     if runtime is not None:
         options["runtime"] = runtime
-    return await Client.connect(data_converter=data_converter(), **options)
+    return await Client.connect(data_converter=data_converter(settings), **options)

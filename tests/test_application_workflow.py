@@ -23,7 +23,6 @@ from temporalio.worker import Replayer
 from chronic.db import Database
 from chronic.settings import Settings
 from chronic.submission import SubmissionRefused, submit
-from chronic.temporal_client import data_converter
 from models.application import ApplicationForm
 from models.domain import (
     ApplicationStatus,
@@ -106,7 +105,7 @@ async def test_two_stage_review_by_different_experts_approves_and_sends_one_sms(
     assert actions.count("offer_made") == 2 and actions.count("review_approve") == 2
 
     # The recorded history replays on the current code without non-determinism.
-    replayer = Replayer(workflows=WORKFLOWS, data_converter=data_converter())
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=world.env.client.data_converter)
     await replayer.replay_workflow(await handle.fetch_history())
 
 

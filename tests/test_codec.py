@@ -50,6 +50,13 @@ ID_NUMBER = "411221199001052066"
 UI = "http://localhost:8233"
 
 
+@pytest.fixture(autouse=True)
+def _no_session_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests set their own keys; the session-wide test key (conftest) would mask them."""
+    monkeypatch.delenv("CHRONIC_CODEC_KEYS", raising=False)
+    monkeypatch.delenv("CHRONIC_CODEC_CURRENT_KEY_ID", raising=False)
+
+
 def key() -> bytes:
     return os.urandom(32)
 
@@ -225,7 +232,12 @@ async def test_history_holds_no_personal_data_and_the_codec_reads_it_back(
     time_skipping: WorkflowEnvironment, tmp_path: Path
 ) -> None:
     settings = Settings(state_dir=tmp_path)
-    plain_client = time_skipping.client  # the plain pydantic converter: no codec
+    # The pydantic converter without the codec: what someone without the key sees.
+    plain_client = Client(
+        time_skipping.client.service_client,
+        namespace=time_skipping.client.namespace,
+        data_converter=pydantic_data_converter,
+    )
     client = Client(
         plain_client.service_client,
         namespace=plain_client.namespace,

@@ -117,6 +117,7 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
         "CHRONIC_POSTGRES_PORT": str(postgres_port),
         "CHRONIC_TEMPORAL_DEFAULT_ADDRESS": f"127.0.0.1:{temporal_port}",
         "CHRONIC_TEMPORAL_UI_PORT": str(ui_port),
+        "CHRONIC_CODEC_SERVER_PORT": str(free_port()),
         "CHRONIC_WORKER_SHUTDOWN_GRACE_SECONDS": "5",
         "CHRONIC_METRICS_PORT_BASE": str(metrics_base),
         "CHRONIC_POLICY_WINDOWS": json.dumps({"accept_window": f"PT{ACCEPT_WINDOW_SECONDS}S"}),

@@ -21,6 +21,7 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from chronic import migrate
+from chronic.codec_server import codec_token
 from chronic.db import Database
 from chronic.embedded.postgres import EmbeddedPostgres
 from chronic.embedded.temporal import DevServer
@@ -46,7 +47,7 @@ def _record(
     table = {
         "supervisor": os.getpid(),
         **{name: c.pid for name, c in children.items()},
-        **{f"worker {role}": w.pid for role, w in workers.items()},
+        **{(f"worker {name}" if name in ROLES else name): w.pid for name, w in workers.items()},
     }
     _process_table().write_text(json.dumps(table))
 
@@ -69,10 +70,17 @@ async def _up(demo: bool) -> int:
     state = settings.state_path
     postgres = EmbeddedPostgres(state / "postgres", settings.postgres_port)
     host, _, port = settings.temporal_default_address.rpartition(":")
+    codec_url = f"http://127.0.0.1:{settings.codec_server_port}"
     temporal = DevServer(
-        state / "temporal.db", host=host, port=int(port), ui_port=settings.temporal_ui_port
+        state / "temporal.db",
+        host=host,
+        port=int(port),
+        ui_port=settings.temporal_ui_port,
+        # The dev UI cannot send a bearer header, so the token travels in the path; the UI
+        # listens on loopback only, like the codec server.
+        ui_codec_endpoint=f"{codec_url}/{codec_token(settings)}",
     )
-    ports = [temporal.port, temporal.ui_port]
+    ports = [temporal.port, temporal.ui_port, settings.codec_server_port]
     if settings.uses_embedded_postgres:
         ports.insert(0, postgres.port)
     busy = [p for p in ports if _port_in_use(p)]
@@ -80,7 +88,8 @@ async def _up(demo: bool) -> int:
         console.print(
             f"[red]Port(s) {', '.join(map(str, busy))} already in use.[/] Stop what uses them "
             "(`chronic dev down` if it is an earlier stack) or choose other ports with "
-            "CHRONIC_POSTGRES_PORT / CHRONIC_TEMPORAL_DEFAULT_ADDRESS / CHRONIC_TEMPORAL_UI_PORT."
+            "CHRONIC_POSTGRES_PORT / CHRONIC_TEMPORAL_DEFAULT_ADDRESS / CHRONIC_TEMPORAL_UI_PORT / "
+            "CHRONIC_CODEC_SERVER_PORT."
         )
         return 2
     children: dict[str, subprocess.Popen[bytes]] = {}
@@ -117,6 +126,19 @@ async def _up(demo: bool) -> int:
             "TEMPORAL_ADDRESS": temporal.address,
             "CHRONIC_STATE_DIR": str(state),
         }
+        workers["codec-server"] = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "chronic",
+            "codec-server",
+            "--port",
+            str(settings.codec_server_port),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            env=worker_env,
+            start_new_session=True,
+        )
+        streams.append(asyncio.create_task(_stream("codec-server", workers["codec-server"])))
         for role in ROLES:
             workers[role] = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -132,9 +154,10 @@ async def _up(demo: bool) -> int:
             streams.append(asyncio.create_task(_stream(role, workers[role])))
         _record(children, workers)
         await _wait_for_pollers(temporal.address, workers, within_seconds=60)
+        await _wait_port(settings.codec_server_port, 30)
         console.print(
             f"[bold green]ready[/]: Temporal {temporal.address}, UI {temporal.ui_url}, "
-            f"{len(workers)} workers polling; Ctrl-C or `chronic dev down` stops everything"
+            f"{len(ROLES)} workers polling; Ctrl-C or `chronic dev down` stops everything"
         )
         if demo:
             from chronic.demo import run_demo
@@ -194,7 +217,7 @@ async def _wait_for_pollers(
     """Ready means every role's task queue has a poller (not just a started process)."""
     client = await Client.connect(address)
     deadline = asyncio.get_running_loop().time() + within_seconds
-    waiting = set(workers)
+    waiting = set(workers) & set(ROLES)
     while waiting:
         for role in sorted(waiting):
             if workers[role].returncode is not None:
@@ -247,6 +270,7 @@ _ROLE_STYLES = {
     "assignment": "yellow",
     "review": "green",
     "notification": "blue",
+    "codec-server": "red",
 }
 
 
