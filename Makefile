@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 
-.PHONY: install demo test lint
+.PHONY: install demo test lint browser
 
 .tools/bin/uv:
 	python3 -m venv .tools && .tools/bin/pip install -q uv
@@ -20,5 +20,12 @@ lint: install
 	$(UV) run ruff format --check .
 	$(UV) run mypy
 
-test: install lint
+# Debian's chromium for the UI test (headless); apt-get as root, else sudo without a password.
+browser:
+	@command -v chromium >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo "sudo -n" ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
+	} || echo "could not install chromium: the UI test will be skipped (outside CI)"
+
+test: install lint browser
 	$(UV) run pytest -q

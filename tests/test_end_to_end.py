@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import urllib.parse
 import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from pathlib import Path
 import asyncpg
 import psutil
 import pytest
+from playwright.async_api import TimeoutError as PlaywrightTimeout
+from playwright.async_api import async_playwright
 
 from models.messages import Progress
 from tests import support
@@ -44,6 +47,7 @@ class Stack:
     postgres_port: int
     process: subprocess.Popen[bytes]
     metrics_base: int
+    ui_port: int
 
     async def metrics(self, role: str) -> list[str]:
         """The product's lines of ``role``'s Prometheus endpoint."""
@@ -135,7 +139,7 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
             if process.poll() is not None or asyncio.get_running_loop().time() > deadline:
                 raise AssertionError((tmp_path / "dev-up.log").read_text())
             await asyncio.sleep(0.5)
-        yield Stack(env, state, postgres_port, process, metrics_base)
+        yield Stack(env, state, postgres_port, process, metrics_base, ui_port)
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGINT)
@@ -209,8 +213,52 @@ async def test_declined_lapsed_accepted_two_stages_one_approval_sms(
     notification = await stack.metrics("notification")
     assert any('status="sent"' in line and "approved" in line for line in notification)
 
+    # An operator finds it in the Temporal UI, filtered by a search attribute.
+    await find_in_ui(stack, application_id)
+
     # Ctrl-C stops everything dev up started.
     pids = list(table.values())
     stack.process.send_signal(signal.SIGINT)
     await asyncio.to_thread(stack.process.wait, 60)
     assert [pid for pid in pids if psutil.pid_exists(pid)] == []
+
+
+CHROMIUM = shutil.which("chromium")  # Debian's package, installed by `make test`
+ARTIFACTS = Path(__file__).parents[1] / "test-artifacts"
+
+
+async def find_in_ui(stack: Stack, application_id: str) -> None:
+    """Headless Chromium opens the workflow list filtered by ChronicStatus and finds the app."""
+    if CHROMIUM is None:
+        if os.environ.get("CI"):
+            pytest.fail("Debian's chromium is missing: `make test` installs it (apt-get)")
+        pytest.skip("Debian's chromium is not installed (make test installs it)")
+    query = urllib.parse.quote(f'ChronicStatus="approved" AND WorkflowId="{application_id}"')
+    url = f"http://localhost:{stack.ui_port}/namespaces/default/workflows?query={query}"
+    ARTIFACTS.mkdir(exist_ok=True)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        try:
+            page = await browser.new_page(viewport={"width": 1400, "height": 900})
+            for _ in range(10):  # visibility is eventually consistent: reload until listed
+                await page.goto(url)
+                try:
+                    await page.get_by_text(application_id).first.wait_for(timeout=5000)
+                    break
+                except PlaywrightTimeout:
+                    continue
+            await page.get_by_text(application_id).first.wait_for(timeout=5000)
+            await page.screenshot(path=str(ARTIFACTS / "ui-workflows-approved.png"))
+        finally:
+            await browser.close()
