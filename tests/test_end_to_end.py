@@ -260,5 +260,11 @@ async def find_in_ui(stack: Stack, application_id: str) -> None:
                     continue
             await page.get_by_text(application_id).first.wait_for(timeout=5000)
             await page.screenshot(path=str(ARTIFACTS / "ui-workflows-approved.png"))
+            # The workflow page decodes its input through the codec server `dev up` started.
+            await page.goto(
+                f"http://localhost:{stack.ui_port}/namespaces/default/workflows/{application_id}"
+            )
+            await page.get_by_text('"disease_code"').first.wait_for(timeout=20000)
+            await page.screenshot(path=str(ARTIFACTS / "ui-workflow-decoded.png"), full_page=True)
         finally:
             await browser.close()
