@@ -6,13 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
 from pydantic import SecretStr, ValidationError
-from sqlmodel import SQLModel, col, select
+from sqlmodel import col, select
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
@@ -24,7 +23,6 @@ from activities.notification import (
     NotificationActivities,
 )
 from chronic.db import Database
-from chronic.embedded.postgres import EmbeddedPostgres
 from chronic.sms import (
     TEMPLATES,
     LogGateway,
@@ -64,65 +62,58 @@ APPROVED_PARAMS = {
 
 
 @pytest.fixture
-async def sms_database(embedded_postgres: EmbeddedPostgres) -> AsyncIterator[Database]:
-    """An empty database with every table, and the rows an SMS needs: hospitals, a person and
-    an application whose contact mobile is APPLICANT_MOBILE."""
-    name = f"sms_{uuid.uuid4().hex[:12]}"
-    await embedded_postgres.ensure_database(name)
-    db = Database(embedded_postgres.sqlalchemy_url(name))
-    try:
-        async with db.engine.begin() as conn:
-            await conn.run_sync(SQLModel.metadata.create_all)
-        async with db.session() as session:
-            session.add(
-                Hospital(
-                    code="H01",
-                    name="三门峡市中心医院",
-                    level=3,
-                    grade=HospitalGrade.A,
-                    region="sanmenxia",
-                    notice_mobile=HOSPITAL_MOBILE,
-                )
+async def sms_database(fresh_database: Database) -> AsyncIterator[Database]:
+    """A fresh migrated database with the rows an SMS needs: hospitals, a person and an
+    application whose contact mobile is APPLICANT_MOBILE."""
+    db = fresh_database
+    async with db.session() as session:
+        session.add(
+            Hospital(
+                code="H01",
+                name="三门峡市中心医院",
+                level=3,
+                grade=HospitalGrade.A,
+                region="sanmenxia",
+                notice_mobile=HOSPITAL_MOBILE,
             )
-            session.add(
-                Hospital(
-                    code="H02",
-                    name="三门峡市第二人民医院",
-                    level=2,
-                    grade=HospitalGrade.A,
-                    region="sanmenxia",
-                )
-            )
-            person = InsuredPerson(
-                id_number="411202199001011234",
-                name="张三",
-                mobile=APPLICANT_MOBILE,
-                insurance_type=InsuranceType.EMPLOYEE,
-                insurance_status=InsuranceStatus.NORMAL,
+        )
+        session.add(
+            Hospital(
+                code="H02",
+                name="三门峡市第二人民医院",
+                level=2,
+                grade=HospitalGrade.A,
                 region="sanmenxia",
             )
-            session.add(person)
-            await session.flush()
-            assert person.id is not None
-            session.add(
-                Application(
-                    id=APPLICATION_ID,
-                    region="sanmenxia",
-                    person_id=person.id,
-                    disease_code="HT",
-                    year=2024,
-                    status=ApplicationStatus.IN_REVIEW,
-                    stage=ReviewStage.INITIAL_REVIEW,
-                    mobile=APPLICANT_MOBILE,
-                    case_number="ZY20240001",
-                    diagnosing_hospital_code="H01",
-                    designated_hospital_code="H01",
-                    submitted_at=datetime(2024, 4, 28, 1, 30, tzinfo=UTC),
-                )
+        )
+        person = InsuredPerson(
+            id_number="411202199001011234",
+            name="张三",
+            mobile=APPLICANT_MOBILE,
+            insurance_type=InsuranceType.EMPLOYEE,
+            insurance_status=InsuranceStatus.NORMAL,
+            region="sanmenxia",
+        )
+        session.add(person)
+        await session.flush()
+        assert person.id is not None
+        session.add(
+            Application(
+                id=APPLICATION_ID,
+                region="sanmenxia",
+                person_id=person.id,
+                disease_code="HT",
+                year=2024,
+                status=ApplicationStatus.IN_REVIEW,
+                stage=ReviewStage.INITIAL_REVIEW,
+                mobile=APPLICANT_MOBILE,
+                case_number="ZY20240001",
+                diagnosing_hospital_code="H01",
+                designated_hospital_code="H01",
+                submitted_at=datetime(2024, 4, 28, 1, 30, tzinfo=UTC),
             )
-        yield db
-    finally:
-        await db.dispose()
+        )
+    yield db
 
 
 async def outbox_rows(db: Database) -> list[SmsOutbox]:
