@@ -20,11 +20,13 @@ lint: install
 	$(UV) run ruff format --check .
 	$(UV) run mypy
 
-# Debian's chromium for the UI test (headless); apt-get as root, else sudo without a password.
+# Debian's chromium for the UI test (headless) and a CJK font so Chinese text renders in its
+# screenshots; apt-get as root, else sudo without a password.
 browser:
-	@command -v chromium >/dev/null || { \
+	@{ command -v chromium >/dev/null && fc-list 2>/dev/null | grep -qi wqy; } || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo "sudo -n" ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	    chromium fonts-wqy-microhei >/dev/null; \
 	} || echo "could not install chromium: the UI test will be skipped (outside CI)"
 
 test: install lint browser
