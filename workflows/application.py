@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeUpdate
+from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -60,6 +60,9 @@ _SMS_ACTIVITY = timedelta(seconds=60)
 # Database and provider outages are retried with backoff until they pass; only errors marked
 # non-retryable (a missing record, an invalid number) stop the retries.
 _RETRY = RetryPolicy(maximum_interval=timedelta(minutes=5))
+
+
+_UNSET = object()  # "never published", distinct from a published None (attribute unset)
 
 
 class ApplicationClosed(Exception):
@@ -121,6 +124,8 @@ class ApplicationWorkflow:
         self._sla_breached = False
         self._benefit: BenefitIssued | None = None
         self._finished_at: datetime | None = None
+        self._returned = False  # intake sent it back at least once (the Returned filter)
+        self._published: dict[SearchAttributeKey[Any], Any] = {}
 
     # ---- the process ---------------------------------------------------------------------
 
@@ -184,6 +189,7 @@ class ApplicationWorkflow:
                 )
                 await self._sms(SmsTemplate.REJECTED, "refused", reason=reason)
                 raise ApplicationClosed
+            self._returned = True
             self._open_resubmission_window()
             await self._set_status(
                 ApplicationStatus.RETURNED,
@@ -551,28 +557,29 @@ class ApplicationWorkflow:
     # ---- what operators and the CLI see ----------------------------------------------------
 
     def _publish(self) -> None:
-        """Push the state to the search attributes and the UI's current details."""
-        current = self._current
-        updates: list[SearchAttributeUpdate[Any]] = [
-            sa.APPLICATION_STATUS.value_set(self._status.value),
-            sa.REVIEW_STAGE.value_set(self._stage.value),
-            sa.REGION.value_set(self._policy.region),
-            sa.DISEASE_CODE.value_set(self._request.disease_code),
-            sa.APPLICANT_KEY.value_set(self._request.applicant_key),
-            sa.RETURNED.value_set(self._status == ApplicationStatus.RETURNED or self._returned()),
-            sa.SLA_BREACHED.value_set(self._sla_breached),
-            sa.ASSIGNED_EXPERT.value_set(current.made.expert_code)
-            if current is not None
-            else sa.ASSIGNED_EXPERT.value_unset(),
-        ]
-        if self._sla_due_at is not None:
-            updates.append(sa.SLA_DUE_AT.value_set(self._sla_due_at))
-        if self._request.search_attributes:
-            workflow.upsert_search_attributes(updates)
-        workflow.set_current_details(self._details_markdown())
+        """Push the state to the search attributes and the UI's current details.
 
-    def _returned(self) -> bool:
-        return self._round > 1 or bool(self._reasons)
+        Only attributes whose value changed are upserted: each upsert is a history event.
+        """
+        current = self._current
+        values: dict[SearchAttributeKey[Any], Any] = {
+            sa.APPLICATION_STATUS: self._status.value,
+            sa.REVIEW_STAGE: self._stage.value,
+            sa.REGION: self._policy.region,
+            sa.DISEASE_CODE: self._request.disease_code,
+            sa.APPLICANT_KEY: self._request.applicant_key,
+            sa.RETURNED: self._returned,
+            sa.SLA_BREACHED: self._sla_breached,
+            sa.ASSIGNED_EXPERT: current.made.expert_code if current is not None else None,
+            sa.SLA_DUE_AT: self._sla_due_at,
+        }
+        changed = {k: v for k, v in values.items() if self._published.get(k, _UNSET) != v}
+        self._published.update(changed)
+        if changed and self._request.search_attributes:
+            workflow.upsert_search_attributes(
+                [k.value_unset() if v is None else k.value_set(v) for k, v in changed.items()]
+            )
+        workflow.set_current_details(self._details_markdown())
 
     def _details_markdown(self) -> str:
         lines = [
