@@ -48,8 +48,13 @@ class IntakeActivities:
             for i, m in enumerate(materials.materials)
         ]
         async with self.db.session() as session:
-            known = set(await session.scalars(sa.select(col(Hospital.code))))
-            unknown = sorted({m.hospital for m in materials.materials} - known)
+            wanted = {m.hospital for m in materials.materials}
+            known = set(
+                await session.scalars(
+                    sa.select(col(Hospital.code)).where(col(Hospital.code).in_(wanted))
+                )
+            )
+            unknown = sorted(wanted - known)
             if unknown:
                 raise ApplicationError(
                     f"unknown hospital code(s) {', '.join(unknown)}: use a code from the "

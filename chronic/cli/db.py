@@ -71,18 +71,7 @@ def upgrade(
     ] = "head",
 ) -> None:
     """Migrate the schema up to REVISION (a no-op when it is already there)."""
-
-    async def run(url: str) -> tuple[str, str | None, str | None]:
-        before = await migrate.current(url)
-        await migrate.upgrade(url, revision)
-        return url, before, await migrate.current(url)
-
-    url, before, after = _alembic(run)
-    where = migrate.mask_url(url)
-    if before == after:
-        console.print(f"{where} is already at {describe(after)}")
-    else:
-        console.print(f"[green]upgraded[/] {where} from {describe(before)} to {describe(after)}")
+    _move(migrate.upgrade, revision, "[green]upgraded[/]")
 
 
 @app.command(context_settings={"ignore_unknown_options": True})  # let `-1` be an argument
@@ -92,10 +81,15 @@ def downgrade(
     ],
 ) -> None:
     """Migrate the schema down to REVISION; `base` drops every table of chronic."""
+    _move(migrate.downgrade, revision, "[yellow]downgraded[/]")
+
+
+def _move(step: Callable[[str, str], Awaitable[None]], revision: str, verb: str) -> None:
+    """Run an upgrade or downgrade and say where the database went from and to."""
 
     async def run(url: str) -> tuple[str, str | None, str | None]:
         before = await migrate.current(url)
-        await migrate.downgrade(url, revision)
+        await step(url, revision)
         return url, before, await migrate.current(url)
 
     url, before, after = _alembic(run)
@@ -103,7 +97,7 @@ def downgrade(
     if before == after:
         console.print(f"{where} is already at {describe(after)}")
     else:
-        console.print(f"[yellow]downgraded[/] {where} from {describe(before)} to {describe(after)}")
+        console.print(f"{verb} {where} from {describe(before)} to {describe(after)}")
 
 
 @app.command()
