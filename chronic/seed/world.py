@@ -25,11 +25,10 @@ from datetime import date, datetime, timedelta, timezone
 from importlib import resources
 from typing import Any
 
-import phonenumbers
 import sqlalchemy as sa
 from faker import Faker
 from faker.providers.ssn.zh_CN import Provider as ChineseSsnProvider
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import SQLModel
@@ -37,6 +36,7 @@ from stdnum.cn import ric
 
 import models.tables  # noqa: F401 - registers the tables on SQLModel.metadata
 from chronic.db import Database
+from models.application import MainlandMobile
 from models.domain import (
     ExpertStatus,
     ExpertTitle,
@@ -186,19 +186,15 @@ def months_before(today: date, count: int) -> list[date]:
     return [date((index - k) // 12, (index - k) % 12 + 1, 1) for k in range(1, count + 1)]
 
 
+_MOBILE: TypeAdapter[str] = TypeAdapter(MainlandMobile)
+
+
 def e164_mainland_mobile(raw: str) -> str | None:
-    """``raw`` as +86… when it is a valid mainland China mobile number, else None."""
+    """``raw`` as +86… when the application form would accept it as a mobile, else None."""
     try:
-        parsed = phonenumbers.parse(raw, "CN")
-    except phonenumbers.NumberParseException:
+        return _MOBILE.validate_python(raw)
+    except ValidationError:
         return None
-    if (
-        phonenumbers.region_code_for_number(parsed) != "CN"
-        or not phonenumbers.is_valid_number(parsed)
-        or phonenumbers.number_type(parsed) != phonenumbers.PhoneNumberType.MOBILE
-    ):
-        return None
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
 def _stream(fake: Faker, key: str) -> Any:
