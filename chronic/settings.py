@@ -83,6 +83,11 @@ class Settings(BaseSettings):
         "activity rate limit); keep it under the provider's quota.",
     )
     log_level: str = Field(default="INFO")
+    operator: str | None = Field(
+        default=None,
+        description="Who runs operator commands (admin, sms resend) for the audit trail; "
+        "defaults to the login name.",
+    )
 
     @property
     def state_path(self) -> Path:

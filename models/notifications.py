@@ -35,6 +35,7 @@ class SmsTemplate(StrEnum):
     MATERIALS_REQUESTED = "materials_requested"  # note: what the expert asks for
     APPROVED = "approved"  # valid_from, valid_to, hospital (designated hospital name)
     REJECTED = "rejected"  # reason
+    CLOSED = "closed"  # reason: the application ended without a decision (office, system)
     EXPERT_DISQUALIFIED = "expert_disqualified"  # to the hospital: expert_code, strikes
 
     @property

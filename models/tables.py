@@ -155,6 +155,16 @@ class Application(SQLModel, table=True):
     submitted_at: datetime = _timestamp()
     closed_at: datetime | None = _timestamp(nullable=True)
     outcome_reason: str | None = Field(default=None, max_length=2000)
+    status_seq: int = Field(
+        default=0,
+        sa_column_kwargs={"server_default": "0"},
+        description="Order of status writes: a late retry never overwrites a newer one.",
+    )
+    sla_provisional: bool = Field(
+        default=False,
+        sa_column_kwargs={"server_default": sa.false()},
+        description="The SLA target was counted without the official holiday list of its year.",
+    )
 
 
 class Material(SQLModel, table=True):
@@ -178,11 +188,7 @@ class Offer(SQLModel, table=True):
     """A review task pushed at random to one expert (随机推送), with its accept window."""
 
     __tablename__ = "offer"
-    __table_args__ = (
-        sa.UniqueConstraint("application_id", "seq"),
-        # Never offer the same application to the same expert twice.
-        sa.UniqueConstraint("application_id", "expert_code", name="uq_offer_application_expert"),
-    )
+    __table_args__ = (sa.UniqueConstraint("application_id", "seq"),)
 
     id: int | None = Field(default=None, primary_key=True)
     application_id: str = Field(foreign_key="application.id", index=True)
@@ -268,6 +274,20 @@ class AuditEvent(SQLModel, table=True):
     at: datetime = _timestamp(index=True)
 
 
+class OfficeNotice(SQLModel, table=True):
+    """Something the office's desk must act on (an exhausted expert pool, a stuck case)."""
+
+    __tablename__ = "office_notice"
+
+    id: int | None = Field(default=None, primary_key=True)
+    step_key: str = Field(max_length=200, unique=True, description="Written once per cause.")
+    application_id: str | None = Field(default=None, max_length=32, index=True)
+    kind: str = Field(max_length=32, index=True)
+    message: str = Field(max_length=2000)
+    at: datetime = _timestamp(index=True)
+    resolved_at: datetime | None = _timestamp(nullable=True)
+
+
 __all__ = [
     "Application",
     "AuditEvent",
@@ -278,6 +298,7 @@ __all__ = [
     "InsuredPerson",
     "Material",
     "Offer",
+    "OfficeNotice",
     "Review",
     "SettlementMonth",
     "SmsOutbox",

@@ -68,6 +68,12 @@ TEMPLATES: Mapping[SmsTemplate, TemplateSpec] = {
         params=("application_id", "reason"),
         code_setting="aliyun_template_rejected",
     ),
+    SmsTemplate.CLOSED: TemplateSpec(
+        text="您的门诊慢特病认定申请（编号${application_id}）已终止办理，原因：${reason}。"
+        "如有疑问请联系医保经办机构，可重新提交申请。",
+        params=("application_id", "reason"),
+        code_setting="aliyun_template_closed",
+    ),
     SmsTemplate.EXPERT_DISQUALIFIED: TemplateSpec(
         text="贵院推荐的门诊慢特病认定专家（工号${expert_code}）已连续${strikes}次拒绝或超时"
         "未受理评审任务，依规取消其专家资格。",
