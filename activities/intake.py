@@ -15,12 +15,18 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from activities.errors import missing_record
 from chronic.db import Database
 from models.domain import ApplicationStatus, InsuranceStatus, InsuranceType, MaterialKind
-from models.messages import IntakeOutcome, IntakeRequest, MaterialsRound, SlaRequest
+from models.messages import (
+    HospitalRef,
+    IntakeOutcome,
+    IntakeRequest,
+    MaterialsRecorded,
+    MaterialsRound,
+    SlaRequest,
+)
 from models.policy import PolicyProfile
 from models.tables import Application, Hospital, InsuredPerson, Material
 
@@ -32,8 +38,22 @@ class IntakeActivities:
         self.db = db
 
     @activity.defn
-    async def record_materials(self, materials: MaterialsRound) -> int:
-        """Store one round of materials (idempotent per application, round and position)."""
+    async def hospital_register(self, region: str) -> list[HospitalRef]:
+        """The region's hospitals as intake's material rules see them (code, level, public)."""
+        async with self.db.session() as session:
+            rows = await session.exec(
+                select(Hospital).where(col(Hospital.region) == region).order_by(col(Hospital.code))
+            )
+            return [HospitalRef(code=h.code, level=h.level, public=h.public) for h in rows]
+
+    @activity.defn
+    async def record_materials(self, materials: MaterialsRound) -> MaterialsRecorded:
+        """Store one round of materials (idempotent per application, round and position).
+
+        Unknown hospital codes are reported, not raised: the update's validator refused them
+        already, so this only happens when the register changed in between, and the clerk is
+        told rather than the application failed.
+        """
         rows = [
             {
                 "application_id": materials.application_id,
@@ -56,14 +76,15 @@ class IntakeActivities:
             )
             unknown = sorted(wanted - known)
             if unknown:
-                raise ApplicationError(
-                    f"unknown hospital code(s) {', '.join(unknown)}: use a code from the "
-                    "hospital register",
-                    type="UnknownHospital",
-                    non_retryable=True,
+                return MaterialsRecorded(
+                    problems=tuple(
+                        f"no hospital with code {code} in the register; check the code with "
+                        "the hospital's insurance desk"
+                        for code in unknown
+                    )
                 )
             await session.exec(insert(Material).values(rows).on_conflict_do_nothing())
-        return len(rows)
+        return MaterialsRecorded(stored=len(rows))
 
     @activity.defn
     async def check_intake(self, request: IntakeRequest) -> IntakeOutcome:

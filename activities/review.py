@@ -12,8 +12,14 @@ from temporalio import activity
 from activities import audit, metrics
 from activities.errors import missing_record
 from chronic.db import Database
-from models.messages import BenefitIssued, BenefitRequest, ReviewRecord, StatusChange
-from models.tables import Application, Benefit, Hospital, Review
+from models.messages import (
+    BenefitIssued,
+    BenefitRequest,
+    OfficeNoticeRequest,
+    ReviewRecord,
+    StatusChange,
+)
+from models.tables import Application, Benefit, Hospital, OfficeNotice, Review
 
 
 class ReviewActivities:
@@ -53,20 +59,39 @@ class ReviewActivities:
 
     @activity.defn
     async def change_status(self, change: StatusChange) -> None:
-        """Move the application row to a new status and stage, with an audit event."""
+        """Move the application row to a new status and stage, with an audit event.
+
+        Writes are ordered by the workflow's ``seq``: a late retry of an older write finds a
+        newer status in place and changes nothing.
+        """
         async with self.db.session() as session:
-            values: dict[str, object] = {"status": change.status.value, "stage": change.stage.value}
+            values: dict[str, object] = {
+                "status": change.status.value,
+                "stage": change.stage.value,
+                "status_seq": change.seq,
+            }
             if change.closed:
                 values["closed_at"] = change.at
             if change.reason is not None:
-                values["outcome_reason"] = change.reason
+                values["outcome_reason"] = change.reason[:2000]
             result = await session.exec(
                 sa.update(Application)
-                .where(col(Application.id) == change.application_id)
+                .where(
+                    col(Application.id) == change.application_id,
+                    col(Application.status_seq) < change.seq,
+                )
                 .values(**values)
             )
             if result.rowcount == 0:
-                raise missing_record("application", change.application_id)
+                if await session.get(Application, change.application_id) is None:
+                    raise missing_record("application", change.application_id)
+                activity.logger.info(
+                    "status %s of %s (seq %d) is older than the recorded one; not applied",
+                    change.status,
+                    change.application_id,
+                    change.seq,
+                )
+                return
             first_time = await audit.record(
                 session,
                 step_key=f"{change.application_id}:{change.step}",
@@ -79,6 +104,39 @@ class ReviewActivities:
             )
             if first_time:
                 metrics.application_status(change.status.value)
+
+    @activity.defn
+    async def office_notice(self, notice: OfficeNoticeRequest) -> None:
+        """Put a notice on the office's desk (once per step key), or mark it resolved."""
+        async with self.db.session() as session:
+            if notice.resolved:
+                await session.exec(
+                    sa.update(OfficeNotice)
+                    .where(
+                        col(OfficeNotice.step_key) == notice.step_key,
+                        col(OfficeNotice.resolved_at).is_(None),
+                    )
+                    .values(resolved_at=notice.at)
+                )
+                return
+            result = await session.exec(
+                insert(OfficeNotice)
+                .values(
+                    step_key=notice.step_key,
+                    application_id=notice.application_id,
+                    kind=notice.kind,
+                    message=notice.message[:2000],
+                    at=notice.at,
+                )
+                .on_conflict_do_nothing(index_elements=["step_key"])
+            )
+            if result.rowcount:
+                activity.logger.warning(
+                    "office notice %s for %s: %s",
+                    notice.kind,
+                    notice.application_id,
+                    notice.message,
+                )
 
     @activity.defn
     async def issue_benefit(self, request: BenefitRequest) -> BenefitIssued:
