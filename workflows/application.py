@@ -48,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
         RequestMaterials,
         Resubmission,
         ReviewRecord,
+        SlaDue,
         SlaRequest,
         StatusChange,
         StrikeOutcome,
@@ -131,16 +132,17 @@ class ApplicationWorkflow:
 
     @workflow.run
     async def run(self, request: ApplicationInput) -> Progress:
-        self._sla_due_at = await _step(
+        sla = await _step(
             "sla_due_at",
             SlaRequest(
                 start=request.submitted_at.astimezone(self._zone),
                 working_days=self._policy.sla_working_days_max,
             ),
             queue=queues.INTAKE,
-            result_type=datetime,
+            result_type=SlaDue,
             summary=f"SLA: {self._policy.sla_working_days_max} working days",
         )
+        self._sla_due_at = sla.due_at
         sla_watch = asyncio.create_task(self._watch_sla())
         await self._set_status(ApplicationStatus.INTAKE, ReviewStage.INTAKE, step="intake")
         await self._sms(SmsTemplate.SUBMITTED, "submitted")
