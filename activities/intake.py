@@ -7,9 +7,8 @@ too old, from a hospital below the required level or not public, no diagnosis ce
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone, tzinfo
+from datetime import date, timedelta, timezone, tzinfo
 
-import chinese_calendar
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
@@ -18,6 +17,7 @@ from temporalio import activity
 
 from activities.errors import missing_record
 from chronic.db import Database
+from chronic.workdays import WorkdayCalendar, add_working_days
 from models.domain import ApplicationStatus, InsuranceStatus, InsuranceType, MaterialKind
 from models.messages import (
     HospitalRef,
@@ -25,6 +25,7 @@ from models.messages import (
     IntakeRequest,
     MaterialsRecorded,
     MaterialsRound,
+    SlaDue,
     SlaRequest,
 )
 from models.policy import PolicyProfile
@@ -34,8 +35,9 @@ from models.tables import Application, Hospital, InsuredPerson, Material
 class IntakeActivities:
     """Intake checks against the insurance register, the catalogue and the materials."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, calendar: WorkdayCalendar | None = None) -> None:
         self.db = db
+        self.calendar = calendar  # None: the process's calendar (chronic.workdays)
 
     @activity.defn
     async def hospital_register(self, region: str) -> list[HospitalRef]:
@@ -188,27 +190,28 @@ class IntakeActivities:
         return problems
 
     @activity.defn
-    async def sla_due_at(self, request: SlaRequest) -> datetime:
+    async def sla_due_at(self, request: SlaRequest) -> SlaDue:
         """The end of the working-day target, on the official holiday calendar.
 
         Kept in an activity so a calendar-library update cannot change a replayed workflow.
+        Beyond the official years the target is provisional (see :mod:`chronic.workdays`);
+        with an application ID the mark is stored on its row (set, not toggled: idempotent).
         """
-        day = request.start.date()
-        remaining = request.working_days
-        while remaining > 0:
-            day += timedelta(days=1)
-            if _is_workday(day):
-                remaining -= 1
-        return datetime.combine(day, request.start.timetz())
-
-
-def _is_workday(day: date) -> bool:
-    try:
-        return bool(chinese_calendar.is_workday(day))
-    except NotImplementedError:
-        # Beyond the calendar's published years: Monday–Friday until the library catches up.
-        activity.logger.warning("no holiday calendar for %d yet; counting Mon-Fri", day.year)
-        return day.weekday() < 5
+        due = add_working_days(request.start, request.working_days, calendar=self.calendar)
+        if request.application_id is not None:
+            async with self.db.session() as session:
+                updated = await session.exec(
+                    sa.update(Application)
+                    .where(col(Application.id) == request.application_id)
+                    .values(sla_provisional=due.provisional)
+                )
+            if updated.rowcount == 0:
+                raise missing_record("application", request.application_id)
+        return SlaDue(
+            due_at=due.due_at,
+            provisional=due.provisional,
+            provisional_years=due.provisional_years,
+        )
 
 
 def _zone(policy: PolicyProfile) -> tzinfo:

@@ -90,6 +90,22 @@ class MaterialsRound(_Message):
 class SlaRequest(_Message):
     start: datetime
     working_days: int
+    application_id: str | None = Field(
+        default=None,
+        description="When set, the activity also records the provisional mark on this "
+        "application's row.",
+    )
+
+
+class SlaDue(_Message):
+    """The SLA target, and whether it was counted without the official holidays of a year."""
+
+    due_at: datetime
+    provisional: bool = Field(
+        description="A day counted lies in a year with neither chinese-calendar data nor an "
+        "entry in the office's holidays file (statutory holidays by rule, no make-up workdays)."
+    )
+    provisional_years: tuple[int, ...] = ()
 
 
 class HospitalRef(_Message):

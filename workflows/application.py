@@ -62,6 +62,7 @@ with workflow.unsafe.imports_passed_through():
         RequestMaterials,
         Resubmission,
         ReviewRecord,
+        SlaDue,
         SlaRequest,
         StatusChange,
         StrikeOutcome,
@@ -216,16 +217,18 @@ class ApplicationWorkflow:
 
     async def _process(self, request: ApplicationInput) -> None:
         if request.resume is None:
-            self._sla_due_at = await _step(
+            sla = await _step(
                 "sla_due_at",
                 SlaRequest(
                     start=request.submitted_at.astimezone(self._zone),
                     working_days=self._policy.sla_working_days_max,
+                    application_id=request.application_id,
                 ),
                 queue=queues.INTAKE,
-                result_type=datetime,
+                result_type=SlaDue,
                 summary=f"SLA: {self._policy.sla_working_days_max} working days",
             )
+            self._sla_due_at, self._sla_provisional = sla.due_at, sla.provisional
         sla_watch = asyncio.create_task(self._watch_sla())
         try:
             if request.resume is None:
