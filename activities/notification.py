@@ -134,7 +134,8 @@ class NotificationActivities:
                 if not hospital.notice_mobile:
                     raise ApplicationError(
                         f"Cannot send SMS {template!r}: {who} has no notice mobile; set "
-                        "hospital.notice_mobile for its insurance desk and run the step again",
+                        "hospital.notice_mobile for its insurance desk and resend it "
+                        "(`chronic sms resend`)",
                         type=RECIPIENT_MISSING,
                         non_retryable=True,
                     )
@@ -144,7 +145,7 @@ class NotificationActivities:
         except InvalidPhoneNumber as exc:
             raise ApplicationError(
                 f"Cannot send SMS {template!r}: the mobile stored for {who} is {exc}; "
-                "correct it in the database and run the step again",
+                "correct it in the database and resend it (`chronic sms resend`)",
                 type=RECIPIENT_MISSING,
                 non_retryable=True,
             ) from None
