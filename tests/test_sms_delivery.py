@@ -31,7 +31,7 @@ from chronic.cli import app
 from chronic.db import Database
 from chronic.settings import Settings, get_settings
 from chronic.sms import LogGateway, SmsGateway, build_gateway
-from chronic.sms.delivery import start_delivery, start_sms
+from chronic.sms.delivery import request_from_outbox, start_delivery, start_sms
 from models.domain import (
     ApplicationStatus,
     InsuranceStatus,
@@ -470,3 +470,37 @@ async def test_sms_list_failed_and_resend_through_the_cli(
         (second, "operator:desk-7"),
     ]
     assert audit[0].detail["outbox_id"] == first_row.id
+
+
+def test_a_resend_rebuilds_the_request_each_row_was_written_for() -> None:
+    applicant = SmsOutbox(
+        id=1,
+        dedup_key="APP-1:approved",
+        application_id="APP-1",
+        template="approved",
+        recipient=NO_RECIPIENT,
+        params={**APPROVED_PARAMS, "application_id": "APP-1", "text": "…"},
+        status=SmsStatus.FAILED,
+        gateway="log",
+    )
+    hospital = SmsOutbox(
+        id=2,
+        dedup_key="APP-1:disqualified:E042",
+        template="expert_disqualified",
+        recipient=NO_RECIPIENT,
+        params={"expert_code": "E042", "strikes": "3", "hospital_code": "H02", "text": "…"},
+        status=SmsStatus.FAILED,
+        gateway="log",
+    )
+    older = hospital.model_copy(update={"params": {"expert_code": "E042", "strikes": "3"}})
+
+    assert request_from_outbox(applicant) == approved("APP-1")
+    assert request_from_outbox(hospital) == SmsRequest(
+        dedup_key="APP-1:disqualified:E042",
+        template=SmsTemplate.EXPERT_DISQUALIFIED,
+        hospital_code="H02",
+        params={"expert_code": "E042", "strikes": "3"},
+    )
+    assert request_from_outbox(older, hospital_code="H07").hospital_code == "H07"
+    with pytest.raises(ValueError, match="which hospital"):
+        request_from_outbox(older)

@@ -84,14 +84,12 @@ class SmsDelivery:
             )
         except ActivityError as error:
             cause = error.cause
-            if isinstance(cause, ApplicationError):
-                reason, kind = cause.message, cause.type or "ApplicationError"
-            else:
-                reason, kind = str(cause or error), type(cause or error).__name__
-            workflow.set_current_details(f"**not sent**: {reason}")
+            if not isinstance(cause, ApplicationError):
+                raise  # cancelled: the delivery ends cancelled, not failed
+            workflow.set_current_details(f"**not sent**: {cause.message}")
             raise ApplicationError(
-                f"SMS {request.template.value} not sent: {reason}",
-                {"cause": kind, "dedup_key": request.dedup_key},
+                f"SMS {request.template.value} not sent: {cause.message}",
+                {"cause": cause.type or "ApplicationError", "dedup_key": request.dedup_key},
                 type=SEND_FAILED,
                 non_retryable=True,
             ) from None

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -23,7 +23,7 @@ from rich.table import Table
 
 from chronic.cli.output import CommandFailed, console, local, run, temporal, zone_of
 from models.domain import SmsStatus
-from models.notifications import SmsRequest, SmsTemplate
+from models.notifications import SmsRequest
 
 if TYPE_CHECKING:
     from temporalio.client import Client
@@ -32,9 +32,6 @@ if TYPE_CHECKING:
     from models.tables import SmsOutbox
 
 app = typer.Typer(no_args_is_help=True, help="The SMS outbox: list messages, resend failed ones.")
-
-ADDED_BY_ACTIVITY = ("application_id", "hospital_code", "text")
-"""Keys of an outbox row's params that send_sms adds; a rebuilt request leaves them out."""
 
 RESEND_ACTION = "sms_resend"
 """The audit action of ``chronic sms resend``."""
@@ -239,38 +236,27 @@ async def _rows_to_resend(
 
 
 async def rebuild_request(db: Database, row: SmsOutbox) -> SmsRequest:
-    """The ``SmsRequest`` an outbox row was written for (dedup key, template, recipient, params).
+    """The ``SmsRequest`` an outbox row was written for (see ``request_from_outbox``).
+
+    A hospital message written before the hospital code was kept in its params goes to the
+    hospital of the expert it names.
 
     Raises:
-        CommandFailed: the row does not say which hospital it was for (an old row without
-            ``hospital_code`` whose expert is unknown), or its template is not known.
+        CommandFailed: the template is unknown or the row does not say which hospital.
     """
+    from chronic.sms.delivery import request_from_outbox
     from models.tables import Expert
 
-    params: dict[str, Any] = dict(row.params or {})
-    try:
-        template = SmsTemplate(row.template)
-    except ValueError:
-        raise CommandFailed(
-            f"outbox row {row.id} has template {row.template!r}, which this version does not know"
-        ) from None
     hospital_code: str | None = None
-    if row.application_id is None:
-        hospital_code = params.get("hospital_code")
-        if not hospital_code and params.get("expert_code"):
-            # Rows written before the hospital was kept in params: the expert's hospital.
-            async with db.session() as session:
-                expert = await session.get(Expert, params["expert_code"])
-            hospital_code = expert.hospital_code if expert is not None else None
-        if not hospital_code:
-            raise CommandFailed(f"outbox row {row.id} does not say which hospital it was for")
-    return SmsRequest(
-        dedup_key=row.dedup_key,
-        template=template,
-        application_id=row.application_id,
-        hospital_code=hospital_code,
-        params={k: str(v) for k, v in params.items() if k not in ADDED_BY_ACTIVITY},
-    )
+    expert_code = (row.params or {}).get("expert_code")
+    if row.application_id is None and expert_code:
+        async with db.session() as session:
+            expert = await session.get(Expert, expert_code)
+        hospital_code = expert.hospital_code if expert is not None else None
+    try:
+        return request_from_outbox(row, hospital_code=hospital_code)
+    except ValueError as error:
+        raise CommandFailed(f"cannot resend outbox row {row.id}: {error}") from None
 
 
 async def _resend_one(client: Client, db: Database, row: SmsOutbox, wait: float) -> Resent:

@@ -11,7 +11,8 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from models.notifications import SmsRequest
+from models.notifications import SmsRequest, SmsTemplate
+from models.tables import SmsOutbox
 from workers import queues
 from workflows.sms import SmsDelivery, summary, workflow_id
 
@@ -45,4 +46,37 @@ async def start_sms(client: Client, request: SmsRequest) -> None:
     await start_delivery(client, request)
 
 
-__all__ = ["start_delivery", "start_sms"]
+ADDED_BY_ACTIVITY = ("application_id", "hospital_code", "text")
+"""Keys of an outbox row's params that ``send_sms`` adds; a rebuilt request leaves them out."""
+
+
+def request_from_outbox(row: SmsOutbox, *, hospital_code: str | None = None) -> SmsRequest:
+    """The ``SmsRequest`` an outbox row was written for: same dedup key, template, recipient
+    and params (without what ``send_sms`` added), so a new delivery sends that very message.
+
+    Args:
+        row: The outbox row.
+        hospital_code: The hospital of a hospital message whose row predates the hospital code
+            being kept in its params.
+
+    Raises:
+        ValueError: the template is unknown, or a hospital message names no hospital.
+    """
+    params = dict(row.params or {})
+    template = SmsTemplate(row.template)
+    if row.application_id is None:
+        hospital_code = params.get("hospital_code") or hospital_code
+        if not hospital_code:
+            raise ValueError(f"outbox row {row.id} does not say which hospital it was for")
+    else:
+        hospital_code = None
+    return SmsRequest(
+        dedup_key=row.dedup_key,
+        template=template,
+        application_id=row.application_id,
+        hospital_code=hospital_code,
+        params={k: str(v) for k, v in params.items() if k not in ADDED_BY_ACTIVITY},
+    )
+
+
+__all__ = ["ADDED_BY_ACTIVITY", "request_from_outbox", "start_delivery", "start_sms"]
