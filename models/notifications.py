@@ -46,8 +46,6 @@ class SmsTemplate(StrEnum):
         return SmsAudience.APPLICANT
 
 
-
-
 class _Message(BaseModel):
     model_config = ConfigDict(frozen=True)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 from collections.abc import Callable
 from datetime import date, timedelta
@@ -10,7 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import col
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
 from chronic.db import Database
 from chronic.settings import Settings
@@ -122,12 +123,37 @@ async def pending_offer(handle: Handle, seq: int | None = None) -> OfferView:
     return progress.current_offer
 
 
-async def outbox(db: Database, application_id: str | None = None) -> list[SmsOutbox]:
+async def outbox(
+    db: Database, application: Handle | str | None = None, within_seconds: float = 20
+) -> list[SmsOutbox]:
+    """The SMS outbox, of one application when given.
+
+    SMS go out beside the process (SmsDelivery children): given a workflow handle, first wait
+    until every delivery it has started so far has finished, sent or failed.
+    """
+    application_id = application if isinstance(application, str) else None
+    if application is not None and not isinstance(application, str):
+        application_id = application.id
+        await asyncio.wait_for(deliveries_done(application), within_seconds)
     async with db.session() as session:
         query = sa.select(SmsOutbox).order_by(col(SmsOutbox.id))
         if application_id is not None:
             query = query.where(col(SmsOutbox.application_id) == application_id)
         return list(await session.scalars(query))
+
+
+async def deliveries_done(handle: Handle) -> None:
+    """Wait for the SmsDelivery children the application's runs have started."""
+    child_ids: list[str] = []
+    async for event in handle.fetch_history_events():
+        if event.HasField("start_child_workflow_execution_initiated_event_attributes"):
+            child_ids.append(
+                event.start_child_workflow_execution_initiated_event_attributes.workflow_id
+            )
+    for child_id in child_ids:
+        # A failed delivery has its failed outbox row; waiting is all that matters here.
+        with contextlib.suppress(WorkflowFailureError):
+            await handle._client.get_workflow_handle(child_id).result()
 
 
 async def audit_actions(db: Database, application_id: str) -> list[str]:

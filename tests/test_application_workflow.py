@@ -61,7 +61,7 @@ async def test_two_stage_review_by_different_experts_approves_and_sends_one_sms(
     assert [d.expert for d in result.decisions] == [first.expert, second.expert]
     assert result.benefit is not None and result.benefit.valid_to is not None
     assert (result.benefit.valid_to - result.benefit.valid_from).days == 729
-    sms = await support.outbox(world.db, handle.id)
+    sms = await support.outbox(world.db, handle)
     assert [s.template for s in sms] == ["submitted", "approved"]
     assert sms[-1].status == "sent" and sms[-1].recipient == "+8613803981234"
     async with world.db.session() as session:
@@ -133,6 +133,7 @@ async def test_third_consecutive_strike_disqualifies_and_notifies_the_hospital(
 
     struck = await support.expert(world.db, first.expert)
     assert struck.status == ExpertStatus.DISQUALIFIED and struck.consecutive_strikes == 3
+    await support.deliveries_done(handle)
     notices = [s for s in await support.outbox(world.db) if s.template == "expert_disqualified"]
     assert len(notices) == 1
     assert notices[0].params["expert_code"] == first.expert
@@ -178,7 +179,7 @@ async def test_materials_request_goes_back_to_the_same_reviewer(world: World) ->
     )
     second = await support.pending_offer(handle, seq=2)
     assert second.stage == ReviewStage.RE_REVIEW
-    templates = [s.template for s in await support.outbox(world.db, handle.id)]
+    templates = [s.template for s in await support.outbox(world.db, handle)]
     assert templates == ["submitted", "materials_requested"]
     async with world.db.session() as session:
         rounds = set(
@@ -206,7 +207,7 @@ async def test_disagreement_is_settled_by_a_third_expert(world: World) -> None:
         ReviewDecision.REJECT,
         ReviewDecision.REJECT,
     ]
-    rejected = (await support.outbox(world.db, handle.id))[-1]
+    rejected = (await support.outbox(world.db, handle))[-1]
     assert rejected.template == "rejected" and rejected.params["reason"] == "未见并发症诊断依据"
 
 
@@ -226,7 +227,7 @@ async def test_intake_returns_with_every_reason_and_accepts_the_resubmission(
     assert len(progress.reasons) == 2
     assert "more than 365 days ago" in progress.reasons[0]
     assert "level-1 hospital" in progress.reasons[1]
-    returned = await support.outbox(world.db, handle.id)
+    returned = await support.outbox(world.db, handle)
     assert [s.template for s in returned] == ["submitted", "returned"]
 
     await handle.execute_update(
@@ -293,7 +294,7 @@ async def test_refusals_insurance_status_and_yearly_quota(world: World) -> None:
     result = await fourth.result()
     assert result.status == ApplicationStatus.REFUSED
     assert "at most 3 per person, disease and calendar year" in result.reasons[0]
-    assert [s.template for s in await support.outbox(world.db, fourth.id)] == [
+    assert [s.template for s in await support.outbox(world.db, fourth)] == [
         "submitted",
         "rejected",
     ]

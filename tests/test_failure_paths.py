@@ -55,7 +55,7 @@ async def test_medical_text_with_dates_and_long_numbers_is_carried_to_the_end(
     assert result.decisions[0].opinion == OPINION
     row = await _row(world, handle.id)
     assert row.closed_at is not None and row.outcome_reason == OPINION
-    rejected = [s for s in await support.outbox(world.db, handle.id) if s.template == "rejected"]
+    rejected = [s for s in await support.outbox(world.db, handle) if s.template == "rejected"]
     assert len(rejected) == 1 and rejected[0].status == "sent"
     assert "20261102001" in rejected[0].params["reason"] or "…" in rejected[0].params["reason"]
 
@@ -108,7 +108,7 @@ async def test_office_close_ends_it_with_the_reason_an_sms_and_frees_the_person(
     row = await _row(world, handle.id)
     assert row.status == ApplicationStatus.CLOSED and row.closed_at is not None
     assert row.outcome_reason == "closed by the office: 申请人撤回申请"
-    closed = [s for s in await support.outbox(world.db, handle.id) if s.template == "closed"]
+    closed = [s for s in await support.outbox(world.db, handle) if s.template == "closed"]
     assert len(closed) == 1 and closed[0].status == "sent"
     actors = await support.audit_actors(world.db, handle.id, "status_closed")
     assert actors == ["operator:zhao"]
@@ -123,7 +123,7 @@ async def test_cancelled_workflow_closes_the_row_and_tells_the_applicant(world: 
     await support.wait_closed(world.db, handle.id)
     row = await _row(world, handle.id)
     assert row.status == ApplicationStatus.CLOSED and "cancelled" in (row.outcome_reason or "")
-    templates = [s.template for s in await support.outbox(world.db, handle.id)]
+    templates = [s.template for s in await support.outbox(world.db, handle)]
     assert templates == ["submitted", "closed"]
 
 
@@ -138,7 +138,7 @@ async def test_materials_never_resubmitted_close_with_an_sms(world: World) -> No
     await world.env.sleep(timedelta(days=15, hours=1))
     result = await handle.result()
     assert result.status == ApplicationStatus.CLOSED
-    templates = [s.template for s in await support.outbox(world.db, handle.id)]
+    templates = [s.template for s in await support.outbox(world.db, handle)]
     assert templates == ["submitted", "materials_requested", "closed"]
 
 
@@ -238,6 +238,7 @@ async def test_disqualification_withdraws_the_experts_other_offers_at_once(world
     assert progress.offers[0].status == OfferStatus.WITHDRAWN
     assert "disqualified" in (progress.offers[0].reason or "")
     assert (await support.expert(world.db, target)).status == ExpertStatus.DISQUALIFIED
+    await support.deliveries_done(striking)
     notices = [s for s in await support.outbox(world.db) if s.template == "expert_disqualified"]
     assert len(notices) == 1
 

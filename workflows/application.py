@@ -70,9 +70,9 @@ with workflow.unsafe.imports_passed_through():
     )
     from models.notifications import SmsRequest, SmsTemplate
     from workers import queues
+    from workflows.sms import send_beside
 
 _DB_ACTIVITY = timedelta(seconds=30)
-_SMS_ACTIVITY = timedelta(seconds=60)
 # Database and provider outages are retried with backoff until they pass; only errors marked
 # non-retryable (a missing record, an invalid number) stop the retries.
 _RETRY = RetryPolicy(maximum_interval=timedelta(minutes=5))
@@ -762,7 +762,7 @@ class ApplicationWorkflow:
         hospital_code: str | None = None,
         **params: str,
     ) -> None:
-        """Send an SMS; a provider that refuses it leaves a failed outbox row, not a stuck case."""
+        """Send an SMS beside the process: exactly once per key, retried until sent."""
         try:
             request = SmsRequest(
                 dedup_key=key or f"{self._request.application_id}:{step}",
@@ -784,19 +784,9 @@ class ApplicationWorkflow:
                 hospital_code=hospital_code,
                 params={name: "详见办理进度" for name in params},
             )
-        try:
-            await workflow.execute_activity(
-                "send_sms",
-                request,
-                task_queue=queues.NOTIFICATION,
-                start_to_close_timeout=_SMS_ACTIVITY,
-                retry_policy=RetryPolicy(
-                    maximum_interval=timedelta(minutes=5), maximum_attempts=20
-                ),
-                summary=f"SMS {template}",
-            )
-        except ActivityError as error:
-            workflow.logger.warning("SMS %s not sent: %s", template, error.cause or error)
+        # Beside the process: a child delivery that retries until sent and outlives this run,
+        # so a dead notification worker or provider never holds an application up.
+        await send_beside(request)
 
     async def _watch_sla(self) -> None:
         """Flag the application when the 5–8 working-day target (the upper bound) passes."""
