@@ -152,7 +152,7 @@ async def test_declined_lapsed_accepted_two_stages_one_approval_sms(
     stack: Stack, tmp_path: Path
 ) -> None:
     table = json.loads((stack.state / "dev.json").read_text())
-    workers = {name: pid for name, pid in table.items() if name.startswith("worker ")}
+    workers = {name: e["pid"] for name, e in table.items() if name.startswith("worker ")}
     assert len(workers) == 5 and len(set(workers.values())) == 5
 
     form = support.form(support.WANG, "CHD")
@@ -217,7 +217,7 @@ async def test_declined_lapsed_accepted_two_stages_one_approval_sms(
     await find_in_ui(stack, application_id)
 
     # Ctrl-C stops everything dev up started.
-    pids = list(table.values())
+    pids = [entry["pid"] for entry in table.values()]
     stack.process.send_signal(signal.SIGINT)
     await asyncio.to_thread(stack.process.wait, 60)
     assert [pid for pid in pids if psutil.pid_exists(pid)] == []
