@@ -188,6 +188,8 @@ class Supervisor:
                 return
             if child.stream is not None:  # its last lines before the news of its death
                 await asyncio.wait([child.stream], timeout=2)
+                if self._stopping.is_set():
+                    return
             now = time.monotonic()
             ran_for = now - child.started_at
             if ran_for >= self.policy.healthy_after or child.strikes == 0:
