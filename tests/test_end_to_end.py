@@ -13,14 +13,9 @@ import json
 import os
 import shutil
 import signal
-import socket
-import subprocess
-import sys
-import tempfile
 import urllib.parse
 import urllib.request
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -29,10 +24,8 @@ import pytest
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 from playwright.async_api import async_playwright
 
-from models.messages import Progress
 from tests import support
-from tests.fixtures import free_port
-from workers import ROLES
+from tests.fixtures.dev_stack import Stack, dev_up
 
 pytestmark = pytest.mark.e2e
 
@@ -40,119 +33,18 @@ pytestmark = pytest.mark.e2e
 ACCEPT_WINDOW_SECONDS = 25
 
 
-@dataclass
-class Stack:
-    env: dict[str, str]
-    state: Path
-    postgres_port: int
-    process: subprocess.Popen[bytes]
-    metrics_base: int
-    ui_port: int
-
-    async def metrics(self, role: str) -> list[str]:
-        """The product's lines of ``role``'s Prometheus endpoint."""
-        port = self.metrics_base + list(ROLES).index(role)
-        text = await asyncio.to_thread(
-            lambda: (
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10)
-                .read()
-                .decode()
-            )
-        )
-        return [line for line in text.splitlines() if line.startswith("chronic_")]
-
-    async def chronic(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, "-m", "chronic", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(
-                f"chronic {' '.join(args)} failed:\n{result.stdout}{result.stderr}"
-            )
-        return result
-
-    async def progress(self, application_id: str) -> Progress:
-        result = await self.chronic("status", application_id, "--json")
-        return Progress.model_validate_json(result.stdout)
-
-    async def wait_for(self, application_id: str, seq: int, within_seconds: float = 60) -> str:
-        """The expert of the ``seq``-th offer once it is pending."""
-        deadline = asyncio.get_running_loop().time() + within_seconds
-        while asyncio.get_running_loop().time() < deadline:
-            progress = await self.progress(application_id)
-            offer = progress.current_offer
-            if offer is not None and offer.seq == seq and offer.status == "pending":
-                return offer.expert
-            await asyncio.sleep(0.5)
-        raise AssertionError(f"no pending offer #{seq} on {application_id}: {progress!r}")
-
-
-def _free_port_run(length: int) -> int:
-    """A first port such that ``length`` consecutive ports are free right now."""
-    while True:
-        base = free_port()
-        if all(_port_free(base + i) for i in range(length)):
-            return base
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) != 0
-
-
 @pytest.fixture
 async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
-    # The state folder lives outside pytest's basetemp (see tests/fixtures/database.py).
-    state = Path(tempfile.mkdtemp(prefix="chronic-e2e-"))
-    postgres_port, temporal_port, ui_port = free_port(), free_port(), free_port()
-    metrics_base = _free_port_run(5)
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("TEMPORAL_", "CHRONIC_")) and key != "DATABASE_URL"
-    }
-    env |= {
-        "CHRONIC_STATE_DIR": str(state),
-        "CHRONIC_POSTGRES_PORT": str(postgres_port),
-        "CHRONIC_TEMPORAL_DEFAULT_ADDRESS": f"127.0.0.1:{temporal_port}",
-        "CHRONIC_TEMPORAL_UI_PORT": str(ui_port),
-        "CHRONIC_CODEC_SERVER_PORT": str(free_port()),
-        "CHRONIC_WORKER_SHUTDOWN_GRACE_SECONDS": "5",
-        "CHRONIC_METRICS_PORT_BASE": str(metrics_base),
-        "CHRONIC_POLICY_WINDOWS": json.dumps({"accept_window": f"PT{ACCEPT_WINDOW_SECONDS}S"}),
-    }
-    log = (tmp_path / "dev-up.log").open("wb")
-    process = subprocess.Popen(  # noqa: ASYNC220 - the handle is kept to stop it
-        [sys.executable, "-m", "chronic", "dev", "up"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = asyncio.get_running_loop().time() + 120
-        while b"workers polling" not in (tmp_path / "dev-up.log").read_bytes():
-            if process.poll() is not None or asyncio.get_running_loop().time() > deadline:
-                raise AssertionError((tmp_path / "dev-up.log").read_text())
-            await asyncio.sleep(0.5)
-        yield Stack(env, state, postgres_port, process, metrics_base, ui_port)
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            process.wait(timeout=60)
-        log.close()
-        shutil.rmtree(state, ignore_errors=True)
+    windows = json.dumps({"accept_window": f"PT{ACCEPT_WINDOW_SECONDS}S"})
+    async with dev_up(tmp_path / "dev-up.log", {"CHRONIC_POLICY_WINDOWS": windows}) as stack:
+        yield stack
 
 
 async def test_declined_lapsed_accepted_two_stages_one_approval_sms(
     stack: Stack, tmp_path: Path
 ) -> None:
     table = json.loads((stack.state / "dev.json").read_text())
-    workers = {name: pid for name, pid in table.items() if name.startswith("worker ")}
+    workers = {name: e["pid"] for name, e in table.items() if name.startswith("worker ")}
     assert len(workers) == 5 and len(set(workers.values())) == 5
 
     form = support.form(support.WANG, "CHD")
@@ -217,7 +109,7 @@ async def test_declined_lapsed_accepted_two_stages_one_approval_sms(
     await find_in_ui(stack, application_id)
 
     # Ctrl-C stops everything dev up started.
-    pids = list(table.values())
+    pids = [entry["pid"] for entry in table.values()]
     stack.process.send_signal(signal.SIGINT)
     await asyncio.to_thread(stack.process.wait, 60)
     assert [pid for pid in pids if psutil.pid_exists(pid)] == []

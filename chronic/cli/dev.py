@@ -5,16 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
-import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
-import psutil
 import sqlalchemy as sa
 import typer
 from rich.console import Console
+from rich.text import Text
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
@@ -24,6 +25,7 @@ from chronic import migrate
 from chronic.codec_server import codec_token
 from chronic.db import Database
 from chronic.embedded.postgres import EmbeddedPostgres
+from chronic.embedded.supervisor import ChildSpec, Supervisor, alive, classify
 from chronic.embedded.temporal import DevServer
 from chronic.seed import seed_world
 from chronic.settings import get_settings
@@ -32,24 +34,13 @@ from workers import ROLES
 from workers.runner import role_module
 
 app = typer.Typer(no_args_is_help=True, help="Run the embedded development stack.")
-console = Console()
+# soft_wrap: one line per record even in a file or a pipe (where rich would wrap at 80).
+console = Console(soft_wrap=True)
 
 
 def _process_table() -> Path:
-    """Where a running `dev up` records its own pid and its children's, for down / status."""
+    """Where a running `dev up` records itself and its children, for `dev down` / `dev status`."""
     return get_settings().state_path / "dev.json"
-
-
-def _record(
-    children: dict[str, subprocess.Popen[bytes]],
-    workers: dict[str, asyncio.subprocess.Process],
-) -> None:
-    table = {
-        "supervisor": os.getpid(),
-        **{name: c.pid for name, c in children.items()},
-        **{(f"worker {name}" if name in ROLES else name): w.pid for name, w in workers.items()},
-    }
-    _process_table().write_text(json.dumps(table))
 
 
 def _port_in_use(port: int) -> bool:
@@ -63,6 +54,14 @@ async def _wait_port(port: int, within_seconds: float) -> None:
         if asyncio.get_running_loop().time() > deadline:
             raise TimeoutError(f"nothing listens on port {port} after {within_seconds:.0f} s")
         await asyncio.sleep(0.2)
+
+
+def _quiet_env(**extra: str) -> dict[str, str]:
+    """The children's environment; without a terminal, no colour codes in their output."""
+    env = {**os.environ, **extra}
+    if not console.is_terminal:
+        env |= {"NO_COLOR": "1", "RUST_LOG_STYLE": "never"}
+    return env
 
 
 async def _up(demo: bool) -> int:
@@ -92,21 +91,25 @@ async def _up(demo: bool) -> int:
             "CHRONIC_CODEC_SERVER_PORT."
         )
         return 2
-    children: dict[str, subprocess.Popen[bytes]] = {}
-    workers: dict[str, asyncio.subprocess.Process] = {}
-    streams: list[asyncio.Task[None]] = []
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    supervisor = Supervisor(_process_table(), say=_say, on_line=_child_line)
     try:
         if settings.uses_embedded_postgres:
-            with (state / "postgres.log").open("ab") as pg_log:
-                children["postgres"] = postgres.start(
-                    stdout=pg_log, stderr=subprocess.STDOUT, start_new_session=True
+            postgres.prepare()
+            await supervisor.start(
+                ChildSpec(
+                    "postgres",
+                    postgres.server_argv(),
+                    stage=0,
+                    log_file=postgres.log_file,
+                    popen=postgres.popen_kwargs(),
+                    stop_signal=signal.SIGINT,  # "fast" shutdown: no waiting for clients
+                    ready=postgres.wait_ready,
                 )
-            _record(children, workers)
-            await postgres.wait_ready()
+            )
             await postgres.ensure_database(settings.database_name)
             console.print(f"[green]postgres[/] ready on 127.0.0.1:{postgres.port}")
         url = settings.resolved_database_url()
@@ -114,46 +117,43 @@ async def _up(demo: bool) -> int:
         await migrate.upgrade(url)
         console.print(f"[green]schema[/] at revision {await migrate.current(url)}")
         await _seed_on_first_run(url)
-        with (state / "temporal.log").open("ab") as t_log:
-            children["temporal"] = subprocess.Popen(  # noqa: ASYNC220 - handle kept to stop it
-                temporal.argv(), stdout=t_log, stderr=subprocess.STDOUT, start_new_session=True
+
+        async def temporal_ready() -> None:
+            await _wait_port(temporal.port, 60)
+            await _wait_port(temporal.ui_port, 60)
+
+        # Restarted on the same --db-filename, Temporal keeps its workflows.
+        await supervisor.start(
+            ChildSpec(
+                "temporal",
+                temporal.argv(),
+                stage=1,
+                log_file=state / "temporal.log",
+                env=_quiet_env(NO_COLOR="1"),
+                ready=temporal_ready,
             )
-        _record(children, workers)
-        await _wait_port(temporal.port, 60)
-        await _wait_port(temporal.ui_port, 60)
-        worker_env = {
-            **os.environ,
-            "TEMPORAL_ADDRESS": temporal.address,
-            "CHRONIC_STATE_DIR": str(state),
-        }
-        workers["codec-server"] = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "chronic",
-            "codec-server",
-            "--port",
-            str(settings.codec_server_port),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            env=worker_env,
-            start_new_session=True,
         )
-        streams.append(asyncio.create_task(_stream("codec-server", workers["codec-server"])))
-        for role in ROLES:
-            workers[role] = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "chronic",
-                "worker",
-                role,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
+        worker_env = _quiet_env(TEMPORAL_ADDRESS=temporal.address, CHRONIC_STATE_DIR=str(state))
+        chronic = [sys.executable, "-m", "chronic"]
+        await supervisor.start(
+            ChildSpec(
+                "codec-server",
+                [*chronic, "codec-server", "--port", str(settings.codec_server_port)],
+                stage=2,
                 env=worker_env,
-                start_new_session=True,
             )
-            streams.append(asyncio.create_task(_stream(role, workers[role])))
-        _record(children, workers)
-        await _wait_for_pollers(temporal.address, workers, within_seconds=60)
+        )
+        for role in ROLES:
+            await supervisor.start(
+                ChildSpec(
+                    f"worker {role}",
+                    [*chronic, "worker", role],
+                    stage=3,
+                    env=worker_env,
+                    stop_grace=settings.worker_shutdown_grace_seconds + 5,
+                )
+            )
+        await _wait_for_pollers(temporal.address, supervisor, within_seconds=60)
         await _wait_port(settings.codec_server_port, 30)
         console.print(
             f"[bold green]ready[/]: Temporal {temporal.address}, UI {temporal.ui_url}, "
@@ -174,16 +174,25 @@ async def _up(demo: bool) -> int:
         await stop.wait()
         return 0
     finally:
-        await _stop_workers(workers, settings.worker_shutdown_grace_seconds + 5)
-        await asyncio.gather(*streams, return_exceptions=True)  # the last log lines
-        for child in reversed(list(children.values())):
-            child.terminate()
-            try:
-                child.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        # Workers first (in-flight activities finish), then codec server, Temporal, Postgres.
+        await supervisor.stop()
         _process_table().unlink(missing_ok=True)
         console.print("stopped")
+
+
+def _say(message: str) -> None:
+    console.print(Text(message, style="yellow"))
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+
+
+def _child_line(name: str, line: str) -> None:
+    """A child's output line, prefixed with its role; colour codes kept only on a terminal."""
+    role = name.removeprefix("worker ")
+    body = Text.from_ansi(line) if console.is_terminal else Text(_ANSI.sub("", line))
+    prefix = (f"{role:>13}", _ROLE_STYLES.get(role, "white"))
+    console.print(Text.assemble(prefix, " | ", body), highlight=False)
 
 
 async def _seed_on_first_run(url: str) -> None:
@@ -201,29 +210,15 @@ async def _seed_on_first_run(url: str) -> None:
         await database.dispose()
 
 
-async def _stream(role: str, process: asyncio.subprocess.Process) -> None:
-    """Print a worker's output line by line, prefixed with its role."""
-    assert process.stdout is not None
-    style = _ROLE_STYLES.get(role, "white")
-    async for raw in process.stdout:
-        line = raw.decode(errors="replace").rstrip()
-        if line:
-            console.print(f"[{style}]{role:>13}[/] | {line}", markup=True, highlight=False)
-
-
-async def _wait_for_pollers(
-    address: str, workers: dict[str, asyncio.subprocess.Process], within_seconds: float
-) -> None:
+async def _wait_for_pollers(address: str, supervisor: Supervisor, within_seconds: float) -> None:
     """Ready means every role's task queue has a poller (not just a started process)."""
     client = await Client.connect(address)
     deadline = asyncio.get_running_loop().time() + within_seconds
-    waiting = set(workers) & set(ROLES)
+    waiting = set(ROLES)
     while waiting:
         for role in sorted(waiting):
-            if workers[role].returncode is not None:
-                raise RuntimeError(
-                    f"worker {role} exited with code {workers[role].returncode} (see its log lines)"
-                )
+            if supervisor.gave_up(f"worker {role}"):
+                raise RuntimeError(f"worker {role} keeps dying (see its log lines)")
             if await _has_poller(client, role):
                 waiting.discard(role)
         if waiting and asyncio.get_running_loop().time() > deadline:
@@ -246,22 +241,6 @@ async def _has_poller(client: Client, role: str) -> bool:
         )
     )
     return bool(response.pollers)
-
-
-async def _stop_workers(
-    workers: dict[str, asyncio.subprocess.Process], grace_seconds: float
-) -> None:
-    """SIGTERM every worker at once (they finish in-flight tasks), then wait, then kill."""
-    for process in workers.values():
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-    for role, process in workers.items():
-        try:
-            await asyncio.wait_for(process.wait(), grace_seconds)
-        except TimeoutError:
-            console.print(f"[yellow]worker {role} did not stop in {grace_seconds:.0f} s; killed")
-            process.kill()
-            await process.wait()
 
 
 _ROLE_STYLES = {
@@ -293,34 +272,45 @@ def up(
     raise typer.Exit(code)
 
 
-@app.command()
-def status() -> None:
-    """Say which parts of a `dev up` stack are running."""
+def _read_table() -> dict[str, dict[str, Any]] | None:
     path = _process_table()
     if not path.exists():
+        return None
+    table: dict[str, Any] = json.loads(path.read_text())
+    # A table of an older `dev up` holds bare pids.
+    return {name: e if isinstance(e, dict) else {"pid": e} for name, e in table.items()}
+
+
+@app.command()
+def status() -> None:
+    """Say, per part of a `dev up` stack: running / restarting (n) / dead / gave up."""
+    table = _read_table()
+    if table is None:
         console.print("no dev stack is running (nothing recorded in the state folder)")
         raise typer.Exit(1)
-    for name, pid in json.loads(path.read_text()).items():
-        state = "[green]running[/]" if psutil.pid_exists(pid) else "[red]gone[/]"
-        console.print(f"{name:<12} pid {pid:<8} {state}")
+    for name, entry in table.items():
+        console.print(f"{name:<22} pid {entry['pid']:<8} {classify(entry)}", highlight=False)
+    if not alive(table["supervisor"]):
+        console.print(
+            "dev up itself is gone, so nothing restarts these; `chronic dev down` stops leftovers"
+        )
 
 
 @app.command()
 def down() -> None:
     """Stop a `dev up` running in another terminal (it shuts its children down in order)."""
-    path = _process_table()
-    if not path.exists():
+    table = _read_table()
+    if table is None:
         console.print("no dev stack is running")
         return
-    table: dict[str, int] = json.loads(path.read_text())
     supervisor = table.pop("supervisor")
-    if psutil.pid_exists(supervisor):
-        os.kill(supervisor, signal.SIGTERM)
-        console.print(f"asked dev up (pid {supervisor}) to stop")
+    if alive(supervisor):
+        os.kill(supervisor["pid"], signal.SIGTERM)
+        console.print(f"asked dev up (pid {supervisor['pid']}) to stop")
         return
-    # The supervisor died without cleaning up: stop what it left behind.
-    for name, pid in table.items():
-        if psutil.pid_exists(pid):
-            os.kill(pid, signal.SIGTERM)
-            console.print(f"stopped leftover {name} (pid {pid})")
-    path.unlink(missing_ok=True)
+    # The supervisor died without cleaning up: stop what it left behind (same pid, same start).
+    for name, entry in table.items():
+        if alive(entry):
+            os.kill(entry["pid"], signal.SIGTERM)
+            console.print(f"stopped leftover {name} (pid {entry['pid']})")
+    _process_table().unlink(missing_ok=True)

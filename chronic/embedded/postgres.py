@@ -98,10 +98,14 @@ class EmbeddedPostgres:
         """Extra keyword arguments for ``subprocess.Popen`` of :meth:`server_argv`."""
         return {"user": self._prepare_permissions()}
 
-    def start(self, **popen: Any) -> subprocess.Popen[bytes]:
-        """Start the server as a child process (initialising the cluster first if needed)."""
+    def prepare(self) -> None:
+        """Initialise the cluster if needed; refuse when a server already runs on it."""
         self.initialize()
         self._refuse_if_already_running()
+
+    def start(self, **popen: Any) -> subprocess.Popen[bytes]:
+        """Start the server as a child process (initialising the cluster first if needed)."""
+        self.prepare()
         return subprocess.Popen(self.server_argv(), **self.popen_kwargs(), **popen)
 
     async def wait_ready(self, within_seconds: float = 30.0) -> None:
