@@ -26,6 +26,7 @@ from typing import Any
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
+from temporalio.workflow import ChildWorkflowHandle
 
 with workflow.unsafe.imports_passed_through():
     from models import search_attributes as sa
@@ -167,6 +168,7 @@ class ApplicationWorkflow:
         self._assignment: AssignExpert | None = None
         self._assignment_outcome: OfferView | str | None = None
         self._notices = 0
+        self._deliveries: list[ChildWorkflowHandle[Any, Any]] = []
         self._published: dict[SearchAttributeKey[Any], Any] = {}
         if request.resume is not None:
             self._restore(request.resume)
@@ -197,6 +199,7 @@ class ApplicationWorkflow:
             pass
         except _ContinueAsNew:
             await workflow.wait_condition(workflow.all_handlers_finished)
+            await self._deliveries_done()
             workflow.continue_as_new(request.model_copy(update={"resume": self._state()}))
         except (ActivityError, ChildWorkflowError, ApplicationError) as error:
             # A step failed for good (a missing record, a refused write): the application
@@ -213,7 +216,18 @@ class ApplicationWorkflow:
         self._publish()
         # Let handlers still answering their callers finish before the run ends.
         await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._deliveries_done()
         return self.progress()
+
+    async def _deliveries_done(self) -> None:
+        """The application has ended when the person has been told (or the send has failed
+        for good, which its failed outbox row and the failed delivery show)."""
+        for delivery in self._deliveries:
+            try:
+                await delivery
+            except ChildWorkflowError as error:
+                workflow.logger.warning("SMS delivery %s failed: %s", delivery.id, _cause(error))
+        self._deliveries.clear()
 
     async def _process(self, request: ApplicationInput) -> None:
         if request.resume is None:
@@ -784,9 +798,12 @@ class ApplicationWorkflow:
                 hospital_code=hospital_code,
                 params={name: "详见办理进度" for name in params},
             )
-        # Beside the process: a child delivery that retries until sent and outlives this run,
-        # so a dead notification worker or provider never holds an application up.
-        await send_beside(request)
+        # Beside the process: a child delivery that retries until sent, so a dead
+        # notification worker or provider never holds an application up. The run waits for
+        # its deliveries only when everything else is done (and they outlive a terminated run).
+        delivery = await send_beside(request)
+        if delivery is not None:
+            self._deliveries.append(delivery)
 
     async def _watch_sla(self) -> None:
         """Flag the application when the 5–8 working-day target (the upper bound) passes."""

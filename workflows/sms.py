@@ -20,10 +20,12 @@ same key finds the first) and the outbox row under the same dedup key is sent at
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
+from temporalio.workflow import ChildWorkflowHandle
 
 with workflow.unsafe.imports_passed_through():
     from models.notifications import SmsRequest, SmsResult
@@ -98,7 +100,7 @@ class SmsDelivery:
         return result
 
 
-async def send_beside(request: SmsRequest) -> None:
+async def send_beside(request: SmsRequest) -> ChildWorkflowHandle[Any, SmsResult] | None:
     """Start the SMS delivery of ``request`` beside the calling workflow, and return at once.
 
     Call it from a workflow. The SmsDelivery child (ID ``sms:<dedup key>``) is abandoned when
@@ -107,7 +109,7 @@ async def send_beside(request: SmsRequest) -> None:
     calling again) counts as success: calling twice with one dedup key never sends twice.
     """
     try:
-        await workflow.start_child_workflow(
+        return await workflow.start_child_workflow(
             SmsDelivery.run,
             request,
             id=workflow_id(request.dedup_key),
@@ -122,6 +124,7 @@ async def send_beside(request: SmsRequest) -> None:
         workflow.logger.info(
             "SMS %s (%s) already handed to its delivery", request.template, request.dedup_key
         )
+        return None
 
 
 __all__ = [
