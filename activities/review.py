@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 
 from activities import audit, metrics
@@ -14,6 +16,8 @@ from activities.errors import missing_record
 from chronic.db import Database
 from models.messages import BenefitIssued, BenefitRequest, ReviewRecord, StatusChange
 from models.tables import Application, Benefit, Hospital, Review
+
+log = logging.getLogger(__name__)
 
 
 class ReviewActivities:
@@ -52,33 +56,18 @@ class ReviewActivities:
             )
 
     @activity.defn
-    async def change_status(self, change: StatusChange) -> None:
-        """Move the application row to a new status and stage, with an audit event."""
+    async def change_status(self, change: StatusChange) -> bool:
+        """Move the application row to a new status and stage, with an audit event.
+
+        Applied only when ``change.seq`` is greater than the row's ``status_seq``: a retry that
+        arrives after a newer write (a zombie attempt, a replay after a reset) changes nothing.
+        Returns whether the write was applied.
+        """
         async with self.db.session() as session:
-            values: dict[str, object] = {"status": change.status.value, "stage": change.stage.value}
-            if change.closed:
-                values["closed_at"] = change.at
-            if change.reason is not None:
-                values["outcome_reason"] = change.reason
-            result = await session.exec(
-                sa.update(Application)
-                .where(col(Application.id) == change.application_id)
-                .values(**values)
-            )
-            if result.rowcount == 0:
-                raise missing_record("application", change.application_id)
-            first_time = await audit.record(
-                session,
-                step_key=f"{change.application_id}:{change.step}",
-                application_id=change.application_id,
-                actor=change.actor,
-                action=f"status_{change.status}",
-                at=change.at,
-                stage=change.stage.value,
-                reason=change.reason,
-            )
-            if first_time:
+            applied = await apply_status(session, change)
+            if applied:
                 metrics.application_status(change.status.value)
+            return applied
 
     @activity.defn
     async def issue_benefit(self, request: BenefitRequest) -> BenefitIssued:
@@ -114,3 +103,54 @@ class ReviewActivities:
                 valid_to=benefit.valid_to,
                 designated_hospital_name=hospital.name,
             )
+
+
+async def apply_status(session: AsyncSession, change: StatusChange) -> bool:
+    """Write ``change`` if it is newer than the row's status (and its audit event); see above.
+
+    Raises:
+        ApplicationError: non-retryable, when there is no such application.
+    """
+    values: dict[str, object] = {
+        "status": change.status.value,
+        "stage": change.stage.value,
+        "status_seq": change.seq,
+    }
+    if change.closed:
+        values["closed_at"] = change.at
+    if change.reason is not None:
+        values["outcome_reason"] = change.reason
+    result = await session.exec(
+        sa.update(Application)
+        .where(col(Application.id) == change.application_id)
+        .where(col(Application.status_seq) < change.seq)
+        .values(**values)
+    )
+    if result.rowcount == 0:
+        current = await session.scalar(
+            sa.select(col(Application.status_seq)).where(
+                col(Application.id) == change.application_id
+            )
+        )
+        if current is None:
+            raise missing_record("application", change.application_id)
+        log.info(
+            "status write %s of %s skipped: seq %d is not newer than %d",
+            change.step,
+            change.application_id,
+            change.seq,
+            current,
+        )
+        return False
+    await audit.record(
+        session,
+        step_key=f"{change.application_id}:{change.step}",
+        application_id=change.application_id,
+        actor=change.actor,
+        action=f"status_{change.status}",
+        at=change.at,
+        stage=change.stage.value,
+        reason=change.reason,
+        seq=change.seq,
+    )
+    return True

@@ -126,6 +126,7 @@ class ApplicationWorkflow:
         self._finished_at: datetime | None = None
         self._returned = False  # intake sent it back at least once (the Returned filter)
         self._published: dict[SearchAttributeKey[Any], Any] = {}
+        self._status_seq = 0  # order of status writes (StatusChange.seq)
 
     # ---- the process ---------------------------------------------------------------------
 
@@ -500,6 +501,7 @@ class ApplicationWorkflow:
         closed: bool = False,
     ) -> None:
         self._status, self._stage = status, stage
+        self._status_seq += 1
         self._publish()
         await _step(
             "change_status",
@@ -509,6 +511,7 @@ class ApplicationWorkflow:
                 stage=stage,
                 at=workflow.now(),
                 step=step,
+                seq=self._status_seq,
                 reason=reason,
                 closed=closed,
             ),

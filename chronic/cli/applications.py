@@ -84,27 +84,36 @@ def _parse(path: str) -> ApplicationForm:
 def submit(file: FileArgument) -> None:
     """Check FILE.json and submit it: records the application and starts its workflow.
 
-    The region comes from the file. The last line printed is the application ID.
+    The region comes from the file. The last line printed is the application ID. When
+    Temporal does not answer, the application is still recorded and its process starts as
+    soon as Temporal answers again (the review worker's reconciler).
     """
     form = _parse(file)
 
-    async def main() -> str:
+    async def main() -> tuple[str, str | None]:
         # The database layer (SQLAlchemy, asyncpg) is imported by this command only: the
         # others talk to Temporal alone and start faster without it.
         from chronic import migrate
         from chronic.db import Database
         from chronic.settings import get_settings
-        from chronic.submission import SubmissionRefused
+        from chronic.submission import StartDeferred, SubmissionRefused
         from chronic.submission import submit as submit_application
 
         try:
             await migrate.check_reachable()
         except migrate.DatabaseUnreachable as error:
             raise CommandFailed(str(error)) from None
-        client = await temporal()
+        unreachable: str | None = None
+        try:
+            client = await temporal()
+        except CommandFailed as error:
+            client, unreachable = None, str(error).split(" — ")[0]
         db = Database.from_settings()
         try:
-            return await submit_application(form, client=client, db=db, settings=get_settings())
+            app_id = await submit_application(form, client=client, db=db, settings=get_settings())
+            return app_id, None
+        except StartDeferred as deferred:
+            return deferred.application_id, unreachable or deferred.cause
         except SubmissionRefused as refused:
             print_problems(
                 f"{_name(file)} was not submitted", (_split(p) for p in refused.problems)
@@ -113,8 +122,8 @@ def submit(file: FileArgument) -> None:
         finally:
             await db.dispose()
 
-    application_id = run(main)
-    _print_submitted(form, application_id)
+    application_id, deferred = run(main)
+    _print_submitted(form, application_id, deferred)
 
 
 _FIELD_PATH = re.compile(
@@ -128,11 +137,19 @@ def _split(problem: str) -> tuple[str | None, str]:
     return (found["path"], found["message"]) if found else (None, problem)
 
 
-def _print_submitted(form: ApplicationForm, application_id: str) -> None:
+def _print_submitted(
+    form: ApplicationForm, application_id: str, deferred: str | None = None
+) -> None:
     policy = policy_of(form.region)
     applicant = form.applicant.masked()
     disease = policy.disease(form.disease_code) if policy else None
     console.print(f"[bold green]submitted[/] {application_id}")
+    if deferred is not None:
+        console.print(
+            f"  [bold yellow]process not started yet[/]: {escape(deferred)}. The application "
+            "is recorded; its process will start as soon as Temporal answers (the review "
+            "worker checks every minute). Nothing has to be submitted again."
+        )
     console.print(
         f"  applicant  {escape(applicant.name)} · ID {applicant.id_number} · mobile "
         f"{applicant.mobile}"
@@ -148,7 +165,8 @@ def _print_submitted(form: ApplicationForm, application_id: str) -> None:
             else "initial review and re-review by two different experts"
         )
         console.print(
-            f"  next       intake checks now; then {review}, drawn at random from the "
+            f"  next       intake checks {'once it starts' if deferred else 'now'}; then "
+            f"{review}, drawn at random from the "
             f"{disease.category} pool; each expert has {_hours(policy.accept_window)} to accept"
         )
         console.print(
