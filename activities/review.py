@@ -105,8 +105,12 @@ class ReviewActivities:
             )
 
 
-async def apply_status(session: AsyncSession, change: StatusChange) -> bool:
+async def apply_status(
+    session: AsyncSession, change: StatusChange, *, only_open: bool = False
+) -> bool:
     """Write ``change`` if it is newer than the row's status (and its audit event); see above.
+
+    ``only_open``: apply only to a row not closed yet (closes made outside the workflow).
 
     Raises:
         ApplicationError: non-retryable, when there is no such application.
@@ -120,12 +124,14 @@ async def apply_status(session: AsyncSession, change: StatusChange) -> bool:
         values["closed_at"] = change.at
     if change.reason is not None:
         values["outcome_reason"] = change.reason
-    result = await session.exec(
+    update = (
         sa.update(Application)
         .where(col(Application.id) == change.application_id)
         .where(col(Application.status_seq) < change.seq)
-        .values(**values)
     )
+    if only_open:
+        update = update.where(col(Application.closed_at).is_(None))
+    result = await session.exec(update.values(**values))
     if result.rowcount == 0:
         current = await session.scalar(
             sa.select(col(Application.status_seq)).where(
@@ -135,7 +141,7 @@ async def apply_status(session: AsyncSession, change: StatusChange) -> bool:
         if current is None:
             raise missing_record("application", change.application_id)
         log.info(
-            "status write %s of %s skipped: seq %d is not newer than %d",
+            "status write %s of %s skipped: seq %d is not newer than %d (or the row is closed)",
             change.step,
             change.application_id,
             change.seq,
