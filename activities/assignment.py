@@ -7,9 +7,12 @@ and pool size) is recorded both in the offer row and in the workflow history.
 from __future__ import annotations
 
 import secrets
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy import Select
 from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 
 from activities import audit, metrics
@@ -28,8 +31,13 @@ _FROM_STATES: dict[OfferStatus, tuple[OfferStatus, ...]] = {
     OfferStatus.LAPSED: (OfferStatus.PENDING,),
     OfferStatus.DECISION_LAPSED: (OfferStatus.ACCEPTED,),
     OfferStatus.COMPLETED: (OfferStatus.ACCEPTED,),
+    OfferStatus.WITHDRAWN: (OfferStatus.PENDING, OfferStatus.ACCEPTED),
 }
 _STRIKES = (OfferStatus.DECLINED, OfferStatus.LAPSED, OfferStatus.DECISION_LAPSED)
+_LAPSES = (OfferStatus.LAPSED, OfferStatus.DECISION_LAPSED)
+# Offers that leave an expert eligible again once everyone else has been tried.
+_RETRYABLE = (OfferStatus.LAPSED, OfferStatus.WITHDRAWN)
+_OPEN = (OfferStatus.PENDING, OfferStatus.ACCEPTED)
 
 
 class AssignmentActivities:
@@ -42,8 +50,12 @@ class AssignmentActivities:
     async def draw_expert(self, request: DrawRequest) -> DrawResult:
         """Offer the application to one eligible expert drawn at random; None if nobody is.
 
-        Eligible: active, reviews the disease's category, never offered this application,
-        not a reviewer of another stage, not from the applicant's diagnosing hospital.
+        Eligible: active, reviews the disease's category, not a reviewer of another stage,
+        not from the applicant's diagnosing hospital, and never offered this application —
+        except that once everyone eligible has been tried, experts whose offers only lapsed
+        (or were withdrawn) are eligible again. An expert named by the office (``expert``)
+        must meet the same rules, bar the earlier offers. The accept window counts from the
+        moment the offer row is recorded (this attempt's start on the server's clock).
         """
         async with self.db.session() as session:
             existing = await session.scalar(
@@ -57,28 +69,43 @@ class AssignmentActivities:
             application = await session.get(Application, request.application_id)
             if application is None:
                 raise missing_record("application", request.application_id)
-            offered_before = sa.select(col(Offer.expert_code)).where(
+            eligible = sa.select(col(Expert.code)).where(
+                col(Expert.status) == ExpertStatus.ACTIVE,
+                col(Expert.categories).contains([request.category]),
+                col(Expert.code).not_in(request.exclude_experts),
+                col(Expert.hospital_code) != application.diagnosing_hospital_code,
+            )
+            tried = sa.select(col(Offer.expert_code)).where(
                 col(Offer.application_id) == request.application_id
             )
-            pool = list(
-                await session.scalars(
-                    sa.select(col(Expert.code))
-                    .where(
-                        col(Expert.status) == ExpertStatus.ACTIVE,
-                        col(Expert.categories).contains([request.category]),
-                        col(Expert.code).not_in(offered_before),
-                        col(Expert.code).not_in(request.exclude_experts),
-                        col(Expert.hospital_code) != application.diagnosing_hospital_code,
-                    )
-                    .order_by(col(Expert.code))
+            if request.expert is not None:
+                problem = await _hand_assignment_problem(session, eligible, request)
+                if problem is not None:
+                    return DrawResult(problem=problem)
+                pool, reoffer = (
+                    [request.expert],
+                    request.expert in set(await session.scalars(tried)),
                 )
-            )
+            else:
+                pool = await _codes(session, eligible.where(col(Expert.code).not_in(tried)))
+                reoffer = False
+                if not pool:
+                    # Everyone eligible was tried: those who only let an offer lapse return.
+                    blocked = tried.where(col(Offer.status).not_in(_RETRYABLE))
+                    pool = await _codes(
+                        session,
+                        eligible.where(
+                            col(Expert.code).in_(tried), col(Expert.code).not_in(blocked)
+                        ),
+                    )
+                    reoffer = bool(pool)
             if not pool:
                 activity.logger.info(
                     "no eligible %s expert for %s", request.category, request.application_id
                 )
                 return DrawResult()
             chosen = _DRAW.choice(pool)
+            offered_at = _server_now()
             offer = Offer(
                 application_id=request.application_id,
                 seq=request.seq,
@@ -86,8 +113,8 @@ class AssignmentActivities:
                 expert_code=chosen,
                 pool_size=len(pool),
                 status=OfferStatus.PENDING,
-                offered_at=request.offered_at,
-                accept_deadline=request.accept_deadline,
+                offered_at=offered_at,
+                accept_deadline=offered_at + request.accept_window,
             )
             session.add(offer)
             await session.flush()
@@ -95,12 +122,13 @@ class AssignmentActivities:
                 session,
                 step_key=f"{request.application_id}:offer:{request.seq}",
                 application_id=request.application_id,
-                actor="system",
-                action="offer_made",
-                at=request.offered_at,
+                actor=request.actor,
+                action="offer_assigned" if request.expert else "offer_made",
+                at=offered_at,
                 expert=chosen,
                 stage=request.stage.value,
                 pool_size=len(pool),
+                reoffer=reoffer,
             )
             return DrawResult(offer=_offer_made(offer))
 
@@ -109,7 +137,10 @@ class AssignmentActivities:
         """Record what became of an offer and count the expert's strikes.
 
         An acceptance clears the expert's consecutive strikes; a decline, a lapse or a lapsed
-        decision adds one, and the strike that reaches the policy's limit disqualifies.
+        decision adds one, and the strike that reaches the policy's limit disqualifies. A
+        lapse recorded more than ``outage_grace`` after its deadline means our own system was
+        down when the window closed: the offer is withdrawn instead, without a strike. A
+        withdrawal never counts.
         """
         async with self.db.session() as session:
             offer = await session.get(Offer, answer.offer_id, with_for_update=True)
@@ -117,18 +148,27 @@ class AssignmentActivities:
                 raise missing_record("offer", answer.offer_id)
             expert = await session.get(Expert, offer.expert_code, with_for_update=True)
             assert expert is not None  # foreign key
-            if offer.status in _FROM_STATES[answer.status]:
-                offer.status = answer.status
-                metrics.offer_outcome(answer.status.value)
-                if answer.status in (OfferStatus.ACCEPTED, OfferStatus.DECLINED):
+            status, reason = answer.status, answer.reason
+            if status in _LAPSES and answer.deadline is not None:
+                late = _server_now() - answer.deadline
+                if late > answer.outage_grace:
+                    status = OfferStatus.WITHDRAWN
+                    reason = (
+                        f"our system was unavailable when the window closed (recorded "
+                        f"{_minutes(late)} late): withdrawn without a strike"
+                    )
+            if offer.status in _FROM_STATES[status]:
+                offer.status = status
+                metrics.offer_outcome(status.value)
+                if status in (OfferStatus.ACCEPTED, OfferStatus.DECLINED):
                     offer.answered_at = answer.at
                 if answer.decision_deadline is not None:
                     offer.decision_deadline = answer.decision_deadline
-                if answer.reason:
-                    offer.decline_reason = answer.reason
-                if answer.status == OfferStatus.ACCEPTED:
+                if reason:
+                    offer.decline_reason = reason[:500]
+                if status == OfferStatus.ACCEPTED:
                     expert.consecutive_strikes = 0
-                elif answer.status in _STRIKES:
+                elif status in _STRIKES:
                     expert.consecutive_strikes += 1
                     if (
                         expert.consecutive_strikes >= answer.strikes_to_disqualify
@@ -139,23 +179,71 @@ class AssignmentActivities:
                         metrics.expert_disqualified()
                 await audit.record(
                     session,
-                    step_key=f"{offer.application_id}:offer:{offer.seq}:{answer.status}",
+                    step_key=f"{offer.application_id}:offer:{offer.seq}:{status}",
                     application_id=offer.application_id,
                     actor=f"expert:{expert.code}"
-                    if answer.status in (OfferStatus.ACCEPTED, OfferStatus.DECLINED)
+                    if status in (OfferStatus.ACCEPTED, OfferStatus.DECLINED)
                     else "system",
-                    action=f"offer_{answer.status}",
+                    action=f"offer_{status}",
                     at=answer.at,
                     expert=expert.code,
                     strikes=expert.consecutive_strikes,
-                    reason=answer.reason,
+                    reason=reason,
+                )
+            disqualified = expert.status == ExpertStatus.DISQUALIFIED
+            elsewhere: list[str] = []
+            if disqualified:
+                # Withdrawn at once: the expert's other open offers go back to the draw.
+                elsewhere = list(
+                    await session.scalars(
+                        sa.select(col(Offer.application_id))
+                        .where(
+                            col(Offer.expert_code) == expert.code,
+                            col(Offer.status).in_(_OPEN),
+                            col(Offer.id) != offer.id,
+                        )
+                        .order_by(col(Offer.application_id))
+                    )
                 )
             return StrikeOutcome(
                 expert_code=expert.code,
                 consecutive_strikes=expert.consecutive_strikes,
-                disqualified=expert.status == ExpertStatus.DISQUALIFIED,
+                disqualified=disqualified,
                 hospital_code=expert.hospital_code,
+                status=offer.status,
+                reason=offer.decline_reason if offer.status == OfferStatus.WITHDRAWN else None,
+                disqualified_at=expert.disqualified_at if disqualified else None,
+                open_offers_elsewhere=tuple(elsewhere),
             )
+
+
+async def _codes(session: AsyncSession, query: Select[str]) -> list[str]:
+    return list(await session.scalars(query.order_by(col(Expert.code))))
+
+
+async def _hand_assignment_problem(
+    session: AsyncSession, eligible: Select[str], request: DrawRequest
+) -> str | None:
+    """Why the office's chosen expert cannot take this stage, or None."""
+    expert = await session.get(Expert, request.expert)
+    if expert is None:
+        return f"no expert with code {request.expert} in the pool"
+    if expert.code not in set(await session.scalars(eligible)):
+        return (
+            f"{expert.code} is {expert.status}, reviews {', '.join(expert.categories)}, from "
+            f"hospital {expert.hospital_code}: must be active, review {request.category}, not "
+            "be from the diagnosing hospital, and not have reviewed another stage"
+        )
+    return None
+
+
+def _server_now() -> datetime:
+    """Now on the Temporal server's clock: this attempt's start (the test server's, in tests)."""
+    return activity.info().started_time
+
+
+def _minutes(late: timedelta) -> str:
+    return f"{int(late.total_seconds() // 60)} min"
 
 
 def _offer_made(offer: Offer) -> OfferMade:

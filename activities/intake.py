@@ -7,20 +7,27 @@ too old, from a hospital below the required level or not public, no diagnosis ce
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone, tzinfo
+from datetime import date, timedelta, timezone, tzinfo
 
-import chinese_calendar
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from activities.errors import missing_record
 from chronic.db import Database
+from chronic.workdays import WorkdayCalendar, add_working_days
 from models.domain import ApplicationStatus, InsuranceStatus, InsuranceType, MaterialKind
-from models.messages import IntakeOutcome, IntakeRequest, MaterialsRound, SlaRequest
+from models.messages import (
+    HospitalRef,
+    IntakeOutcome,
+    IntakeRequest,
+    MaterialsRecorded,
+    MaterialsRound,
+    SlaDue,
+    SlaRequest,
+)
 from models.policy import PolicyProfile
 from models.tables import Application, Hospital, InsuredPerson, Material
 
@@ -28,12 +35,27 @@ from models.tables import Application, Hospital, InsuredPerson, Material
 class IntakeActivities:
     """Intake checks against the insurance register, the catalogue and the materials."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, calendar: WorkdayCalendar | None = None) -> None:
         self.db = db
+        self.calendar = calendar  # None: the process's calendar (chronic.workdays)
 
     @activity.defn
-    async def record_materials(self, materials: MaterialsRound) -> int:
-        """Store one round of materials (idempotent per application, round and position)."""
+    async def hospital_register(self, region: str) -> list[HospitalRef]:
+        """The region's hospitals as intake's material rules see them (code, level, public)."""
+        async with self.db.session() as session:
+            rows = await session.exec(
+                select(Hospital).where(col(Hospital.region) == region).order_by(col(Hospital.code))
+            )
+            return [HospitalRef(code=h.code, level=h.level, public=h.public) for h in rows]
+
+    @activity.defn
+    async def record_materials(self, materials: MaterialsRound) -> MaterialsRecorded:
+        """Store one round of materials (idempotent per application, round and position).
+
+        Unknown hospital codes are reported, not raised: the update's validator refused them
+        already, so this only happens when the register changed in between, and the clerk is
+        told rather than the application failed.
+        """
         rows = [
             {
                 "application_id": materials.application_id,
@@ -56,14 +78,15 @@ class IntakeActivities:
             )
             unknown = sorted(wanted - known)
             if unknown:
-                raise ApplicationError(
-                    f"unknown hospital code(s) {', '.join(unknown)}: use a code from the "
-                    "hospital register",
-                    type="UnknownHospital",
-                    non_retryable=True,
+                return MaterialsRecorded(
+                    problems=tuple(
+                        f"no hospital with code {code} in the register; check the code with "
+                        "the hospital's insurance desk"
+                        for code in unknown
+                    )
                 )
             await session.exec(insert(Material).values(rows).on_conflict_do_nothing())
-        return len(rows)
+        return MaterialsRecorded(stored=len(rows))
 
     @activity.defn
     async def check_intake(self, request: IntakeRequest) -> IntakeOutcome:
@@ -167,27 +190,28 @@ class IntakeActivities:
         return problems
 
     @activity.defn
-    async def sla_due_at(self, request: SlaRequest) -> datetime:
+    async def sla_due_at(self, request: SlaRequest) -> SlaDue:
         """The end of the working-day target, on the official holiday calendar.
 
         Kept in an activity so a calendar-library update cannot change a replayed workflow.
+        Beyond the official years the target is provisional (see :mod:`chronic.workdays`);
+        with an application ID the mark is stored on its row (set, not toggled: idempotent).
         """
-        day = request.start.date()
-        remaining = request.working_days
-        while remaining > 0:
-            day += timedelta(days=1)
-            if _is_workday(day):
-                remaining -= 1
-        return datetime.combine(day, request.start.timetz())
-
-
-def _is_workday(day: date) -> bool:
-    try:
-        return bool(chinese_calendar.is_workday(day))
-    except NotImplementedError:
-        # Beyond the calendar's published years: Monday–Friday until the library catches up.
-        activity.logger.warning("no holiday calendar for %d yet; counting Mon-Fri", day.year)
-        return day.weekday() < 5
+        due = add_working_days(request.start, request.working_days, calendar=self.calendar)
+        if request.application_id is not None:
+            async with self.db.session() as session:
+                updated = await session.exec(
+                    sa.update(Application)
+                    .where(col(Application.id) == request.application_id)
+                    .values(sla_provisional=due.provisional)
+                )
+            if updated.rowcount == 0:
+                raise missing_record("application", request.application_id)
+        return SlaDue(
+            due_at=due.due_at,
+            provisional=due.provisional,
+            provisional_years=due.provisional_years,
+        )
 
 
 def _zone(policy: PolicyProfile) -> tzinfo:

@@ -14,8 +14,14 @@ from temporalio import activity
 from activities import audit, metrics
 from activities.errors import missing_record
 from chronic.db import Database
-from models.messages import BenefitIssued, BenefitRequest, ReviewRecord, StatusChange
-from models.tables import Application, Benefit, Hospital, Review
+from models.messages import (
+    BenefitIssued,
+    BenefitRequest,
+    OfficeNoticeRequest,
+    ReviewRecord,
+    StatusChange,
+)
+from models.tables import Application, Benefit, Hospital, OfficeNotice, Review
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +74,39 @@ class ReviewActivities:
             if applied:
                 metrics.application_status(change.status.value)
             return applied
+
+    @activity.defn
+    async def office_notice(self, notice: OfficeNoticeRequest) -> None:
+        """Put a notice on the office's desk (once per step key), or mark it resolved."""
+        async with self.db.session() as session:
+            if notice.resolved:
+                await session.exec(
+                    sa.update(OfficeNotice)
+                    .where(
+                        col(OfficeNotice.step_key) == notice.step_key,
+                        col(OfficeNotice.resolved_at).is_(None),
+                    )
+                    .values(resolved_at=notice.at)
+                )
+                return
+            result = await session.exec(
+                insert(OfficeNotice)
+                .values(
+                    step_key=notice.step_key,
+                    application_id=notice.application_id,
+                    kind=notice.kind,
+                    message=notice.message[:2000],
+                    at=notice.at,
+                )
+                .on_conflict_do_nothing(index_elements=["step_key"])
+            )
+            if result.rowcount:
+                activity.logger.warning(
+                    "office notice %s for %s: %s",
+                    notice.kind,
+                    notice.application_id,
+                    notice.message,
+                )
 
     @activity.defn
     async def issue_benefit(self, request: BenefitRequest) -> BenefitIssued:
@@ -123,7 +162,7 @@ async def apply_status(
     if change.closed:
         values["closed_at"] = change.at
     if change.reason is not None:
-        values["outcome_reason"] = change.reason
+        values["outcome_reason"] = change.reason[:2000]
     update = (
         sa.update(Application)
         .where(col(Application.id) == change.application_id)

@@ -65,7 +65,7 @@ class ApplicationStatus(StrEnum):
     APPROVED = "approved"
     REJECTED = "rejected"
     REFUSED = "refused"  # refused outright at intake (quota, catalogue, insurance status)
-    CLOSED = "closed"  # returned and not resubmitted in time
+    CLOSED = "closed"  # ended without a decision: not resubmitted in time, office, failure
 
 
 class ReviewStage(StrEnum):
@@ -88,6 +88,7 @@ class OfferStatus(StrEnum):
     LAPSED = "lapsed"  # no answer within the accept window
     DECISION_LAPSED = "decision_lapsed"  # accepted, but no decision by the deadline
     COMPLETED = "completed"
+    WITHDRAWN = "withdrawn"  # taken back without a strike: disqualified elsewhere, our outage
 
 
 class ReviewDecision(StrEnum):

@@ -7,7 +7,7 @@ where activities look them up.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,6 +19,7 @@ from models.domain import (
     ReviewStage,
 )
 from models.policy import PolicyProfile
+from models.text import FileName, Note, Opinion, Reason
 
 
 class _Message(BaseModel):
@@ -31,7 +32,7 @@ class MaterialItem(_Message):
     kind: MaterialKind
     hospital: str
     issued_on: date
-    file: str
+    file: FileName
     sha256: str
 
 
@@ -47,6 +48,15 @@ class ApplicationInput(_Message):
         default=True,
         description="Publish the product's search attributes. False only on a server that "
         "cannot register them (the time-skipping test server).",
+    )
+    history_event_limit: int = Field(
+        default=2000,
+        ge=50,
+        description="Continue as new past this many history events while waiting for an "
+        "expert, so a long wait keeps the history bounded.",
+    )
+    resume: ApplicationState | None = Field(
+        default=None, description="Carried over by continue-as-new; None on the first run."
     )
 
 
@@ -80,13 +90,47 @@ class MaterialsRound(_Message):
 class SlaRequest(_Message):
     start: datetime
     working_days: int
+    application_id: str | None = Field(
+        default=None,
+        description="When set, the activity also records the provisional mark on this "
+        "application's row.",
+    )
+
+
+class SlaDue(_Message):
+    """The SLA target, and whether it was counted without the official holidays of a year."""
+
+    due_at: datetime
+    provisional: bool = Field(
+        description="A day counted lies in a year with neither chinese-calendar data nor an "
+        "entry in the office's holidays file (statutory holidays by rule, no make-up workdays)."
+    )
+    provisional_years: tuple[int, ...] = ()
+
+
+class HospitalRef(_Message):
+    """What intake's material rules need of one registered hospital (no personal data)."""
+
+    code: str
+    level: int
+    public: bool
+
+
+class MaterialsRecorded(_Message):
+    """The outcome of recording a round: stored, or refused with the reasons."""
+
+    stored: int = 0
+    problems: tuple[str, ...] = ()
 
 
 # ---- assignment -------------------------------------------------------------------------------
 
 
 class DrawRequest(_Message):
-    """Draw one expert for a stage; ``seq`` makes a retried draw return the same offer."""
+    """Draw one expert for a stage; ``seq`` makes a retried draw return the same offer.
+
+    The offer is made when its row is recorded: the accept window counts from then.
+    """
 
     application_id: str
     seq: int
@@ -95,8 +139,11 @@ class DrawRequest(_Message):
     exclude_experts: tuple[str, ...] = Field(
         default=(), description="Reviewers of the other stages of this application."
     )
-    offered_at: datetime
-    accept_deadline: datetime
+    accept_window: timedelta
+    expert: str | None = Field(
+        default=None, description="Assigned by hand by the office (pool exhausted)."
+    )
+    actor: str = "system"
 
 
 class OfferMade(_Message):
@@ -112,6 +159,9 @@ class DrawResult(_Message):
     """The offer made, or None when no expert is eligible right now."""
 
     offer: OfferMade | None = None
+    problem: str | None = Field(
+        default=None, description="Why a hand assignment could not be made."
+    )
 
 
 class OfferAnswer(_Message):
@@ -123,6 +173,12 @@ class OfferAnswer(_Message):
     reason: str | None = None
     decision_deadline: datetime | None = None
     strikes_to_disqualify: int = 3
+    deadline: datetime | None = Field(
+        default=None,
+        description="For a lapse: the deadline that passed. Recorded later than "
+        "``outage_grace`` after it means our system was down: withdrawn, no strike.",
+    )
+    outage_grace: timedelta = timedelta(minutes=15)
 
 
 class StrikeOutcome(_Message):
@@ -130,6 +186,15 @@ class StrikeOutcome(_Message):
     consecutive_strikes: int
     disqualified: bool
     hospital_code: str
+    status: OfferStatus | None = Field(
+        default=None, description="What was recorded (a late lapse becomes withdrawn)."
+    )
+    reason: str | None = None
+    disqualified_at: datetime | None = None
+    open_offers_elsewhere: tuple[str, ...] = Field(
+        default=(),
+        description="Applications where a just-disqualified expert still holds an offer.",
+    )
 
 
 # ---- review -----------------------------------------------------------------------------------
@@ -159,7 +224,7 @@ class StatusChange(_Message):
     at: datetime
     step: str = Field(description="Unique per workflow step: makes the write idempotent.")
     seq: int = Field(
-        ge=1,
+        default=0,
         description="Order of the write: applied only when greater than the row's status_seq, "
         "so a late retry never overwrites a newer status. The workflow counts 1, 2, …; the "
         "reconciler and operators' closes use CLOSE_SEQ.",
@@ -167,6 +232,17 @@ class StatusChange(_Message):
     actor: str = "system"
     reason: str | None = None
     closed: bool = False
+
+
+class OfficeNoticeRequest(_Message):
+    """A notice to the office's desk (no personal data)."""
+
+    step_key: str
+    application_id: str | None
+    kind: str
+    message: str
+    at: datetime
+    resolved: bool = False
 
 
 class BenefitRequest(_Message):
@@ -190,28 +266,51 @@ class AcceptOffer(_Message):
 
 class DeclineOffer(_Message):
     expert: str
-    reason: str | None = Field(default=None, max_length=500)
+    reason: Reason | None = None
 
 
 class Decide(_Message):
     expert: str
     approve: bool
-    opinion: str = Field(default="", max_length=2000)
+    opinion: Opinion = ""
 
 
 class RequestMaterials(_Message):
     expert: str
-    note: str = Field(min_length=1, max_length=500)
+    note: Note = Field(min_length=1)
 
 
 class Resubmission(_Message):
     materials: tuple[MaterialItem, ...] = Field(min_length=1)
+    note: Note | None = Field(default=None, description="The clerk's note on this round.")
+
+
+class CloseApplication(_Message):
+    """The office ends an application without a decision (``chronic admin close``)."""
+
+    actor: str = Field(min_length=1, max_length=64)
+    reason: Reason = Field(min_length=1)
+
+
+class AssignExpert(_Message):
+    """The office offers an application to a named expert (the pool is exhausted)."""
+
+    actor: str = Field(min_length=1, max_length=64)
+    expert: str = Field(min_length=1, max_length=16)
+
+
+class WithdrawOffer(_Message):
+    """Signal: take back an expert's open offer without a strike (disqualified elsewhere)."""
+
+    expert: str
+    reason: str
 
 
 # ---- progress (query) -------------------------------------------------------------------------
 
 
 class OfferView(_Message):
+    offer_id: int = 0
     seq: int
     stage: ReviewStage
     expert: str
@@ -252,3 +351,28 @@ class Progress(_Message):
     materials_round: int = 1
     benefit: BenefitIssued | None = None
     finished_at: datetime | None = None
+    sla_provisional: bool = Field(
+        default=False, description="The SLA target was counted without the official holidays."
+    )
+    pool_exhausted_since: datetime | None = None
+    alerts: tuple[str, ...] = Field(default=(), description="What the office must act on.")
+
+
+class ApplicationState(_Message):
+    """What a continued-as-new run carries over: where the application stands."""
+
+    status: ApplicationStatus
+    stage: ReviewStage
+    round: int
+    status_seq: int
+    returned: bool
+    sla_due_at: datetime | None
+    sla_breached: bool
+    sla_provisional: bool
+    offers: tuple[OfferView, ...]
+    decisions: tuple[DecisionView, ...]
+    pool_exhausted_since: datetime | None
+    notices: int = 0
+
+
+ApplicationInput.model_rebuild()

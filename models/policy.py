@@ -66,7 +66,16 @@ class PolicyProfile(BaseModel):
     )
     no_expert_retry_interval: timedelta = Field(
         timedelta(hours=1),
-        description="How long to wait before drawing again when no expert is eligible.",
+        description="First wait before drawing again when no expert is eligible; it doubles "
+        "up to no_expert_retry_max. Adding or reinstating an expert wakes the case at once.",
+    )
+    no_expert_retry_max: timedelta = Field(
+        timedelta(hours=24), description="Longest wait between draws while the pool is empty."
+    )
+    outage_grace: timedelta = Field(
+        timedelta(minutes=15),
+        description="Office rule: a lapse recorded later than this after its deadline means our "
+        "own system was down when the window closed: the offer is withdrawn without a strike.",
     )
     strikes_to_disqualify: int = Field(
         3, ge=1, description="Seed 002: three consecutive declines / lapses disqualify."

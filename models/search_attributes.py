@@ -32,6 +32,9 @@ SLA_BREACHED = SearchAttributeKey.for_bool("SlaBreached")
 APPLICANT_KEY = SearchAttributeKey.for_keyword("ApplicantKey")
 """HMAC-SHA256 of the applicant's ID number (never the number itself)."""
 
+POOL_EXHAUSTED = SearchAttributeKey.for_bool("PoolExhausted")
+"""True while no eligible expert is left for the application's stage (an office alert)."""
+
 ALL: tuple[SearchAttributeKey, ...] = (
     APPLICATION_STATUS,
     REVIEW_STAGE,
@@ -42,6 +45,7 @@ ALL: tuple[SearchAttributeKey, ...] = (
     RETURNED,
     SLA_BREACHED,
     APPLICANT_KEY,
+    POOL_EXHAUSTED,
 )
 
 # The names the Temporal CLI uses for each indexed value type.
@@ -73,6 +77,7 @@ __all__ = [
     "APPLICATION_STATUS",
     "ASSIGNED_EXPERT",
     "DISEASE_CODE",
+    "POOL_EXHAUSTED",
     "REGION",
     "RETURNED",
     "REVIEW_STAGE",

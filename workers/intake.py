@@ -19,6 +19,11 @@ def build(client: Client, resources: Resources, *, graceful_shutdown: timedelta)
     return Worker(
         client,
         task_queue=TASK_QUEUE,
-        activities=[intake.check_intake, intake.record_materials, intake.sla_due_at],
+        activities=[
+            intake.check_intake,
+            intake.record_materials,
+            intake.sla_due_at,
+            intake.hospital_register,
+        ],
         graceful_shutdown_timeout=graceful_shutdown,
     )

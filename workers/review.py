@@ -28,7 +28,12 @@ def build(client: Client, resources: Resources, *, graceful_shutdown: timedelta)
     return Worker(
         client,
         task_queue=TASK_QUEUE,
-        activities=[review.record_review, review.change_status, review.issue_benefit],
+        activities=[
+            review.record_review,
+            review.change_status,
+            review.issue_benefit,
+            review.office_notice,
+        ],
         graceful_shutdown_timeout=graceful_shutdown,
     )
 

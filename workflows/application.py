@@ -5,8 +5,15 @@ the accept window → initial review and re-review by different experts (one fin
 instant track; a third expert when the two disagree) → SMS result → benefit certificate.
 
 Expert and clerk actions arrive as Updates whose validators refuse a wrong expert, a lapsed
-offer or a second decision without writing history. Handlers only change state; the main
-loop makes every database write, so there is one writer and one order of events.
+offer, a second decision or text that may not be stored, without writing history. Handlers
+only change state; the process makes every database write, so there is one writer and one
+order of events.
+
+Every application ends closed, with a reason, and the applicant told: the process runs as a
+task the run method watches, so an office close, a cancellation or a step that can no longer
+succeed all end in the same closing steps (row closed, SMS). A bug in this code fails the
+workflow task and is retried visibly (UI, ``temporal_workflow_task_execution_failed``, the log
+names the application) until fixed, reset or closed by an operator.
 """
 
 from __future__ import annotations
@@ -18,10 +25,11 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
     from models import search_attributes as sa
+    from models import text
     from models.domain import (
         ApplicationStatus,
         OfferStatus,
@@ -31,26 +39,34 @@ with workflow.unsafe.imports_passed_through():
     from models.messages import (
         AcceptOffer,
         ApplicationInput,
+        ApplicationState,
+        AssignExpert,
         BenefitIssued,
         BenefitRequest,
+        CloseApplication,
         Decide,
         DecisionView,
         DeclineOffer,
         DrawRequest,
         DrawResult,
+        HospitalRef,
         IntakeOutcome,
         IntakeRequest,
+        MaterialsRecorded,
         MaterialsRound,
         OfferAnswer,
         OfferMade,
         OfferView,
+        OfficeNoticeRequest,
         Progress,
         RequestMaterials,
         Resubmission,
         ReviewRecord,
+        SlaDue,
         SlaRequest,
         StatusChange,
         StrikeOutcome,
+        WithdrawOffer,
     )
     from models.notifications import SmsRequest, SmsTemplate
     from workers import queues
@@ -60,13 +76,24 @@ _SMS_ACTIVITY = timedelta(seconds=60)
 # Database and provider outages are retried with backoff until they pass; only errors marked
 # non-retryable (a missing record, an invalid number) stop the retries.
 _RETRY = RetryPolicy(maximum_interval=timedelta(minutes=5))
-
+# An SMS parameter carries at most this much of a reason; the full text is in the records.
+_SMS_REASON_CHARS = 60
 
 _UNSET = object()  # "never published", distinct from a published None (attribute unset)
+_REVIEW_STAGES = (
+    ReviewStage.INITIAL_REVIEW,
+    ReviewStage.RE_REVIEW,
+    ReviewStage.FINAL_REVIEW,
+    ReviewStage.ARBITRATION,
+)
 
 
 class ApplicationClosed(Exception):
-    """Raised inside the workflow when the application ends before a review result."""
+    """Raised inside the process when the application ends before a review result."""
+
+
+class _ContinueAsNew(Exception):
+    """Raised inside the process when a long wait should go on in a fresh run."""
 
 
 @dataclass
@@ -80,12 +107,15 @@ class _Offer:
     answered_at: datetime | None = None
     decision_deadline: datetime | None = None
     decision: Decide | None = None
+    outcome: DecisionView | None = None  # the recorded decision, returned to its own handler
     materials_note: str | None = None
-    recorded: bool = False  # the main loop has written the latest answer to the database
+    withdrawn: str | None = None  # why the office took it back (disqualified elsewhere)
+    recorded: bool = False  # the process has written the latest answer to the database
     reviews: int = 0  # review rows written for this offer (a materials request, a decision)
 
     def view(self) -> OfferView:
         return OfferView(
+            offer_id=self.made.offer_id,
             seq=self.made.seq,
             stage=self.stage,
             expert=self.made.expert_code,
@@ -112,51 +142,103 @@ class ApplicationWorkflow:
         self._zone = timezone(timedelta(hours=request.policy.timezone_offset_hours))
         self._status = ApplicationStatus.SUBMITTED
         self._stage = ReviewStage.INTAKE
+        self._status_seq = 0
         self._round = 1
         self._reasons: tuple[str, ...] = ()
+        self._past_offers: tuple[OfferView, ...] = ()  # carried over from earlier runs
         self._offers: list[_Offer] = []
         self._current: _Offer | None = None
         self._decisions: list[DecisionView] = []
+        self._hospitals: dict[str, HospitalRef] = {}
         self._resubmission: Resubmission | None = None
         self._resubmission_deadline: datetime | None = None
+        self._resubmissions = 0  # resubmissions received; each handler waits for its outcome
+        self._resubmission_outcomes: dict[int, int | str] = {}
         self._waiting_for = "intake checks"
         self._sla_due_at: datetime | None = None
         self._sla_breached = False
+        self._sla_provisional = False
         self._benefit: BenefitIssued | None = None
         self._finished_at: datetime | None = None
         self._returned = False  # intake sent it back at least once (the Returned filter)
+        self._closing: CloseApplication | None = None
+        self._pool_exhausted_since: datetime | None = None
+        self._pool_changed = False
+        self._assignment: AssignExpert | None = None
+        self._assignment_outcome: OfferView | str | None = None
+        self._notices = 0
         self._published: dict[SearchAttributeKey[Any], Any] = {}
-        self._status_seq = 0  # order of status writes (StatusChange.seq)
+        if request.resume is not None:
+            self._restore(request.resume)
 
     # ---- the process ---------------------------------------------------------------------
 
     @workflow.run
     async def run(self, request: ApplicationInput) -> Progress:
-        self._sla_due_at = await _step(
-            "sla_due_at",
-            SlaRequest(
-                start=request.submitted_at.astimezone(self._zone),
-                working_days=self._policy.sla_working_days_max,
-            ),
-            queue=queues.INTAKE,
-            result_type=datetime,
-            summary=f"SLA: {self._policy.sla_working_days_max} working days",
-        )
-        sla_watch = asyncio.create_task(self._watch_sla())
-        await self._set_status(ApplicationStatus.INTAKE, ReviewStage.INTAKE, step="intake")
-        await self._sms(SmsTemplate.SUBMITTED, "submitted")
+        process = asyncio.create_task(self._process(request))
         try:
-            await self._intake()
-            decision = await self._review()
-            await self._result(decision)
+            await workflow.wait_condition(lambda: process.done() or self._closing is not None)
+        except asyncio.CancelledError:
+            # Cancelled from the UI or CLI: stop the process, close and tell, end cancelled.
+            process.cancel()
+            await self._close_at_the_end("cancelled by an operator", actor="operator")
+            raise
+        if not process.done():  # the office closes it (chronic admin close)
+            assert self._closing is not None
+            process.cancel()
+            await asyncio.wait([process])
+            await self._close_at_the_end(
+                f"closed by the office: {self._closing.reason}", actor=self._closing.actor
+            )
+            return await self._finish()
+        try:
+            process.result()
         except ApplicationClosed:
             pass
+        except _ContinueAsNew:
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            workflow.continue_as_new(request.model_copy(update={"resume": self._state()}))
+        except (ActivityError, ChildWorkflowError, ApplicationError) as error:
+            # A step failed for good (a missing record, a refused write): the application
+            # cannot go on. Close it, tell the applicant, and fail visibly with the cause.
+            workflow.logger.error("application process failed: %s", _cause(error))
+            await self._close_at_the_end("processing failed; the office has been alerted")
+            raise ApplicationError(
+                f"application process failed: {_cause(error)}", non_retryable=True
+            ) from error
+        return await self._finish()
+
+    async def _finish(self) -> Progress:
         self._finished_at = workflow.now()
-        sla_watch.cancel()
         self._publish()
-        # Let a handler that is still answering its caller finish before the run ends.
+        # Let handlers still answering their callers finish before the run ends.
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.progress()
+
+    async def _process(self, request: ApplicationInput) -> None:
+        if request.resume is None:
+            sla = await _step(
+                "sla_due_at",
+                SlaRequest(
+                    start=request.submitted_at.astimezone(self._zone),
+                    working_days=self._policy.sla_working_days_max,
+                    application_id=request.application_id,
+                ),
+                queue=queues.INTAKE,
+                result_type=SlaDue,
+                summary=f"SLA: {self._policy.sla_working_days_max} working days",
+            )
+            self._sla_due_at, self._sla_provisional = sla.due_at, sla.provisional
+        sla_watch = asyncio.create_task(self._watch_sla())
+        try:
+            if request.resume is None:
+                await self._set_status(ApplicationStatus.INTAKE, ReviewStage.INTAKE, step="intake")
+                await self._sms(SmsTemplate.SUBMITTED, "submitted")
+                await self._intake()
+            decision = await self._review()
+            await self._result(decision)
+        finally:
+            sla_watch.cancel()
 
     async def _intake(self) -> None:
         """Seed 002 step 1–2: insurance, catalogue, quota, materials; refuse, return or accept."""
@@ -188,48 +270,61 @@ class ApplicationWorkflow:
                     reason=reason,
                     closed=True,
                 )
-                await self._sms(SmsTemplate.REJECTED, "refused", reason=reason)
+                await self._sms(SmsTemplate.REJECTED, "refused", reason=_short(reason))
                 raise ApplicationClosed
             self._returned = True
-            self._open_resubmission_window()
+            await self._open_resubmission_window()
             await self._set_status(
                 ApplicationStatus.RETURNED,
                 ReviewStage.INTAKE,
                 step=f"returned:{self._round}",
                 reason=reason,
             )
-            await self._sms(SmsTemplate.RETURNED, f"returned:{self._round}", reasons=reason)
+            await self._sms(SmsTemplate.RETURNED, f"returned:{self._round}", reasons=_short(reason))
             if not await self._await_resubmission():
-                await self._set_status(
-                    ApplicationStatus.CLOSED,
-                    ReviewStage.DONE,
-                    step="closed",
-                    reason="returned and not resubmitted within "
-                    f"{_human(self._policy.resubmission_window)}",
-                    closed=True,
+                await self._close(
+                    "returned and not resubmitted within "
+                    f"{_human(self._policy.resubmission_window)}"
                 )
-                raise ApplicationClosed
             await self._set_status(
                 ApplicationStatus.INTAKE, ReviewStage.INTAKE, step=f"resubmitted:{self._round}"
             )
+
+    def _stages(self) -> tuple[ReviewStage, ...]:
+        if self._disease.instant_track:
+            return (ReviewStage.FINAL_REVIEW,)
+        return (ReviewStage.INITIAL_REVIEW, ReviewStage.RE_REVIEW)
 
     async def _review(self) -> DecisionView:
         """Seed 002 step 6: one final review on the instant track, otherwise two stages.
 
         When initial review and re-review disagree, a third expert (arbitration) decides:
-        two experts who agree settle it, so the result never rests on one dissent.
+        two experts who agree settle it, so the result never rests on one dissent. A stage
+        decided in an earlier run (before a continue-as-new) is not reviewed again.
         """
+        for stage in self._stages():
+            if self._decision_of(stage) is None:
+                await self._stage_review(stage)
         if self._disease.instant_track:
-            return await self._stage_review(ReviewStage.FINAL_REVIEW)
-        initial = await self._stage_review(ReviewStage.INITIAL_REVIEW)
-        second = await self._stage_review(ReviewStage.RE_REVIEW)
+            final = self._decision_of(ReviewStage.FINAL_REVIEW)
+            assert final is not None
+            return final
+        initial = self._decision_of(ReviewStage.INITIAL_REVIEW)
+        second = self._decision_of(ReviewStage.RE_REVIEW)
+        assert initial is not None and second is not None
         if initial.decision == second.decision:
             return second
-        return await self._stage_review(ReviewStage.ARBITRATION)
+        return self._decision_of(ReviewStage.ARBITRATION) or await self._stage_review(
+            ReviewStage.ARBITRATION
+        )
+
+    def _decision_of(self, stage: ReviewStage) -> DecisionView | None:
+        return next((d for d in self._decisions if d.stage == stage), None)
 
     async def _stage_review(self, stage: ReviewStage) -> DecisionView:
         """Seed 002 step 4: random offers until an expert accepts and decides."""
-        await self._set_status(ApplicationStatus.IN_REVIEW, stage, step=f"stage:{stage}")
+        if (self._status, self._stage) != (ApplicationStatus.IN_REVIEW, stage):
+            await self._set_status(ApplicationStatus.IN_REVIEW, stage, step=f"stage:{stage}")
         while True:
             offer = await self._draw(stage)
             decision = await self._offer_lifecycle(offer)
@@ -238,40 +333,102 @@ class ApplicationWorkflow:
                 return decision
 
     async def _draw(self, stage: ReviewStage) -> _Offer:
+        """Offer the stage to a drawn (or office-assigned) expert; wait while nobody is eligible.
+
+        Exhaustion rule (in the draw activity): once every eligible expert has been offered
+        this application, those who only let an offer lapse become eligible again. When even
+        they are gone the office is alerted (a notice, ``PoolExhausted``, a status line); the
+        case draws again when an expert is added or reinstated (signal ``pool_changed``),
+        when the office assigns one by hand, and on a slow timer as a safety net.
+        """
         reviewers = tuple(d.expert for d in self._decisions)
+        wait = self._policy.no_expert_retry_interval
         while True:
-            now = workflow.now()
+            assignment, self._assignment = self._assignment, None
             drawn = await _step(
                 "draw_expert",
                 DrawRequest(
                     application_id=self._request.application_id,
-                    seq=len(self._offers) + 1,
+                    seq=self._next_seq(),
                     stage=stage,
                     category=self._disease.category,
                     exclude_experts=reviewers,
-                    offered_at=now,
-                    accept_deadline=now + self._policy.accept_window,
+                    accept_window=self._policy.accept_window,
+                    expert=assignment.expert if assignment else None,
+                    actor=assignment.actor if assignment else "system",
                 ),
                 queue=queues.ASSIGNMENT,
                 result_type=DrawResult,
-                summary=f"random draw for {stage} ({self._disease.category})",
+                summary=f"assign {assignment.expert} by hand for {stage}"
+                if assignment
+                else f"random draw for {stage} ({self._disease.category})",
             )
             if drawn.offer is not None:
                 offer = _Offer(made=drawn.offer, stage=stage)
                 self._offers.append(offer)
                 self._current = offer
+                if assignment is not None:
+                    self._assignment_outcome = offer.view()
+                await self._pool_refilled()
                 return offer
-            retry_at = now + self._policy.no_expert_retry_interval
+            if assignment is not None:
+                self._assignment_outcome = drawn.problem or "the expert cannot be assigned"
+                continue
+            await self._pool_exhausted(stage)
+            if workflow.info().get_current_history_length() > self._request.history_event_limit:
+                raise _ContinueAsNew
+            retry_at = workflow.now() + wait
             self._waiting_for = (
-                f"no eligible {self._disease.category} expert for {stage}; "
-                f"drawing again at {_local(retry_at, self._zone)}"
+                f"no eligible {self._disease.category} expert for {stage}: the office is "
+                f"alerted; drawing again when an expert is added or reinstated, when the office "
+                f"assigns one (chronic admin assign), or at {_local(retry_at, self._zone)}"
             )
             self._publish()
-            await workflow.sleep(
-                self._policy.no_expert_retry_interval,
-                summary="no eligible expert; draw again in "
-                f"{_human(self._policy.no_expert_retry_interval)}",
+            self._pool_changed = False
+            await self._until(
+                lambda: self._pool_changed or self._assignment is not None,
+                retry_at,
+                summary=f"pool exhausted; draw again in {_human(wait)} or when it changes",
             )
+            wait = min(wait * 2, self._policy.no_expert_retry_max)
+
+    async def _pool_exhausted(self, stage: ReviewStage) -> None:
+        if self._pool_exhausted_since is not None:
+            return
+        self._pool_exhausted_since = workflow.now()
+        self._notices += 1
+        await self._notice(
+            "pool_exhausted",
+            f"no eligible {self._disease.category} expert left for {stage} of "
+            f"{self._request.application_id}: add or reinstate an expert, or assign one by "
+            f"hand (chronic admin assign {self._request.application_id} --expert CODE)",
+        )
+        self._publish()
+
+    async def _pool_refilled(self) -> None:
+        if self._pool_exhausted_since is None:
+            return
+        self._pool_exhausted_since = None
+        await self._notice("pool_exhausted", "", resolved=True)
+        self._publish()
+
+    async def _notice(self, kind: str, message: str, *, resolved: bool = False) -> None:
+        await _step(
+            "office_notice",
+            OfficeNoticeRequest(
+                step_key=f"{self._request.application_id}:{kind}:{self._notices}",
+                application_id=self._request.application_id,
+                kind=kind,
+                message=message,
+                at=workflow.now(),
+                resolved=resolved,
+            ),
+            queue=queues.REVIEW,
+            summary=f"office notice: {kind}{' resolved' if resolved else ''}",
+        )
+
+    def _next_seq(self) -> int:
+        return len(self._past_offers) + len(self._offers) + 1
 
     async def _offer_lifecycle(self, offer: _Offer) -> DecisionView | None:
         """Seed 002 steps 4–5: accept window, decision deadline, strikes. None = draw again."""
@@ -280,18 +437,19 @@ class ApplicationWorkflow:
             f"{expert} to accept or decline by {_local(offer.made.accept_deadline, self._zone)}"
         )
         self._publish()
-        try:
-            await workflow.wait_condition(
-                lambda: offer.status != OfferStatus.PENDING,
-                timeout=_remaining(offer.made.accept_deadline),
-                timeout_summary=f"accept window for expert {expert}, "
-                f"{_human(self._policy.accept_window)}",
-            )
-        except TimeoutError:
+        answered = await self._until(
+            lambda: offer.status != OfferStatus.PENDING or offer.withdrawn is not None,
+            offer.made.accept_deadline,
+            summary=f"accept window for expert {expert}, {_human(self._policy.accept_window)}",
+        )
+        if offer.status == OfferStatus.PENDING and offer.withdrawn is not None:
+            await self._withdraw(offer)
+            return None
+        if not answered:
             offer.status = OfferStatus.LAPSED
             offer.reason = f"no answer within {_human(self._policy.accept_window)}"
         if offer.status != OfferStatus.ACCEPTED:
-            await self._strike(offer)
+            await self._strike(offer, deadline=offer.made.accept_deadline)
             return None
         await self._answer(offer)
         while True:
@@ -300,28 +458,44 @@ class ApplicationWorkflow:
                 f"{expert} to decide by {_local(offer.decision_deadline, self._zone)}"
             )
             self._publish()
-            try:
-                await workflow.wait_condition(
-                    lambda: offer.decision is not None or offer.materials_note is not None,
-                    timeout=_remaining(offer.decision_deadline),
-                    timeout_summary=f"decision deadline for expert {expert}, "
-                    f"{_human(self._policy.decision_window)}",
-                )
-            except TimeoutError:
-                offer.status = OfferStatus.DECISION_LAPSED
-                offer.reason = f"no decision within {_human(self._policy.decision_window)}"
-                await self._strike(offer)
-                return None
+            # A decision the validator accepted before the deadline is recorded even when
+            # the deadline fires in the same activation.
+            await self._until(
+                lambda: (
+                    offer.decision is not None
+                    or offer.materials_note is not None
+                    or offer.withdrawn is not None
+                ),
+                offer.decision_deadline,
+                summary=f"decision deadline for expert {expert}, "
+                f"{_human(self._policy.decision_window)}",
+            )
             if offer.decision is not None:
                 return await self._record_decision(offer, offer.decision)
-            await self._materials_requested(offer)
+            if offer.materials_note is not None:
+                await self._materials_requested(offer)
+                continue
+            if offer.withdrawn is not None:
+                await self._withdraw(offer)
+                return None
+            offer.status = OfferStatus.DECISION_LAPSED
+            offer.reason = f"no decision within {_human(self._policy.decision_window)}"
+            await self._strike(offer, deadline=offer.decision_deadline)
+            return None
+
+    async def _withdraw(self, offer: _Offer) -> None:
+        """Take the offer back without a strike; the reason stays in the history and records."""
+        offer.status = OfferStatus.WITHDRAWN
+        offer.reason = offer.withdrawn
+        self._current = None
+        await self._answer(offer)
 
     async def _materials_requested(self, offer: _Offer) -> None:
         """The reviewer asked for more; the resubmission goes back to the same reviewer."""
         note = offer.materials_note or ""
         await self._review_record(offer, ReviewDecision.REQUEST_MATERIALS, note)
         offer.recorded = True
-        self._open_resubmission_window()
+        await self._open_resubmission_window()
         await self._set_status(
             ApplicationStatus.MATERIALS_REQUESTED,
             offer.stage,
@@ -329,62 +503,77 @@ class ApplicationWorkflow:
             reason=note,
         )
         await self._sms(
-            SmsTemplate.MATERIALS_REQUESTED, f"materials:{offer.made.seq}:{self._round}", note=note
+            SmsTemplate.MATERIALS_REQUESTED,
+            f"materials:{offer.made.seq}:{self._round}",
+            note=_short(note),
         )
         if not await self._await_resubmission():
-            await self._set_status(
-                ApplicationStatus.CLOSED,
-                ReviewStage.DONE,
-                step="closed",
-                reason="supplementary materials not provided within "
-                f"{_human(self._policy.resubmission_window)}",
-                closed=True,
+            await self._close(
+                "supplementary materials not provided within "
+                f"{_human(self._policy.resubmission_window)}"
             )
-            raise ApplicationClosed
         offer.materials_note = None
         offer.decision_deadline = workflow.now() + self._policy.decision_window
         await self._set_status(
             ApplicationStatus.IN_REVIEW, offer.stage, step=f"resubmitted:{self._round}"
         )
 
-    def _open_resubmission_window(self) -> None:
-        """From now on the clerk may resubmit (opened before the SMS goes out)."""
+    async def _open_resubmission_window(self) -> None:
+        """From now on the clerk may resubmit (opened before the SMS goes out).
+
+        The hospital register is read now, so the update's validator can hold resubmitted
+        materials to intake's rules (known hospital, level, public, age) at the door.
+        """
+        register = await _step(
+            "hospital_register",
+            self._policy.region,
+            queue=queues.INTAKE,
+            result_type=list[HospitalRef],
+            summary="hospital register for the resubmission check",
+        )
+        self._hospitals = {h.code: h for h in register}
         self._resubmission = None
         self._resubmission_deadline = workflow.now() + self._policy.resubmission_window
 
     async def _await_resubmission(self) -> bool:
         """Wait for corrected materials within the open window; True when they came."""
-        assert self._resubmission_deadline is not None
-        self._waiting_for = (
-            "the applicant to resubmit materials by "
-            f"{_local(self._resubmission_deadline, self._zone)}"
-        )
+        deadline = self._resubmission_deadline
+        assert deadline is not None
+        self._waiting_for = f"the applicant to resubmit materials by {_local(deadline, self._zone)}"
         self._publish()
         try:
-            await workflow.wait_condition(
-                lambda: self._resubmission is not None,
-                timeout=_remaining(self._resubmission_deadline),
-                timeout_summary=f"resubmission window, {_human(self._policy.resubmission_window)}",
-            )
-        except TimeoutError:
-            return False
+            while True:
+                # A resubmission the validator accepted before the deadline is taken even
+                # when the window closes in the same activation.
+                if not await self._until(
+                    lambda: self._resubmission is not None,
+                    deadline,
+                    summary=f"resubmission window, {_human(self._policy.resubmission_window)}",
+                ):
+                    return False
+                resubmission = self._resubmission
+                assert resubmission is not None
+                token = self._resubmissions
+                recorded = await _step(
+                    "record_materials",
+                    MaterialsRound(
+                        application_id=self._request.application_id,
+                        round=self._round + 1,
+                        materials=resubmission.materials,
+                    ),
+                    queue=queues.INTAKE,
+                    result_type=MaterialsRecorded,
+                    summary=f"record materials round {self._round + 1}",
+                )
+                self._resubmission = None
+                if recorded.problems:  # the register changed since the window opened
+                    self._resubmission_outcomes[token] = "; ".join(recorded.problems)
+                    continue
+                self._round += 1
+                self._resubmission_outcomes[token] = self._round
+                return True
         finally:
             self._resubmission_deadline = None
-        assert self._resubmission is not None
-        self._round += 1
-        await _step(
-            "record_materials",
-            MaterialsRound(
-                application_id=self._request.application_id,
-                round=self._round,
-                materials=self._resubmission.materials,
-            ),
-            queue=queues.INTAKE,
-            result_type=int,
-            summary=f"record materials round {self._round}",
-        )
-        self._resubmission = None
-        return True
 
     async def _result(self, decision: DecisionView) -> None:
         """Seed 002 steps 7–8: SMS result; an approval starts the benefit on its date."""
@@ -420,12 +609,37 @@ class ApplicationWorkflow:
                 reason=decision.opinion,
                 closed=True,
             )
-            await self._sms(SmsTemplate.REJECTED, "rejected", reason=decision.opinion)
+            await self._sms(SmsTemplate.REJECTED, "rejected", reason=_short(decision.opinion))
+
+    async def _close(self, reason: str, *, actor: str = "system") -> None:
+        """End the application without a decision: row closed with the reason, SMS sent."""
+        self._current = None
+        await self._set_status(
+            ApplicationStatus.CLOSED,
+            ReviewStage.DONE,
+            step="closed",
+            reason=reason,
+            closed=True,
+            actor=actor,
+        )
+        await self._sms(SmsTemplate.CLOSED, "closed", reason=_short(reason))
+        raise ApplicationClosed
+
+    async def _close_at_the_end(self, reason: str, *, actor: str = "system") -> None:
+        """Close from the run method (office close, cancellation, failure), once."""
+        if self._stage == ReviewStage.DONE and self._status != ApplicationStatus.SUBMITTED:
+            return  # already decided or closed by the process itself
+        try:
+            await self._close(reason, actor=actor)
+        except ApplicationClosed:
+            pass
+        except ActivityError as error:  # the records cannot be written: say so, loudly
+            workflow.logger.error("could not close the application: %s", _cause(error))
 
     # ---- steps that write -----------------------------------------------------------------
 
-    async def _answer(self, offer: _Offer) -> StrikeOutcome:
-        outcome = await _step(
+    async def _answer(self, offer: _Offer, *, deadline: datetime | None = None) -> StrikeOutcome:
+        outcome: StrikeOutcome = await _step(
             "answer_offer",
             OfferAnswer(
                 offer_id=offer.made.offer_id,
@@ -434,29 +648,46 @@ class ApplicationWorkflow:
                 reason=offer.reason,
                 decision_deadline=offer.decision_deadline,
                 strikes_to_disqualify=self._policy.strikes_to_disqualify,
+                deadline=deadline,
+                outage_grace=self._policy.outage_grace,
             ),
             queue=queues.ASSIGNMENT,
             result_type=StrikeOutcome,
             summary=f"offer {offer.made.seq} {offer.status} by {offer.made.expert_code}",
         )
+        if outcome.status is not None and outcome.status != offer.status:
+            offer.status, offer.reason = outcome.status, outcome.reason  # our outage: no strike
         offer.recorded = True
         return outcome
 
-    async def _strike(self, offer: _Offer) -> None:
-        """Seed 002 step 5: a decline or lapse is a strike; the limit disqualifies."""
+    async def _strike(self, offer: _Offer, *, deadline: datetime | None = None) -> None:
+        """Seed 002 step 5: a decline or lapse is a strike; the limit disqualifies at once."""
         self._current = None
-        outcome = await self._answer(offer)
-        if (
-            outcome.disqualified
-            and outcome.consecutive_strikes == self._policy.strikes_to_disqualify
-        ):
-            await self._sms(
-                SmsTemplate.EXPERT_DISQUALIFIED,
-                f"disqualified:{outcome.expert_code}",
-                hospital_code=outcome.hospital_code,
-                expert_code=outcome.expert_code,
-                strikes=str(outcome.consecutive_strikes),
-            )
+        outcome = await self._answer(offer, deadline=deadline)
+        if not outcome.disqualified or outcome.disqualified_at is None:
+            return
+        # Any application that sees the disqualification may send the hospital's notice: the
+        # key names the disqualification, not the application, so it goes out exactly once.
+        stamp = outcome.disqualified_at.strftime("%Y%m%dT%H%M%S")
+        await self._sms(
+            SmsTemplate.EXPERT_DISQUALIFIED,
+            key=f"expert:{outcome.expert_code}:disqualified:{stamp}",
+            hospital_code=outcome.hospital_code,
+            expert_code=outcome.expert_code,
+            strikes=str(self._policy.strikes_to_disqualify),
+        )
+        reason = (
+            f"expert {outcome.expert_code} disqualified ({outcome.consecutive_strikes} strikes)"
+        )
+        for application_id in outcome.open_offers_elsewhere:
+            if application_id == self._request.application_id:
+                continue
+            try:
+                await workflow.get_external_workflow_handle(application_id).signal(
+                    "withdraw_offer", WithdrawOffer(expert=outcome.expert_code, reason=reason)
+                )
+            except (ApplicationError, ActivityError) as error:  # that case has ended meanwhile
+                workflow.logger.info("offer of %s not withdrawn: %s", application_id, error)
 
     async def _record_decision(self, offer: _Offer, decide: Decide) -> DecisionView:
         decision = ReviewDecision.APPROVE if decide.approve else ReviewDecision.REJECT
@@ -465,13 +696,14 @@ class ApplicationWorkflow:
         offer.status = OfferStatus.COMPLETED
         await self._answer(offer)
         self._current = None
-        return DecisionView(
+        offer.outcome = DecisionView(
             stage=offer.stage,
             expert=offer.made.expert_code,
             decision=decision,
             opinion=decide.opinion,
             at=now,
         )
+        return offer.outcome
 
     async def _review_record(self, offer: _Offer, decision: ReviewDecision, opinion: str) -> None:
         offer.reviews += 1
@@ -499,6 +731,7 @@ class ApplicationWorkflow:
         step: str,
         reason: str | None = None,
         closed: bool = False,
+        actor: str = "system",
     ) -> None:
         self._status, self._stage = status, stage
         self._status_seq += 1
@@ -512,7 +745,8 @@ class ApplicationWorkflow:
                 at=workflow.now(),
                 step=step,
                 seq=self._status_seq,
-                reason=reason,
+                actor=actor,
+                reason=None if reason is None else reason[:2000],
                 closed=closed,
             ),
             queue=queues.REVIEW,
@@ -520,16 +754,36 @@ class ApplicationWorkflow:
         )
 
     async def _sms(
-        self, template: SmsTemplate, step: str, *, hospital_code: str | None = None, **params: str
+        self,
+        template: SmsTemplate,
+        step: str = "",
+        *,
+        key: str | None = None,
+        hospital_code: str | None = None,
+        **params: str,
     ) -> None:
         """Send an SMS; a provider that refuses it leaves a failed outbox row, not a stuck case."""
-        request = SmsRequest(
-            dedup_key=f"{self._request.application_id}:{step}",
-            template=template,
-            application_id=None if hospital_code else self._request.application_id,
-            hospital_code=hospital_code,
-            params=params,
-        )
+        try:
+            request = SmsRequest(
+                dedup_key=key or f"{self._request.application_id}:{step}",
+                template=template,
+                application_id=None if hospital_code else self._request.application_id,
+                hospital_code=hospital_code,
+                params=params,
+            )
+        except ValueError as error:
+            # Texts passed the same rule at the door; reaching this is a bug. Send the message
+            # without the detail rather than not at all, and say so in the log.
+            workflow.logger.error(
+                "SMS %s params refused (%s); sending without them", template, error
+            )
+            request = SmsRequest(
+                dedup_key=key or f"{self._request.application_id}:{step}",
+                template=template,
+                application_id=None if hospital_code else self._request.application_id,
+                hospital_code=hospital_code,
+                params={name: "详见办理进度" for name in params},
+            )
         try:
             await workflow.execute_activity(
                 "send_sms",
@@ -546,7 +800,8 @@ class ApplicationWorkflow:
 
     async def _watch_sla(self) -> None:
         """Flag the application when the 5–8 working-day target (the upper bound) passes."""
-        assert self._sla_due_at is not None
+        if self._sla_due_at is None or self._sla_breached:
+            return
         try:
             await workflow.wait_condition(
                 lambda: self._finished_at is not None,
@@ -556,6 +811,56 @@ class ApplicationWorkflow:
         except TimeoutError:
             self._sla_breached = True
             self._publish()
+
+    async def _until(self, condition: Any, deadline: datetime, *, summary: str) -> bool:
+        """Wait for ``condition`` until ``deadline``; True when it holds.
+
+        When the deadline fires in the activation that also brought an accepted update, the
+        handler's change is applied first and counts: the condition is checked once more.
+        """
+        try:
+            await workflow.wait_condition(
+                condition, timeout=_remaining(deadline), timeout_summary=summary
+            )
+            return True
+        except TimeoutError:
+            await asyncio.sleep(0)  # let handlers started in this activation run
+            return bool(condition())
+
+    # ---- continue-as-new -------------------------------------------------------------------
+
+    def _state(self) -> ApplicationState:
+        return ApplicationState(
+            status=self._status,
+            stage=self._stage,
+            round=self._round,
+            status_seq=self._status_seq,
+            returned=self._returned,
+            sla_due_at=self._sla_due_at,
+            sla_breached=self._sla_breached,
+            sla_provisional=self._sla_provisional,
+            offers=self._offer_views(),
+            decisions=tuple(self._decisions),
+            pool_exhausted_since=self._pool_exhausted_since,
+            notices=self._notices,
+        )
+
+    def _restore(self, state: ApplicationState) -> None:
+        self._status, self._stage = state.status, state.stage
+        self._round = state.round
+        self._status_seq = state.status_seq
+        self._returned = state.returned
+        self._sla_due_at = state.sla_due_at
+        self._sla_breached = state.sla_breached
+        self._sla_provisional = state.sla_provisional
+        self._past_offers = state.offers
+        self._decisions = list(state.decisions)
+        self._pool_exhausted_since = state.pool_exhausted_since
+        self._notices = state.notices
+        self._waiting_for = "an eligible expert (continued in a fresh run)"
+
+    def _offer_views(self) -> tuple[OfferView, ...]:
+        return self._past_offers + tuple(o.view() for o in self._offers)
 
     # ---- what operators and the CLI see ----------------------------------------------------
 
@@ -575,6 +880,7 @@ class ApplicationWorkflow:
             sa.SLA_BREACHED: self._sla_breached,
             sa.ASSIGNED_EXPERT: current.made.expert_code if current is not None else None,
             sa.SLA_DUE_AT: self._sla_due_at,
+            sa.POOL_EXHAUSTED: self._pool_exhausted_since is not None,
         }
         changed = {k: v for k, v in values.items() if self._published.get(k, _UNSET) != v}
         self._published.update(changed)
@@ -591,19 +897,33 @@ class ApplicationWorkflow:
             "",
             f"Next: {self._waiting_for}",
         ]
+        lines += [f"**Alert:** {alert}" for alert in self._alerts()]
         if self._sla_due_at is not None:
             flag = " (**breached**)" if self._sla_breached else ""
             lines.append(f"SLA due {_local(self._sla_due_at, self._zone)}{flag}")
-        if self._offers:
+        offers = self._offer_views()
+        if offers:
             lines += ["", "| # | stage | expert | pool | status |", "|---|---|---|---|---|"]
             lines += [
-                f"| {o.made.seq} | {o.stage} | {o.made.expert_code} | {o.made.pool_size} "
-                f"| {o.status} |"
-                for o in self._offers
+                f"| {o.seq} | {o.stage} | {o.expert} | {o.pool_size} | {o.status} |" for o in offers
             ]
         for d in self._decisions:
             lines.append(f"- {d.stage}: **{d.decision}** by {d.expert}")
         return "\n".join(lines)
+
+    def _alerts(self) -> tuple[str, ...]:
+        alerts: list[str] = []
+        if self._pool_exhausted_since is not None and self._finished_at is None:
+            alerts.append(
+                f"expert pool exhausted since {_local(self._pool_exhausted_since, self._zone)}: "
+                "add or reinstate an expert, or `chronic admin assign "
+                f"{self._request.application_id} --expert CODE`"
+            )
+        if self._sla_provisional:
+            alerts.append(
+                "SLA target is provisional: the official holidays of its year are not published yet"
+            )
+        return tuple(alerts)
 
     @workflow.query
     def progress(self) -> Progress:
@@ -620,13 +940,16 @@ class ApplicationWorkflow:
             sla_breached=self._sla_breached,
             waiting_for="finished" if self._finished_at else self._waiting_for,
             current_offer=current.view() if current is not None else None,
-            offers=tuple(o.view() for o in self._offers),
+            offers=self._offer_views(),
             decisions=tuple(self._decisions),
             reasons=self._reasons,
             resubmission_deadline=self._resubmission_deadline,
             materials_round=self._round,
             benefit=self._benefit,
             finished_at=self._finished_at,
+            sla_provisional=self._sla_provisional,
+            pool_exhausted_since=self._pool_exhausted_since,
+            alerts=self._alerts(),
         )
 
     # ---- expert and clerk actions ------------------------------------------------------------
@@ -639,7 +962,7 @@ class ApplicationWorkflow:
         offer.answered_at = workflow.now()
         offer.decision_deadline = offer.answered_at + self._policy.decision_window
         offer.recorded = False
-        await workflow.wait_condition(lambda: offer.recorded)
+        await self._settled(lambda: offer.recorded)
         return offer.view()
 
     @accept.validator
@@ -656,7 +979,7 @@ class ApplicationWorkflow:
         offer.answered_at = workflow.now()
         offer.reason = action.reason or "declined"
         offer.recorded = False
-        await workflow.wait_condition(lambda: offer.recorded)
+        await self._settled(lambda: offer.recorded)
         return offer.view()
 
     @decline.validator
@@ -666,21 +989,23 @@ class ApplicationWorkflow:
             raise ValueError(
                 f"{action.expert} accepted this application already; decide it instead"
             )
+        _refuse_text(action.reason, "the reason", 500)
 
     @workflow.update
     async def decide(self, action: Decide) -> DecisionView:
-        """The accepted expert approves or rejects, with an opinion."""
+        """The accepted expert approves or rejects, with an opinion; returns that decision."""
         offer = self._offer_of(action.expert)
         offer.decision = action
-        count = len(self._decisions)
-        await workflow.wait_condition(lambda: len(self._decisions) > count)
-        return self._decisions[-1]
+        await self._settled(lambda: offer.outcome is not None)
+        assert offer.outcome is not None
+        return offer.outcome
 
     @decide.validator
     def _validate_decide(self, action: Decide) -> None:
         self._accepted_offer_or_refuse(action.expert)
         if not action.approve and not action.opinion.strip():
             raise ValueError("a rejection needs an opinion (--opinion): say why")
+        _refuse_text(action.opinion, "the opinion", 2000)
 
     @workflow.update
     async def request_materials(self, action: RequestMaterials) -> OfferView:
@@ -688,20 +1013,27 @@ class ApplicationWorkflow:
         offer = self._offer_of(action.expert)
         offer.materials_note = action.note
         offer.recorded = False
-        await workflow.wait_condition(lambda: offer.recorded)
+        await self._settled(lambda: offer.recorded)
         return offer.view()
 
     @request_materials.validator
     def _validate_request_materials(self, action: RequestMaterials) -> None:
         self._accepted_offer_or_refuse(action.expert)
+        if not action.note.strip():
+            raise ValueError("say which materials are needed (--note)")
+        _refuse_text(action.note, "the note", 500)
 
     @workflow.update
     async def resubmit(self, resubmission: Resubmission) -> int:
         """The clerk brings corrected or supplementary materials; returns the new round."""
+        self._resubmissions += 1
+        token = self._resubmissions
         self._resubmission = resubmission
-        round_before = self._round
-        await workflow.wait_condition(lambda: self._round > round_before)
-        return self._round
+        await self._settled(lambda: token in self._resubmission_outcomes)
+        outcome = self._resubmission_outcomes.pop(token)
+        if isinstance(outcome, str):
+            raise ApplicationError(f"the materials were not taken: {outcome}")
+        return outcome
 
     @resubmit.validator
     def _validate_resubmit(self, resubmission: Resubmission) -> None:
@@ -713,11 +1045,125 @@ class ApplicationWorkflow:
             )
         if workflow.now() >= self._resubmission_deadline:
             raise ValueError("the resubmission window has passed")
+        _refuse_text(resubmission.note, "the note", 500)
+        problems = self._material_problems(resubmission)
+        if problems:
+            raise ValueError("the materials were not taken: " + "; ".join(problems))
+
+    def _material_problems(self, resubmission: Resubmission) -> list[str]:
+        """Intake's material rules, applied at the door (the register read when the window
+        opened)."""
+        today = workflow.now().astimezone(self._zone).date()
+        oldest = today - self._policy.material_max_age
+        minimum = int(self._policy.material_min_hospital_level)
+        problems: list[str] = []
+        for i, item in enumerate(resubmission.materials):
+            label = f"materials[{i}]"
+            reason = text.problem(item.file, field=f"{label}.file", max_length=500)
+            if reason:
+                problems.append(reason)
+            hospital = self._hospitals.get(item.hospital)
+            if hospital is None:
+                problems.append(
+                    f"{label}.hospital: no hospital with code {item.hospital} in the register; "
+                    "check the code with the hospital's insurance desk"
+                )
+                continue
+            if item.issued_on > today:
+                problems.append(f"{label}.issued_on: {item.issued_on} is in the future")
+            elif item.issued_on < oldest:
+                problems.append(
+                    f"{label} was issued on {item.issued_on}, more than "
+                    f"{self._policy.material_max_age.days} days ago: provide one issued since "
+                    f"{oldest}"
+                )
+            if hospital.level < minimum:
+                problems.append(
+                    f"{label} comes from a level-{hospital.level} hospital: materials must come "
+                    f"from a hospital of level {minimum} or above"
+                )
+            if self._policy.material_public_hospital_only and not hospital.public:
+                problems.append(f"{label} comes from a private hospital: a public one is required")
+        return problems
+
+    @workflow.update
+    async def close(self, action: CloseApplication) -> Progress:
+        """The office ends the application without a decision; the applicant is told."""
+        self._closing = action
+        await workflow.wait_condition(lambda: self._finished_at is not None)
+        return self.progress()
+
+    @close.validator
+    def _validate_close(self, action: CloseApplication) -> None:
+        self._refuse_if_finished()
+        if self._closing is not None:
+            raise ValueError(f"application {self._request.application_id} is being closed")
+        _refuse_text(action.reason, "the reason", 500)
+        if not action.reason.strip():
+            raise ValueError("say why the application is closed (--reason)")
+
+    @workflow.update
+    async def assign_expert(self, action: AssignExpert) -> OfferView:
+        """The office offers the waiting stage to a named expert (the pool is exhausted)."""
+        self._assignment_outcome = None
+        self._assignment = action
+        await self._settled(lambda: self._assignment_outcome is not None)
+        outcome, self._assignment_outcome = self._assignment_outcome, None
+        if isinstance(outcome, str):
+            raise ApplicationError(f"{action.expert} was not assigned: {outcome}")
+        assert outcome is not None
+        return outcome
+
+    @assign_expert.validator
+    def _validate_assign_expert(self, action: AssignExpert) -> None:
+        self._refuse_if_finished()
+        if self._stage not in _REVIEW_STAGES or self._current is not None:
+            raise ValueError(
+                f"application {self._request.application_id} is not waiting for an expert "
+                f"({self._status}, {self._stage})"
+            )
+        if self._pool_exhausted_since is None:
+            raise ValueError("the expert pool is not exhausted: the random draw decides (seed 002)")
+        if self._assignment is not None:
+            raise ValueError("an assignment is already being made")
+        if action.expert in {d.expert for d in self._decisions}:
+            raise ValueError(f"{action.expert} reviewed another stage of this application")
+
+    @workflow.signal
+    def pool_changed(self) -> None:
+        """An expert was added or reinstated: a case waiting for one draws again at once."""
+        self._pool_changed = True
+
+    @workflow.signal
+    def withdraw_offer(self, withdrawal: WithdrawOffer) -> None:
+        """Take back an open, undecided offer of a disqualified expert (no strike)."""
+        offer = self._current
+        if (
+            offer is not None
+            and offer.made.expert_code == withdrawal.expert
+            and offer.status in (OfferStatus.PENDING, OfferStatus.ACCEPTED)
+            and offer.decision is None
+            and offer.materials_note is None
+        ):
+            offer.withdrawn = withdrawal.reason
+
+    async def _settled(self, condition: Any) -> None:
+        """Wait in a handler for the process to record its action; fail it if the run ends."""
+        await workflow.wait_condition(lambda: condition() or self._finished_at is not None)
+        if not condition():
+            raise ApplicationError(
+                f"application {self._request.application_id} ended ({self._status}) before "
+                "this action was recorded"
+            )
 
     # ---- validator helpers -------------------------------------------------------------------
 
     def _refuse_if_finished(self) -> None:
-        if self._finished_at is not None or self._stage == ReviewStage.DONE:
+        if (
+            self._finished_at is not None
+            or self._stage == ReviewStage.DONE
+            or self._closing is not None
+        ):
             raise ValueError(
                 f"application {self._request.application_id} is finished ({self._status}); "
                 "nothing more can be done on it"
@@ -734,13 +1180,15 @@ class ApplicationWorkflow:
         self._refuse_if_finished()
         offer = self._current
         if offer is not None and offer.made.expert_code == expert:
+            if offer.withdrawn is not None:
+                raise ValueError(f"the offer to {expert} was withdrawn: {offer.withdrawn}")
             if offer.status == OfferStatus.PENDING and workflow.now() >= offer.made.accept_deadline:
                 raise ValueError(
                     f"the offer to {expert} lapsed at "
                     f"{_local(offer.made.accept_deadline, self._zone)}"
                 )
             return offer
-        earlier = [o for o in self._offers if o.made.expert_code == expert]
+        earlier = [o for o in self._offer_views() if o.expert == expert]
         if earlier:
             last = earlier[-1]
             raise ValueError(
@@ -758,7 +1206,20 @@ class ApplicationWorkflow:
             raise ValueError(f"{expert} has already decided this application")
         if offer.materials_note is not None:
             raise ValueError("supplementary materials are requested; wait for the resubmission")
+        if offer.decision_deadline is not None and workflow.now() >= offer.decision_deadline:
+            raise ValueError(
+                f"the decision deadline of {expert} passed at "
+                f"{_local(offer.decision_deadline, self._zone)}"
+            )
         return offer
+
+
+def _refuse_text(value: str | None, field: str, max_length: int) -> None:
+    """The free-text rule of models.text, in the validator's words."""
+    if value is not None:
+        reason = text.problem(value, field=field, max_length=max_length)
+        if reason is not None:
+            raise ValueError(reason)
 
 
 async def _step(
@@ -779,6 +1240,21 @@ async def _step(
         retry_policy=_RETRY,
         summary=summary,
     )
+
+
+def _cause(error: BaseException) -> str:
+    """The innermost message of a Temporal failure chain (no stack trace)."""
+    while getattr(error, "cause", None) is not None:
+        error = error.cause  # type: ignore[attr-defined]
+    return str(error)
+
+
+def _short(reason: str) -> str:
+    """A reason as an SMS parameter: one line, at most ``_SMS_REASON_CHARS`` characters."""
+    line = " ".join(reason.split())
+    if len(line) <= _SMS_REASON_CHARS:
+        return line
+    return line[: _SMS_REASON_CHARS - 1] + "…"
 
 
 def _remaining(deadline: datetime) -> timedelta:

@@ -36,6 +36,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from chronic.cli.output import CommandFailed, console, local, run, temporal, zone_of
 from models import text
+from models.messages import AssignExpert, CloseApplication, Progress
 
 if TYPE_CHECKING:
     from chronic.db import Database
@@ -108,14 +109,6 @@ def _status_name(description: WorkflowExecutionDescription) -> str:
     return status.name.lower() if status is not None else "unknown"
 
 
-def _update_arg(name: str, **fields: str) -> Any:
-    """The Update's argument: the message model once main has it, else the same JSON object."""
-    import models.messages as messages
-
-    model = getattr(messages, name, None)
-    return model(**fields) if model is not None else fields
-
-
 # ---- close ------------------------------------------------------------------------------------
 
 
@@ -156,7 +149,8 @@ async def _ask_to_close(client: Client, application_id: str, actor: str, why: st
     try:
         progress = await handle.execute_update(
             "close",
-            _update_arg("CloseApplication", actor=actor, reason=why),
+            CloseApplication(actor=actor, reason=why),
+            result_type=Progress,
             rpc_timeout=ANSWER_TIMEOUT,
         )
     except WorkflowUpdateFailedError as error:
@@ -169,8 +163,10 @@ async def _ask_to_close(client: Client, application_id: str, actor: str, why: st
         if error.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
             return None
         raise CommandFailed(f"Temporal refused to close {application_id}: {error}") from None
-    status = progress.get("status") if isinstance(progress, dict) else None
-    return f"[bold]closed[/] {application_id} by its process ({status or 'closed'}); SMS sent"
+    return (
+        f"[bold]closed[/] {application_id} by its process ({progress.status}): "
+        f"{escape(why)}; the applicant is told by SMS"
+    )
 
 
 async def _terminate_and_close(client: Client, application_id: str, actor: str, why: str) -> str:
@@ -336,7 +332,7 @@ def assign(
         try:
             await handle.execute_update(
                 "assign_expert",
-                _update_arg("AssignExpert", actor=actor, expert=expert),
+                AssignExpert(actor=actor, expert=expert),
                 rpc_timeout=timedelta(seconds=60),
             )
         except WorkflowUpdateFailedError as error:
