@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.dialects.postgresql import insert
-from sqlmodel import select
+from sqlmodel import col, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -31,6 +31,9 @@ from models.tables import Application, Hospital, SmsOutbox
 RECIPIENT_MISSING = "SmsRecipientMissing"
 REQUEST_INVALID = "SmsRequestInvalid"
 SEND_FAILED = "SmsSendError"
+
+NO_RECIPIENT = "-"
+"""The outbox recipient of a message that found no usable number (missing or invalid)."""
 
 
 class NotificationActivities:
@@ -54,12 +57,17 @@ class NotificationActivities:
     async def send_sms(self, request: SmsRequest) -> SmsResult:
         """Send one templated SMS unless a message with the same dedup key was already sent.
 
+        A send that cannot succeed leaves a failed outbox row with the reason first (also when
+        no usable number exists: recipient ``-``), so ``chronic sms list --failed`` shows it
+        and ``chronic sms resend`` can send it once the data is fixed.
+
         Raises:
             ApplicationError: non-retryable (type ``SmsRecipientMissing``) when the application
-                or hospital, or its mobile, does not exist; non-retryable ``SmsRequestInvalid``
-                when template values are missing or the dedup key was used for another
-                template; ``SmsSendError`` when the provider refused — retryable for
-                throttling and outages, non-retryable for an invalid number or configuration.
+                or hospital, or its mobile, does not exist or is not a valid number;
+                non-retryable ``SmsRequestInvalid`` when template values are missing or the
+                dedup key was used for another template; ``SmsSendError`` when the provider
+                refused — retryable for throttling and outages, non-retryable for an invalid
+                number or configuration.
         """
         values = dict(request.params)
         if request.application_id is not None:
@@ -72,10 +80,28 @@ class NotificationActivities:
                 type=REQUEST_INVALID,
                 non_retryable=True,
             )
-        phone = await self._recipient(request)
-        text = render(request.template, values)
-        await self._record(request, phone, {**values, "text": text})
-        return await self._deliver(request, phone, values)
+        stored = self._stored_params(request, values)
+        try:
+            phone = await self._recipient(request)
+        except ApplicationError as error:
+            sent = await self._record_no_recipient(request, stored, error.message)
+            if sent is not None:
+                return sent
+            raise
+        await self._record(request, phone, stored)
+        return await self._deliver(request, phone, values, stored)
+
+    @staticmethod
+    def _stored_params(request: SmsRequest, values: dict[str, str]) -> dict[str, str]:
+        """What the outbox row keeps: the values, the rendered text and the hospital addressed.
+
+        ``chronic sms resend`` rebuilds the request from them (without ``application_id``,
+        ``hospital_code`` and ``text``, which are added here).
+        """
+        stored = {**values, "text": render(request.template, values)}
+        if request.hospital_code is not None:
+            stored["hospital_code"] = request.hospital_code
+        return stored
 
     async def _recipient(self, request: SmsRequest) -> str:
         """The recipient's number (E.164), from the application or the hospital."""
@@ -108,7 +134,8 @@ class NotificationActivities:
                 if not hospital.notice_mobile:
                     raise ApplicationError(
                         f"Cannot send SMS {template!r}: {who} has no notice mobile; set "
-                        "hospital.notice_mobile for its insurance desk and run the step again",
+                        "hospital.notice_mobile for its insurance desk and resend it "
+                        "(`chronic sms resend`)",
                         type=RECIPIENT_MISSING,
                         non_retryable=True,
                     )
@@ -118,10 +145,80 @@ class NotificationActivities:
         except InvalidPhoneNumber as exc:
             raise ApplicationError(
                 f"Cannot send SMS {template!r}: the mobile stored for {who} is {exc}; "
-                "correct it in the database and run the step again",
+                "correct it in the database and resend it (`chronic sms resend`)",
                 type=RECIPIENT_MISSING,
                 non_retryable=True,
             ) from None
+
+    async def _record_no_recipient(
+        self, request: SmsRequest, params: dict[str, str], reason: str
+    ) -> SmsResult | None:
+        """Record a send that found no usable recipient as a failed outbox row with ``reason``.
+
+        The row (recipient ``-``) shows in ``chronic sms list --failed``; a resend once the
+        number is fixed sends it under the same dedup key. Returns the earlier result when the
+        message was already sent (a retry after the recipient changed), else None.
+        """
+        error = scrub(reason)[:1000]
+        statement = (
+            insert(SmsOutbox)
+            .values(
+                dedup_key=request.dedup_key,
+                application_id=request.application_id,
+                template=request.template.value,
+                recipient=NO_RECIPIENT,
+                params=params,
+                status=SmsStatus.FAILED.value,
+                gateway=self._gateway.name,
+                attempts=1,
+                last_error=error,
+                created_at=datetime.now(UTC),
+            )
+            .on_conflict_do_update(
+                index_elements=["dedup_key"],
+                set_={
+                    "status": SmsStatus.FAILED.value,
+                    "recipient": NO_RECIPIENT,
+                    "params": params,
+                    "attempts": col(SmsOutbox.attempts) + 1,
+                    "last_error": error,
+                },
+                # Never overwrite a message that went out, nor another message's row.
+                where=(col(SmsOutbox.status) != SmsStatus.SENT.value)
+                & (col(SmsOutbox.template) == request.template.value),
+            )
+            .returning(col(SmsOutbox.id), col(SmsOutbox.attempts))
+        )
+        async with self._db.session() as session:
+            recorded = (await session.exec(statement)).first()
+            if recorded is None:
+                row = (
+                    await session.exec(
+                        select(SmsOutbox).where(SmsOutbox.dedup_key == request.dedup_key)
+                    )
+                ).first()
+                if row is not None and row.status == SmsStatus.SENT:
+                    assert row.id is not None
+                    return SmsResult(
+                        outbox_id=row.id,
+                        status=SmsStatus.SENT,
+                        gateway=row.gateway,
+                        provider_message_id=row.provider_message_id,
+                        duplicate=True,
+                    )
+                return None
+        metrics.sms("failed", request.template.value)
+        activity.logger.warning(
+            "SMS outbox=%s template=%s application=%s hospital=%s not sent (attempt %d, not "
+            "retryable): %s",
+            recorded[0],
+            request.template.value,
+            request.application_id or "-",
+            request.hospital_code or "-",
+            recorded[1],
+            error,
+        )
+        return None
 
     async def _record(self, request: SmsRequest, phone: str, params: dict[str, str]) -> None:
         """Write the outbox row (pending) unless the key exists, and commit before any send."""
@@ -143,7 +240,9 @@ class NotificationActivities:
         async with self._db.session() as session:
             await session.exec(statement)
 
-    async def _deliver(self, request: SmsRequest, phone: str, values: dict[str, str]) -> SmsResult:
+    async def _deliver(
+        self, request: SmsRequest, phone: str, values: dict[str, str], stored: dict[str, str]
+    ) -> SmsResult:
         """Lock the outbox row, send unless already sent, and record the outcome."""
         log = activity.logger
         failure: SmsSendError | None = None
@@ -185,6 +284,7 @@ class NotificationActivities:
 
             row.attempts += 1
             row.recipient = phone  # a corrected mobile is used (and recorded) on a retry
+            row.params = stored  # a row first recorded without a recipient gets its text
             row.gateway = self._gateway.name
             try:
                 message_id = await self._gateway.send(phone, request.template, values)
@@ -234,4 +334,10 @@ class NotificationActivities:
         return result
 
 
-__all__ = ["RECIPIENT_MISSING", "REQUEST_INVALID", "SEND_FAILED", "NotificationActivities"]
+__all__ = [
+    "NO_RECIPIENT",
+    "RECIPIENT_MISSING",
+    "REQUEST_INVALID",
+    "SEND_FAILED",
+    "NotificationActivities",
+]

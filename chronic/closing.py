@@ -23,39 +23,22 @@ from temporalio.api.failure.v1 import Failure
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryReverseRequest
 from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
 from activities.review import apply_status
 from chronic.db import Database
+from chronic.sms.delivery import start_sms
 from models.domain import ApplicationStatus, ReviewStage
 from models.messages import CLOSE_SEQ, StatusChange
 from models.notifications import SmsRequest, SmsTemplate
-from workers import queues
 
-SMS_DELIVERY_WORKFLOW = "SmsDelivery"
-"""The SMS delivery workflow type (the SMS engineer's ``workflows/sms.py``)."""
 SMS_REASON_MAX = 60
 """The CLOSED SMS's reason stays short: the whole message must fit a few SMS segments."""
 RECONCILER = "system:reconciler"
 
 
-async def start_sms(client: Client, request: SmsRequest) -> None:
-    """Start the delivery of one SMS, at most once per dedup key.
-
-    The one place to swap for ``chronic.sms.delivery.start_sms`` once that lands on main.
-    """
-    await client.start_workflow(
-        SMS_DELIVERY_WORKFLOW,
-        request,
-        id=f"sms:{request.dedup_key}",
-        task_queue=queues.APPLICATIONS,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
-    )
-
-
 def closed_sms(application_id: str, reason: str) -> SmsRequest:
-    """The CLOSED SMS to the applicant; one per application (dedup key ``APP:closed``)."""
+    """The CLOSED SMS to the applicant; one per application (dedup key ``APP:closed``, the key
+    the workflow's own close uses too)."""
     return SmsRequest(
         dedup_key=f"{application_id}:closed",
         template=SmsTemplate.CLOSED,

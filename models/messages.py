@@ -19,7 +19,6 @@ from models.domain import (
     ReviewStage,
 )
 from models.policy import PolicyProfile
-from models.text import FileName, Note, Opinion, Reason
 
 
 class _Message(BaseModel):
@@ -32,7 +31,7 @@ class MaterialItem(_Message):
     kind: MaterialKind
     hospital: str
     issued_on: date
-    file: FileName
+    file: str
     sha256: str
 
 
@@ -48,12 +47,6 @@ class ApplicationInput(_Message):
         default=True,
         description="Publish the product's search attributes. False only on a server that "
         "cannot register them (the time-skipping test server).",
-    )
-    history_event_limit: int = Field(
-        default=2000,
-        ge=50,
-        description="Continue as new past this many history events while waiting for an "
-        "expert, so a long wait keeps the history bounded.",
     )
     resume: ApplicationState | None = Field(
         default=None, description="Carried over by continue-as-new; None on the first run."
@@ -264,32 +257,36 @@ class AcceptOffer(_Message):
     expert: str
 
 
+# Update arguments take any text: the update's validator applies models.text and answers in
+# plain words, where a failed decoding would only say "Failed decoding arguments".
+
+
 class DeclineOffer(_Message):
     expert: str
-    reason: Reason | None = None
+    reason: str | None = None
 
 
 class Decide(_Message):
     expert: str
     approve: bool
-    opinion: Opinion = ""
+    opinion: str = ""
 
 
 class RequestMaterials(_Message):
     expert: str
-    note: Note = Field(min_length=1)
+    note: str
 
 
 class Resubmission(_Message):
     materials: tuple[MaterialItem, ...] = Field(min_length=1)
-    note: Note | None = Field(default=None, description="The clerk's note on this round.")
+    note: str | None = Field(default=None, description="The clerk's note on this round.")
 
 
 class CloseApplication(_Message):
     """The office ends an application without a decision (``chronic admin close``)."""
 
     actor: str = Field(min_length=1, max_length=64)
-    reason: Reason = Field(min_length=1)
+    reason: str
 
 
 class AssignExpert(_Message):

@@ -8,11 +8,11 @@ number up in the business database, so no phone number or name ever enters workf
 
 from __future__ import annotations
 
-import re
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from models import text
 from models.domain import SmsStatus
 
 
@@ -44,10 +44,6 @@ class SmsTemplate(StrEnum):
         if self is SmsTemplate.EXPERT_DISQUALIFIED:
             return SmsAudience.HOSPITAL
         return SmsAudience.APPLICANT
-
-
-# A standalone run of seven or more digits looks like a phone or ID number.
-_PERSONAL_NUMBER = re.compile(r"(?<![0-9A-Za-z])\+?\d{7,}[Xx]?(?![0-9A-Za-z])")
 
 
 class _Message(BaseModel):
@@ -94,11 +90,12 @@ class SmsRequest(_Message):
                 "hospital_code instead of application_id"
             )
         for name, value in self.params.items():
-            if _PERSONAL_NUMBER.search(value):
+            # The rule of every typed text (models.text): ID and mobile numbers never travel.
+            if text.problem(value, field=f"SmsRequest.params[{name!r}]") is not None:
                 raise ValueError(
-                    f"SmsRequest.params[{name!r}] looks like a phone or ID number; params travel "
-                    "through Temporal history and must not carry personal data (the activity "
-                    "looks the recipient up itself)"
+                    f"SmsRequest.params[{name!r}] contains an ID number, a mobile number or a "
+                    "control character; params travel through Temporal history and must not "
+                    "carry personal data (the activity looks the recipient up itself)"
                 )
         return self
 

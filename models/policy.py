@@ -72,6 +72,12 @@ class PolicyProfile(BaseModel):
     no_expert_retry_max: timedelta = Field(
         timedelta(hours=24), description="Longest wait between draws while the pool is empty."
     )
+    history_event_limit: int = Field(
+        2000,
+        ge=50,
+        description="Operations: continue as new past this many history events while waiting "
+        "for an expert, so however long a case waits its history stays bounded.",
+    )
     outage_grace: timedelta = Field(
         timedelta(minutes=15),
         description="Office rule: a lapse recorded later than this after its deadline means our "

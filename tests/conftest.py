@@ -16,4 +16,8 @@ os.environ.setdefault(
     json.dumps({"test-1": base64.b64encode(secrets.token_bytes(32)).decode()}),
 )
 
-pytest_plugins = ["tests.fixtures.database", "tests.fixtures.temporal"]
+pytest_plugins = [
+    "tests.fixtures.database",
+    "tests.fixtures.temporal",
+    "tests.fixtures.world",
+]

@@ -19,7 +19,7 @@ from models.application import ApplicationForm
 from models.domain import ExpertStatus, MaterialKind
 from models.messages import MaterialItem, OfferView, Progress
 from models.policy import PolicyProfile, load_policy
-from models.tables import AuditEvent, Expert, SmsOutbox
+from models.tables import Application, AuditEvent, Expert, SmsOutbox
 from workflows.application import ApplicationWorkflow
 
 Handle = WorkflowHandle[ApplicationWorkflow, Progress]
@@ -138,6 +138,42 @@ async def audit_actions(db: Database, application_id: str) -> list[str]:
                 .where(col(AuditEvent.application_id) == application_id)
                 .order_by(col(AuditEvent.id))
             )
+        )
+
+
+async def audit_actors(db: Database, application_id: str, action: str) -> list[str]:
+    async with db.session() as session:
+        return list(
+            await session.scalars(
+                sa.select(col(AuditEvent.actor))
+                .where(
+                    col(AuditEvent.application_id) == application_id,
+                    col(AuditEvent.action) == action,
+                )
+                .order_by(col(AuditEvent.id))
+            )
+        )
+
+
+async def wait_closed(db: Database, application_id: str, within_seconds: float = 20) -> None:
+    """Until the application row is closed (activities run in real time)."""
+    deadline = asyncio.get_running_loop().time() + within_seconds
+    while True:
+        async with db.session() as session:
+            row = await session.get(Application, application_id)
+            if row is not None and row.closed_at is not None:
+                return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"application {application_id} was not closed")
+        await asyncio.sleep(0.1)
+
+
+async def set_active(db: Database, codes: list[str]) -> None:
+    async with db.session() as session:
+        await session.exec(
+            sa.update(Expert)
+            .where(col(Expert.code).in_(codes))
+            .values(status=ExpertStatus.ACTIVE, consecutive_strikes=0)
         )
 
 

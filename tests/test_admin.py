@@ -32,9 +32,9 @@ from chronic.db import Database
 from chronic.settings import Settings, get_settings
 from chronic.submission import StartDeferred, submit
 from models import search_attributes
-from models.domain import ApplicationStatus, ExpertStatus
-from models.notifications import SmsRequest, SmsTemplate
-from models.tables import Application, AuditEvent, Expert, OfficeNotice
+from models.domain import ApplicationStatus, ExpertStatus, SmsStatus
+from models.notifications import SmsTemplate
+from models.tables import Application, AuditEvent, Expert, OfficeNotice, SmsOutbox
 from tests import support
 from tests.fixtures import free_port
 from tests.fixtures.temporal import running_workers
@@ -179,12 +179,21 @@ async def desk(
             await dev_server.client.get_workflow_handle(workflow_id).terminate(reason="cleanup")
 
 
-async def sms_input(client: Client, dedup_key: str) -> SmsRequest:
-    history = await client.get_workflow_handle(f"sms:{dedup_key}").fetch_history()
-    started = history.events[0].workflow_execution_started_event_attributes
-    [request] = await client.data_converter.decode(started.input.payloads, [SmsRequest])
-    assert isinstance(request, SmsRequest)
-    return request
+async def closed_sms(db: Database, application_id: str) -> SmsOutbox:
+    """The CLOSED SMS of the application in the outbox, once its delivery has sent it."""
+    deadline = asyncio.get_running_loop().time() + 20
+    while True:
+        rows = [
+            s
+            for s in await support.outbox(db, application_id)
+            if s.template == SmsTemplate.CLOSED and s.status == SmsStatus.SENT
+        ]
+        if rows:
+            [row] = rows
+            assert row.dedup_key == f"{application_id}:closed"
+            return row
+        assert asyncio.get_running_loop().time() < deadline, "no CLOSED SMS sent"
+        await asyncio.sleep(0.2)
 
 
 # ---- close --------------------------------------------------------------------------------------
@@ -248,7 +257,7 @@ async def test_admin_close_terminates_a_workflow_whose_task_keeps_failing(desk: 
         f"closed by operator:{OPERATOR}: 流程故障，请重新提交 (the process did not answer and "
         "was terminated)"
     )
-    sms = await sms_input(desk.client, f"{app_id}:closed")
+    sms = await closed_sms(desk.db, app_id)
     assert sms.template == SmsTemplate.CLOSED and sms.params["reason"] == "流程故障，请重新提交"
     [event] = await desk.audit(app_id, "admin_close")
     assert event.actor == f"operator:{OPERATOR}" and event.detail["via"] == "terminate"

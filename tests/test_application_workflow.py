@@ -7,23 +7,16 @@ of 24 h, 72 h and 15 days are crossed with ``env.sleep``, not shortened.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from sqlmodel import col
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowUpdateFailedError
-from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
-from chronic.db import Database
-from chronic.settings import Settings
 from chronic.submission import SubmissionRefused, submit
-from models.application import ApplicationForm
 from models.domain import (
     ApplicationStatus,
     ExpertStatus,
@@ -33,35 +26,13 @@ from models.domain import (
     ReviewStage,
 )
 from models.messages import AcceptOffer, Decide, DeclineOffer, RequestMaterials, Resubmission
-from models.policy import PolicyProfile
 from models.tables import Application, Benefit, Expert, Material
 from tests import support
-from tests.fixtures.temporal import running_workers
+from tests.fixtures.world import World
 from workflows import WORKFLOWS
 from workflows.application import ApplicationWorkflow
 
 DAY = timedelta(days=1)
-
-
-@dataclass
-class World:
-    env: WorkflowEnvironment
-    db: Database
-    settings: Settings
-
-    async def start(
-        self, application: ApplicationForm | None = None, policy: PolicyProfile | None = None
-    ) -> support.Handle:
-        return await support.start(self.env.client, self.db, self.settings, application, policy)
-
-
-@pytest.fixture
-async def world(
-    time_skipping: WorkflowEnvironment, seeded_database: Database, tmp_path: Path
-) -> AsyncIterator[World]:
-    settings = Settings(state_dir=tmp_path)
-    async with running_workers(time_skipping.client, seeded_database, settings):
-        yield World(time_skipping, seeded_database, settings)
 
 
 async def accept_and_decide(

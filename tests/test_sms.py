@@ -17,6 +17,7 @@ from temporalio.testing import ActivityEnvironment
 
 import models.tables  # noqa: F401  (registers every table on SQLModel.metadata)
 from activities.notification import (
+    NO_RECIPIENT,
     RECIPIENT_MISSING,
     REQUEST_INVALID,
     SEND_FAILED,
@@ -405,7 +406,9 @@ async def test_missing_application_is_a_clear_non_retryable_error(
     assert failed.value.non_retryable is True
     assert failed.value.type == RECIPIENT_MISSING
     assert "application APP-9999 does not exist" in failed.value.message
-    assert await outbox_rows(sms_database) == []
+    [row] = await outbox_rows(sms_database)  # on record for `chronic sms list --failed`
+    assert (row.status, row.recipient, row.attempts) == (SmsStatus.FAILED, NO_RECIPIENT, 1)
+    assert row.last_error is not None and "APP-9999 does not exist" in row.last_error
 
 
 async def test_hospital_without_notice_mobile_is_a_clear_non_retryable_error(
@@ -422,6 +425,49 @@ async def test_hospital_without_notice_mobile_is_a_clear_non_retryable_error(
         await run_send_sms(sms_database, LogGateway(), request)
 
     assert failed.value.non_retryable is True
+    [row] = await outbox_rows(sms_database)
+    assert (row.status, row.recipient, row.application_id) == (
+        SmsStatus.FAILED,
+        NO_RECIPIENT,
+        None,
+    )
+    assert row.params["hospital_code"] == "H02"  # what a resend rebuilds the request from
+    assert row.last_error is not None and "no notice mobile" in row.last_error
+
+
+async def test_an_invalid_stored_number_is_a_failed_row_and_sends_once_corrected(
+    sms_database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with sms_database.session() as session:
+        application = await session.get(Application, APPLICATION_ID)
+        assert application is not None
+        application.mobile = "1381234"
+        session.add(application)
+
+    with pytest.raises(ApplicationError, match="not a valid phone number") as failed:
+        await run_send_sms(sms_database, LogGateway(), approved_request())
+    assert (failed.value.type, failed.value.non_retryable) == (RECIPIENT_MISSING, True)
+    [row] = await outbox_rows(sms_database)
+    assert (row.status, row.recipient, row.attempts) == (SmsStatus.FAILED, NO_RECIPIENT, 1)
+    assert row.last_error is not None and "not a valid phone number" in row.last_error
+    assert f"outbox={row.id} template=approved" in caplog.text
+    assert "1381234" not in caplog.text
+
+    async with sms_database.session() as session:
+        application = await session.get(Application, APPLICATION_ID)
+        assert application is not None
+        application.mobile = APPLICANT_MOBILE
+        session.add(application)
+    result = await run_send_sms(sms_database, LogGateway(), approved_request())
+
+    assert (result.status, result.outbox_id, result.duplicate) == (SmsStatus.SENT, row.id, False)
+    [row] = await outbox_rows(sms_database)
+    assert (row.status, row.recipient, row.attempts) == (SmsStatus.SENT, APPLICANT_MOBILE, 2)
+    assert row.last_error is None
+    assert row.params["text"] == render(
+        SmsTemplate.APPROVED, {"application_id": APPLICATION_ID, **APPROVED_PARAMS}
+    )
 
 
 async def test_missing_template_value_is_refused_before_anything_is_written(

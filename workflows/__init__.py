@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from workflows.application import ApplicationWorkflow
+from workflows.sms import SmsDelivery
 
-WORKFLOWS = [ApplicationWorkflow]
+WORKFLOWS = [ApplicationWorkflow, SmsDelivery]
 """Every workflow the orchestration worker runs."""

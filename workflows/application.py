@@ -186,7 +186,7 @@ class ApplicationWorkflow:
         if not process.done():  # the office closes it (chronic admin close)
             assert self._closing is not None
             process.cancel()
-            await asyncio.wait([process])
+            await workflow.wait([process])
             await self._close_at_the_end(
                 f"closed by the office: {self._closing.reason}", actor=self._closing.actor
             )
@@ -375,7 +375,7 @@ class ApplicationWorkflow:
                 self._assignment_outcome = drawn.problem or "the expert cannot be assigned"
                 continue
             await self._pool_exhausted(stage)
-            if workflow.info().get_current_history_length() > self._request.history_event_limit:
+            if workflow.info().get_current_history_length() > self._policy.history_event_limit:
                 raise _ContinueAsNew
             retry_at = workflow.now() + wait
             self._waiting_for = (

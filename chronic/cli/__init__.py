@@ -7,7 +7,19 @@ import sys
 
 import typer
 
-from chronic.cli import admin, applications, codec, db, demo, dev, expert, schema, seed, worker
+from chronic.cli import (
+    admin,
+    applications,
+    codec,
+    db,
+    demo,
+    dev,
+    expert,
+    schema,
+    seed,
+    sms,
+    worker,
+)
 
 app = typer.Typer(no_args_is_help=True, help="Chronic-condition benefit applications on Temporal.")
 app.add_typer(dev.app, name="dev")
@@ -20,6 +32,7 @@ app.command(name="status")(applications.status)
 app.add_typer(expert.app, name="expert")
 app.add_typer(admin.app, name="admin")
 app.add_typer(schema.app, name="schema")
+app.add_typer(sms.app, name="sms")
 app.command(name="demo")(demo.demo)
 app.command(name="codec-server")(codec.codec_server)
 
