@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 
 from activities import audit, metrics
@@ -20,6 +22,8 @@ from models.messages import (
     StatusChange,
 )
 from models.tables import Application, Benefit, Hospital, OfficeNotice, Review
+
+log = logging.getLogger(__name__)
 
 
 class ReviewActivities:
@@ -58,52 +62,18 @@ class ReviewActivities:
             )
 
     @activity.defn
-    async def change_status(self, change: StatusChange) -> None:
+    async def change_status(self, change: StatusChange) -> bool:
         """Move the application row to a new status and stage, with an audit event.
 
-        Writes are ordered by the workflow's ``seq``: a late retry of an older write finds a
-        newer status in place and changes nothing.
+        Applied only when ``change.seq`` is greater than the row's ``status_seq``: a retry that
+        arrives after a newer write (a zombie attempt, a replay after a reset) changes nothing.
+        Returns whether the write was applied.
         """
         async with self.db.session() as session:
-            values: dict[str, object] = {
-                "status": change.status.value,
-                "stage": change.stage.value,
-                "status_seq": change.seq,
-            }
-            if change.closed:
-                values["closed_at"] = change.at
-            if change.reason is not None:
-                values["outcome_reason"] = change.reason[:2000]
-            result = await session.exec(
-                sa.update(Application)
-                .where(
-                    col(Application.id) == change.application_id,
-                    col(Application.status_seq) < change.seq,
-                )
-                .values(**values)
-            )
-            if result.rowcount == 0:
-                if await session.get(Application, change.application_id) is None:
-                    raise missing_record("application", change.application_id)
-                activity.logger.info(
-                    "status %s of %s (seq %d) is older than the recorded one; not applied",
-                    change.status,
-                    change.application_id,
-                    change.seq,
-                )
-                return
-            first_time = await audit.record(
-                session,
-                step_key=f"{change.application_id}:{change.step}",
-                application_id=change.application_id,
-                actor=change.actor,
-                action=f"status_{change.status}",
-                at=change.at,
-                stage=change.stage.value,
-                reason=change.reason,
-            )
-            if first_time:
+            applied = await apply_status(session, change)
+            if applied:
                 metrics.application_status(change.status.value)
+            return applied
 
     @activity.defn
     async def office_notice(self, notice: OfficeNoticeRequest) -> None:
@@ -172,3 +142,60 @@ class ReviewActivities:
                 valid_to=benefit.valid_to,
                 designated_hospital_name=hospital.name,
             )
+
+
+async def apply_status(
+    session: AsyncSession, change: StatusChange, *, only_open: bool = False
+) -> bool:
+    """Write ``change`` if it is newer than the row's status (and its audit event); see above.
+
+    ``only_open``: apply only to a row not closed yet (closes made outside the workflow).
+
+    Raises:
+        ApplicationError: non-retryable, when there is no such application.
+    """
+    values: dict[str, object] = {
+        "status": change.status.value,
+        "stage": change.stage.value,
+        "status_seq": change.seq,
+    }
+    if change.closed:
+        values["closed_at"] = change.at
+    if change.reason is not None:
+        values["outcome_reason"] = change.reason[:2000]
+    update = (
+        sa.update(Application)
+        .where(col(Application.id) == change.application_id)
+        .where(col(Application.status_seq) < change.seq)
+    )
+    if only_open:
+        update = update.where(col(Application.closed_at).is_(None))
+    result = await session.exec(update.values(**values))
+    if result.rowcount == 0:
+        current = await session.scalar(
+            sa.select(col(Application.status_seq)).where(
+                col(Application.id) == change.application_id
+            )
+        )
+        if current is None:
+            raise missing_record("application", change.application_id)
+        log.info(
+            "status write %s of %s skipped: seq %d is not newer than %d (or the row is closed)",
+            change.step,
+            change.application_id,
+            change.seq,
+            current,
+        )
+        return False
+    await audit.record(
+        session,
+        step_key=f"{change.application_id}:{change.step}",
+        application_id=change.application_id,
+        actor=change.actor,
+        action=f"status_{change.status}",
+        at=change.at,
+        stage=change.stage.value,
+        reason=change.reason,
+        seq=change.seq,
+    )
+    return True

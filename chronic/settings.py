@@ -82,6 +82,16 @@ class Settings(BaseSettings):
         description="SMS sends per second across all notification workers (the task queue's "
         "activity rate limit); keep it under the provider's quota.",
     )
+    reconcile_interval_seconds: float = Field(
+        default=60.0,
+        description="How often the review worker's reconciler makes application rows and "
+        "workflows agree (it also runs once at worker start).",
+    )
+    reconcile_min_age_seconds: float = Field(
+        default=60.0,
+        description="An open row without a workflow gets one only once it is this old, so "
+        "the reconciler never races a submission in flight.",
+    )
     log_level: str = Field(default="INFO")
     operator: str | None = Field(
         default=None,

@@ -1,10 +1,12 @@
-"""Submitting an application: record it in Postgres, then start its workflow.
+"""Submitting an application: record it in Postgres, commit, then start its workflow.
 
-The application row and its materials are written and the workflow is started inside one
-database transaction: if Temporal refuses the start, nothing is left behind; if two clerks
-submit for the same person and disease at once, the partial unique index on open
-applications lets exactly one through. Personal data stays in the row; the workflow gets the
-application ID, the disease and an HMAC of the ID number.
+The application row and its materials are committed first, so the workflow never runs intake
+before its row is visible. Then the workflow is started. If Temporal does not answer, the
+committed row stays: the reconciler of the review worker (:mod:`chronic.reconciler`) starts
+its workflow, with the same input (:func:`application_input`), as soon as Temporal answers.
+If two clerks submit for the same person and disease at once, the partial unique index on
+open applications lets exactly one row through. Personal data stays in the row; the workflow
+gets the application ID, the disease and an HMAC of the ID number.
 """
 
 from __future__ import annotations
@@ -16,21 +18,37 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
-from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.service import RPCError
 
 from chronic.db import Database
 from chronic.privacy import applicant_key
 from chronic.settings import Settings
 from models.application import ApplicationForm
 from models.domain import ApplicationStatus, ReviewStage
-from models.messages import ApplicationInput
+from models.messages import ApplicationInput, Progress
 from models.policy import PolicyProfile
 from models.tables import Application, Hospital, InsuredPerson, Material
 from workers import queues
 from workflows.application import ApplicationWorkflow
 
+_START_TIMEOUT = timedelta(seconds=10)
+"""How long a start may wait for Temporal before the reconciler is left to do it."""
 _ID_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read out over the phone
+
+
+class StartDeferred(Exception):
+    """The application is recorded, but Temporal did not answer: its workflow starts later.
+
+    The reconciler of the review worker starts it as soon as Temporal answers; nothing has to
+    be submitted again.
+    """
+
+    def __init__(self, application_id: str, cause: str) -> None:
+        super().__init__(f"{application_id} recorded; its process did not start: {cause}")
+        self.application_id = application_id
+        self.cause = cause
 
 
 class SubmissionRefused(Exception):
@@ -50,36 +68,115 @@ def new_application_id(now: datetime, zone: timezone) -> str:
 async def submit(
     form: ApplicationForm,
     *,
-    client: Client,
+    client: Client | None,
     db: Database,
     settings: Settings,
     policy: PolicyProfile | None = None,
     search_attributes: bool = True,
 ) -> str:
-    """Record ``form`` and start its workflow; returns the application ID.
+    """Record ``form``, commit, then start its workflow; returns the application ID.
 
     Args:
         policy: the rules to decide by; defaults to the region's profile (demos and tests
             pass one with shortened windows).
         search_attributes: False only against a server without the product's attributes.
+        client: None when Temporal could not be reached: the application is recorded and
+            :class:`StartDeferred` raised.
 
     Raises:
-        SubmissionRefused: unknown person or hospital, or an open application already exists.
+        SubmissionRefused: unknown person or hospital, or an open application already exists;
+            nothing was recorded.
+        StartDeferred: the application is recorded (its ID in the error) but Temporal did not
+            answer; the reconciler starts its workflow later.
     """
     policy = policy or settings.policy(form.region)
     zone = timezone(timedelta(hours=policy.timezone_offset_hours))
     now = datetime.now(UTC)
     application_id = new_application_id(now, zone)
     try:
-        await _record_and_start(
-            form, application_id, now, zone, client, db, settings, policy, search_attributes
-        )
+        await _record(form, application_id, now, zone, db, policy)
     except _AlreadyOpen as already:
         # The failed transaction is rolled back by now; explain from a fresh one.
         raise SubmissionRefused(
             [await _already_open(db, already.person_id, form.disease_code)]
         ) from None
+    request = application_input(
+        application_id,
+        policy=policy,
+        disease_code=form.disease_code,
+        id_number=form.applicant.id_number,
+        submitted_at=now,
+        settings=settings,
+        search_attributes=search_attributes,
+    )
+    if client is None:
+        raise StartDeferred(application_id, "Temporal could not be reached")
+    try:
+        await start_application(client, request)
+    except (RPCError, RuntimeError) as error:
+        # The row is committed: the reconciler starts the workflow once Temporal answers.
+        raise StartDeferred(application_id, _plain(error)) from None
     return application_id
+
+
+def application_input(
+    application_id: str,
+    *,
+    policy: PolicyProfile,
+    disease_code: str,
+    id_number: str,
+    submitted_at: datetime,
+    settings: Settings,
+    search_attributes: bool = True,
+) -> ApplicationInput:
+    """The start argument of an application's workflow (submission and the reconciler)."""
+    return ApplicationInput(
+        application_id=application_id,
+        policy=policy,
+        disease_code=disease_code,
+        applicant_key=applicant_key(id_number, settings),
+        submitted_at=submitted_at,
+        search_attributes=search_attributes,
+    )
+
+
+async def start_application(
+    client: Client, request: ApplicationInput
+) -> WorkflowHandle[ApplicationWorkflow, Progress]:
+    """Start the workflow of a recorded application; at most one run per application, ever.
+
+    ``REJECT_DUPLICATE`` keeps a finished application from being started a second time, and
+    ``FAIL`` makes a second start of a running one raise
+    :class:`~temporalio.exceptions.WorkflowAlreadyStartedError` (the reconciler ignores it).
+    """
+    application_id = request.application_id
+    disease = request.policy.disease(request.disease_code)
+    if disease is None:
+        raise ValueError(
+            f"disease {request.disease_code} is not in the {request.policy.region} catalogue"
+        )
+    return await client.start_workflow(
+        ApplicationWorkflow.run,
+        request,
+        id=application_id,
+        task_queue=queues.APPLICATIONS,
+        id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        rpc_timeout=_START_TIMEOUT,
+        static_summary=f"{application_id} · {request.policy.region} · {disease.code} "
+        f"{disease.name}",
+        static_details=(
+            f"Application **{application_id}** for **{disease.name}** ({disease.code}, "
+            f"category {disease.category}, "
+            f"{'instant track' if disease.instant_track else 'two-stage review'}) "
+            f"under the **{request.policy.name}** rules."
+        ),
+    )
+
+
+def _plain(error: Exception) -> str:
+    text = str(error).removeprefix("Failed client connect:").strip()
+    return text.splitlines()[0][:200] if text else type(error).__name__
 
 
 class _AlreadyOpen(Exception):
@@ -87,17 +184,15 @@ class _AlreadyOpen(Exception):
         self.person_id = person_id
 
 
-async def _record_and_start(
+async def _record(
     form: ApplicationForm,
     application_id: str,
     now: datetime,
     zone: timezone,
-    client: Client,
     db: Database,
-    settings: Settings,
     policy: PolicyProfile,
-    search_attributes: bool,
 ) -> None:
+    """Write the row and the first round of materials, and commit."""
     async with db.session() as session:
         person = await session.scalar(
             sa.select(InsuredPerson).where(col(InsuredPerson.id_number) == form.applicant.id_number)
@@ -148,30 +243,6 @@ async def _record_and_start(
                 sha256=m.sha256,
             )
             for i, m in enumerate(form.materials)
-        )
-        await session.flush()
-        disease = policy.disease(form.disease_code)
-        assert disease is not None  # the form validated the code against this catalogue
-        await client.start_workflow(
-            ApplicationWorkflow.run,
-            ApplicationInput(
-                application_id=application_id,
-                policy=policy,
-                disease_code=form.disease_code,
-                applicant_key=applicant_key(form.applicant.id_number, settings),
-                submitted_at=now,
-                search_attributes=search_attributes,
-            ),
-            id=application_id,
-            task_queue=queues.APPLICATIONS,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            static_summary=f"{application_id} · {policy.region} · {disease.code} {disease.name}",
-            static_details=(
-                f"Application **{application_id}** for **{disease.name}** ({disease.code}, "
-                f"category {disease.category}, "
-                f"{'instant track' if disease.instant_track else 'two-stage review'}) "
-                f"under the **{policy.name}** rules."
-            ),
         )
 
 

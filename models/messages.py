@@ -204,6 +204,10 @@ class ReviewRecord(_Message):
     decided_at: datetime
 
 
+CLOSE_SEQ = 1_000_000
+"""Status seq of a close made outside the workflow (reconciler, operator): above any it writes."""
+
+
 class StatusChange(_Message):
     """Moves the application row (and the audit trail) to a new status."""
 
@@ -213,7 +217,10 @@ class StatusChange(_Message):
     at: datetime
     step: str = Field(description="Unique per workflow step: makes the write idempotent.")
     seq: int = Field(
-        default=0, description="Order of the workflow's status writes: only newer ones apply."
+        default=0,
+        description="Order of the write: applied only when greater than the row's status_seq, "
+        "so a late retry never overwrites a newer status. The workflow counts 1, 2, …; the "
+        "reconciler and operators' closes use CLOSE_SEQ.",
     )
     actor: str = "system"
     reason: str | None = None

@@ -1,13 +1,22 @@
-"""Review role: decision records, status changes, benefits, audit on the ``review`` queue."""
+"""Review role: decision records, status changes, benefits, audit on the ``review`` queue.
+
+The review worker also runs the reconciler (:mod:`chronic.reconciler`): once at start, then
+every ``CHRONIC_RECONCILE_INTERVAL_SECONDS``.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.review import ReviewActivities
+from chronic.reconciler import Reconciler
 from workers import queues
 from workers.resources import Resources
 
@@ -27,3 +36,20 @@ def build(client: Client, resources: Resources, *, graceful_shutdown: timedelta)
         ],
         graceful_shutdown_timeout=graceful_shutdown,
     )
+
+
+@asynccontextmanager
+async def alongside(resources: Resources) -> AsyncIterator[None]:
+    """The reconciler loop, for as long as the worker polls."""
+    settings = resources.settings
+    reconciler = Reconciler(resources.database(), resources.client(), settings)
+    task = asyncio.create_task(
+        reconciler.run_forever(timedelta(seconds=settings.reconcile_interval_seconds)),
+        name="reconciler",
+    )
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

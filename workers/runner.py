@@ -8,10 +8,12 @@ unfinished activities on another worker, so nothing is lost.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import logging
 import os
 import signal
+from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 from typing import Protocol
 
@@ -65,12 +67,19 @@ def _runtime(role: str, settings: Settings) -> Runtime | None:
     )
 
 
+def companions(role: str, resources: Resources) -> AbstractAsyncContextManager[None]:
+    """What runs next to the role's worker (``alongside`` in its module; the reconciler of
+    the review role), or nothing."""
+    alongside = getattr(role_module(role), "alongside", None)
+    return alongside(resources) if alongside is not None else contextlib.nullcontext()
+
+
 async def run_worker(role: str, settings: Settings | None = None) -> None:
     """Poll the role's task queue until a stop signal arrives."""
     settings = settings or get_settings()
     module = role_module(role)
     client = await connect(settings, runtime=_runtime(role, settings))
-    resources = Resources(settings)
+    resources = Resources(settings, client=client)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -81,7 +90,7 @@ async def run_worker(role: str, settings: Settings | None = None) -> None:
         graceful_shutdown=timedelta(seconds=settings.worker_shutdown_grace_seconds),
     )
     try:
-        async with worker:
+        async with worker, companions(role, resources):
             log.info(
                 "worker %s polling task queue %r (pid %d)", role, module.TASK_QUEUE, os.getpid()
             )

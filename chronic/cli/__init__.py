@@ -7,7 +7,19 @@ import sys
 
 import typer
 
-from chronic.cli import applications, codec, db, demo, dev, expert, schema, seed, sms, worker
+from chronic.cli import (
+    admin,
+    applications,
+    codec,
+    db,
+    demo,
+    dev,
+    expert,
+    schema,
+    seed,
+    sms,
+    worker,
+)
 
 app = typer.Typer(no_args_is_help=True, help="Chronic-condition benefit applications on Temporal.")
 app.add_typer(dev.app, name="dev")
@@ -18,6 +30,7 @@ app.command(name="submit")(applications.submit)
 app.command(name="resubmit")(applications.resubmit)
 app.command(name="status")(applications.status)
 app.add_typer(expert.app, name="expert")
+app.add_typer(admin.app, name="admin")
 app.add_typer(schema.app, name="schema")
 app.add_typer(sms.app, name="sms")
 app.command(name="demo")(demo.demo)

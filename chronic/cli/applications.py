@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -84,27 +85,36 @@ def _parse(path: str) -> ApplicationForm:
 def submit(file: FileArgument) -> None:
     """Check FILE.json and submit it: records the application and starts its workflow.
 
-    The region comes from the file. The last line printed is the application ID.
+    The region comes from the file. The last line printed is the application ID. When
+    Temporal does not answer, the application is still recorded and its process starts as
+    soon as Temporal answers again (the review worker's reconciler).
     """
     form = _parse(file)
 
-    async def main() -> str:
+    async def main() -> tuple[str, str | None]:
         # The database layer (SQLAlchemy, asyncpg) is imported by this command only: the
         # others talk to Temporal alone and start faster without it.
         from chronic import migrate
         from chronic.db import Database
         from chronic.settings import get_settings
-        from chronic.submission import SubmissionRefused
+        from chronic.submission import StartDeferred, SubmissionRefused
         from chronic.submission import submit as submit_application
 
         try:
             await migrate.check_reachable()
         except migrate.DatabaseUnreachable as error:
             raise CommandFailed(str(error)) from None
-        client = await temporal()
+        unreachable: str | None = None
+        try:
+            client = await temporal()
+        except CommandFailed as error:
+            client, unreachable = None, str(error).split(" — ")[0]
         db = Database.from_settings()
         try:
-            return await submit_application(form, client=client, db=db, settings=get_settings())
+            app_id = await submit_application(form, client=client, db=db, settings=get_settings())
+            return app_id, None
+        except StartDeferred as deferred:
+            return deferred.application_id, unreachable or deferred.cause
         except SubmissionRefused as refused:
             print_problems(
                 f"{_name(file)} was not submitted", (_split(p) for p in refused.problems)
@@ -113,8 +123,8 @@ def submit(file: FileArgument) -> None:
         finally:
             await db.dispose()
 
-    application_id = run(main)
-    _print_submitted(form, application_id)
+    application_id, deferred = run(main)
+    _print_submitted(form, application_id, deferred)
 
 
 _FIELD_PATH = re.compile(
@@ -128,11 +138,19 @@ def _split(problem: str) -> tuple[str | None, str]:
     return (found["path"], found["message"]) if found else (None, problem)
 
 
-def _print_submitted(form: ApplicationForm, application_id: str) -> None:
+def _print_submitted(
+    form: ApplicationForm, application_id: str, deferred: str | None = None
+) -> None:
     policy = policy_of(form.region)
     applicant = form.applicant.masked()
     disease = policy.disease(form.disease_code) if policy else None
     console.print(f"[bold green]submitted[/] {application_id}")
+    if deferred is not None:
+        console.print(
+            f"  [bold yellow]process not started yet[/]: {escape(deferred)}. The application "
+            "is recorded; its process will start as soon as Temporal answers (the review "
+            "worker checks every minute). Nothing has to be submitted again."
+        )
     console.print(
         f"  applicant  {escape(applicant.name)} · ID {applicant.id_number} · mobile "
         f"{applicant.mobile}"
@@ -148,7 +166,8 @@ def _print_submitted(form: ApplicationForm, application_id: str) -> None:
             else "initial review and re-review by two different experts"
         )
         console.print(
-            f"  next       intake checks now; then {review}, drawn at random from the "
+            f"  next       intake checks {'once it starts' if deferred else 'now'}; then "
+            f"{review}, drawn at random from the "
             f"{disease.category} pool; each expert has {_hours(policy.accept_window)} to accept"
         )
         console.print(
@@ -240,17 +259,170 @@ def status(
         bool, typer.Option("--json", help="Print the Progress as JSON (for scripts).")
     ] = False,
 ) -> None:
-    """Where APP stands: status, stage, offers, decisions, the working-day target."""
+    """Where APP stands: status, stage, offers, decisions, the working-day target.
 
-    async def main() -> Progress:
-        return await progress_of(await temporal(), application)
+    When the process does not answer (its workflow task keeps failing, no worker) it still
+    shows what is known: the row in the database, the failure, and what the operator can do.
+    """
 
-    progress = run(main)
+    async def main() -> tuple[Progress | None, Known]:
+        client = await temporal()
+        known = await _known(client, application)
+        if known.failing is None and known.workflow:
+            try:
+                return await progress_of(client, application), known
+            except CommandFailed as error:
+                if as_json or known.row is None:
+                    raise
+                known.query_error = str(error)
+        elif known.row is None:
+            raise CommandFailed(f"no application {application}")
+        elif as_json:
+            raise CommandFailed(known.headline())
+        return None, known
+
+    progress, known = run(main)
     if as_json:
         # Plain text, never wrapped or coloured: scripts parse it (Progress.model_validate_json).
+        assert progress is not None
         typer.echo(progress.model_dump_json(indent=2))
         return
-    render_progress(progress)
+    if progress is not None:
+        render_progress(progress)
+    else:
+        _render_known(application, known)
+    for sms in known.failed_sms:
+        console.print(f"  [bold red]SMS failed[/] {escape(sms)}")
+
+
+@dataclass
+class Known:
+    """What is known of an application besides its workflow's answer."""
+
+    workflow: bool = False
+    failing: Any = None  # chronic.closing.TaskFailure
+    row: dict[str, Any] | None = None
+    failed_sms: list[str] = field(default_factory=list)
+    query_error: str | None = None
+    database_error: str | None = None
+
+    def headline(self) -> str:
+        if self.failing is not None:
+            return f"workflow task failing: {self.failing.message}"
+        if not self.workflow:
+            return "its process has not started yet"
+        return self.query_error or "the process does not answer"
+
+
+async def _known(client: Any, application_id: str) -> Known:
+    """The row, failed SMS and a failing workflow task; each part that cannot be read is left
+    out (the database may be away while Temporal answers, and the other way round)."""
+    from temporalio.service import RPCError, RPCStatusCode
+
+    from chronic.closing import task_failure
+
+    known = Known()
+    try:
+        description = await client.get_workflow_handle(application_id).describe()
+        known.workflow = True
+        known.failing = await task_failure(client, description)
+    except RPCError as error:
+        if error.status != RPCStatusCode.NOT_FOUND:
+            raise CommandFailed(f"Temporal refused to describe {application_id}: {error}") from None
+    try:
+        known.row, known.failed_sms = await _row_and_failed_sms(application_id)
+    except Exception as error:  # the database is only a second source here
+        known.database_error = str(error).splitlines()[0][:200] if str(error) else "unreachable"
+    return known
+
+
+async def _row_and_failed_sms(application_id: str) -> tuple[dict[str, Any] | None, list[str]]:
+    import sqlalchemy as sa
+    from sqlmodel import col
+
+    from chronic.db import Database
+    from models.domain import SmsStatus
+    from models.tables import Application, SmsOutbox
+
+    db = Database.from_settings()
+    try:
+        async with db.session() as session:
+            row = await session.get(Application, application_id)
+            failed = list(
+                await session.scalars(
+                    sa.select(SmsOutbox)
+                    .where(
+                        col(SmsOutbox.application_id) == application_id,
+                        col(SmsOutbox.status) == SmsStatus.FAILED,
+                    )
+                    .order_by(col(SmsOutbox.id))
+                )
+            )
+    finally:
+        await db.dispose()
+    fields = (
+        None
+        if row is None
+        else {
+            "status": str(row.status),
+            "stage": str(row.stage),
+            "region": row.region,
+            "disease_code": row.disease_code,
+            "submitted_at": row.submitted_at,
+            "closed_at": row.closed_at,
+            "reason": row.outcome_reason,
+        }
+    )
+    return fields, [
+        f"{sms.template}: {sms.last_error or 'no reason recorded'} ({sms.attempts} attempts)"
+        for sms in failed
+    ]
+
+
+def _render_known(application_id: str, known: Known) -> None:
+    """The view of `chronic status` when the process does not answer."""
+    row = known.row
+    region = row["region"] if row else "sanmenxia"
+    zone = zone_of(region)
+    if row is None:
+        console.print(f"[bold]{application_id}[/]")
+        console.print(f"  database   not read: {escape(known.database_error or 'no row')}")
+    else:
+        console.print(
+            f"[bold]{application_id}[/] · "
+            f"{escape(disease_label(region, row['disease_code']))} · {region}"
+        )
+        console.print(
+            f"  status     {_status_style(row['status'])} (stage {row['stage']}) — from the "
+            "database; the process did not answer"
+        )
+        console.print(f"  submitted  {local(row['submitted_at'], zone)}")
+        if row["closed_at"] is not None:
+            console.print(f"  closed     {local(row['closed_at'], zone)}")
+        if row["reason"]:
+            console.print(f"  reason     {escape(row['reason'])}")
+    failing = known.failing
+    if failing is not None:
+        since = f" since {local(failing.since, zone)}" if failing.since else ""
+        console.print(
+            f"  [bold red]problem[/]    workflow task failing{since}: {escape(failing.message)}"
+        )
+        console.print(
+            f"  do         once the fix is deployed, `chronic admin retry {application_id}`; "
+            f"or end it: `chronic admin close {application_id} --reason …`"
+        )
+    elif not known.workflow:
+        if row is not None and row["closed_at"] is None:
+            console.print(
+                "  [bold yellow]problem[/]    its process has not started yet (Temporal did not "
+                "answer at submission); the review worker's reconciler starts it within a minute"
+            )
+    else:
+        console.print(f"  [bold red]problem[/]    {escape(known.query_error or 'no answer')}")
+        console.print(
+            f"  do         see `chronic admin stuck`; `chronic admin close {application_id} "
+            "--reason …` ends it"
+        )
 
 
 _GOOD = {"approved"}
@@ -297,6 +469,8 @@ def render_progress(progress: Progress, *, now: datetime | None = None) -> None:
             f"  benefit    valid {local_date(benefit.valid_from)} → {until} at "
             f"{escape(benefit.designated_hospital_name)}"
         )
+    for alert in getattr(progress, "alerts", ()):
+        console.print(f"  [bold yellow]alert[/]      {escape(alert)}")
     if progress.reasons:
         console.print("  reasons")
         for reason in progress.reasons:

@@ -222,3 +222,155 @@ def _region() -> str:
     from chronic.settings import get_settings
 
     return get_settings().region
+
+
+# ---- the pool (operators) ---------------------------------------------------------------------
+
+POOL_EXHAUSTED_QUERY = 'PoolExhausted = true AND ExecutionStatus = "Running"'
+
+
+@app.command()
+def reinstate(
+    expert: Annotated[str, typer.Argument(metavar="EXPERT", help="Expert code, e.g. E042.")],
+    reason: Annotated[str, typer.Option("--reason", "-r", help="Why (audit trail).")],
+) -> None:
+    """Bring a disqualified or inactive EXPERT back into the pool (strikes reset)."""
+
+    async def main() -> tuple[str, str]:
+        from chronic.cli.admin import _database, _reason, record
+        from models.domain import ExpertStatus
+        from models.tables import Expert
+
+        code, why = _code(expert), _reason(reason)
+        db = _database()
+        try:
+            async with db.session() as session:
+                row = await session.get(Expert, code, with_for_update=True)
+                if row is None:
+                    raise CommandFailed(f"no expert {code} in the pool register")
+                if row.status == ExpertStatus.ACTIVE:
+                    raise CommandFailed(
+                        f"{code} is active already ({row.consecutive_strikes} strikes): "
+                        "nothing to reinstate"
+                    )
+                before = str(row.status)
+                row.status = ExpertStatus.ACTIVE
+                row.consecutive_strikes = 0
+                row.disqualified_at = None
+                session.add(row)
+        finally:
+            await db.dispose()
+        await record("expert_reinstated", None, reason=why, expert=code, was=before)
+        return before, await _signal_waiting()
+
+    before, signalled = run(main)
+    console.print(f"[bold green]reinstated[/] {expert} (was {before}; strikes reset)")
+    console.print(f"  {signalled}")
+
+
+@app.command()
+def enroll(
+    code: Annotated[str, typer.Argument(metavar="CODE", help="New expert's staff code.")],
+    name: Annotated[str, typer.Option("--name", help="Full name.")],
+    hospital: Annotated[str, typer.Option("--hospital", help="Hospital code, e.g. H02.")],
+    title: Annotated[
+        str, typer.Option("--title", help="intermediate, associate_senior or senior.")
+    ],
+    categories: Annotated[
+        str, typer.Option("--categories", help="Disease categories, comma-separated.")
+    ],
+    reason: Annotated[
+        str, typer.Option("--reason", "-r", help="Why (audit trail).")
+    ] = "enrolled in the expert pool",
+) -> None:
+    """Add a new expert to the pool (active, no strikes)."""
+
+    async def main() -> str:
+        from chronic.cli.admin import _database, _reason, _region, record
+        from models.domain import ExpertStatus, ExpertTitle
+        from models.policy import load_policy
+        from models.tables import Expert, Hospital
+
+        new_code, why = _code(code), _reason(reason)
+        if not name.strip() or len(name) > 40:
+            raise CommandFailed("--name must be 1 to 40 characters")
+        titles = [t.value for t in ExpertTitle]
+        if title not in titles:
+            raise CommandFailed(
+                f"--title {title!r} is not a title of the pool; one of: " + ", ".join(titles)
+            )
+        region = _region()
+        known = load_policy(region).categories
+        wanted = [c.strip() for c in categories.split(",") if c.strip()]
+        unknown = [c for c in wanted if c not in known]
+        if not wanted or unknown:
+            raise CommandFailed(
+                f"--categories {', '.join(unknown) or '(none)'}: not a category of the {region} "
+                f"catalogue; one or more of: {', '.join(known)}"
+            )
+        db = _database()
+        try:
+            async with db.session() as session:
+                place = await session.get(Hospital, hospital)
+                if place is None:
+                    raise CommandFailed(
+                        f"--hospital {hospital}: no hospital with this code in the register"
+                    )
+                if not place.public or place.level < 2:
+                    raise CommandFailed(
+                        f"--hospital {hospital} ({place.name}) is not a public hospital of level "
+                        "2 or above: its doctors cannot sit in the pool"
+                    )
+                if await session.get(Expert, new_code) is not None:
+                    raise CommandFailed(
+                        f"expert {new_code} exists already; to bring them back, "
+                        f"`chronic expert reinstate {new_code} --reason …`"
+                    )
+                session.add(
+                    Expert(
+                        code=new_code,
+                        name=name.strip(),
+                        hospital_code=hospital,
+                        title=ExpertTitle(title),
+                        categories=wanted,
+                        status=ExpertStatus.ACTIVE,
+                        consecutive_strikes=0,
+                        region=region,
+                    )
+                )
+        finally:
+            await db.dispose()
+        await record(
+            "expert_enrolled",
+            None,
+            reason=why,
+            expert=new_code,
+            hospital=hospital,
+            categories=wanted,
+        )
+        return await _signal_waiting()
+
+    signalled = run(main)
+    console.print(f"[bold green]enrolled[/] {code} at {hospital} for {categories}")
+    console.print(f"  {signalled}")
+
+
+async def _signal_waiting() -> str:
+    """Signal ``pool_changed`` to every running application waiting on an exhausted pool."""
+    from temporalio.service import RPCError
+
+    client = await temporal()
+    try:
+        ids = [e.id async for e in client.list_workflows(POOL_EXHAUSTED_QUERY)]
+    except RPCError as error:
+        return f"could not list applications waiting for an expert: {error.message}"
+    signalled = 0
+    for workflow_id in ids:
+        try:
+            await client.get_workflow_handle(workflow_id).signal("pool_changed")
+            signalled += 1
+        except RPCError:
+            pass  # finished in the meantime
+    if not signalled:
+        return "no application is waiting for an expert"
+    return f"{signalled} application(s) waiting for an expert draw again now"

@@ -1,0 +1,174 @@
+"""The reconciler: application rows and their workflows always agree in the end.
+
+Runs inside the review worker, once at start and then every
+``CHRONIC_RECONCILE_INTERVAL_SECONDS`` (60). One pass looks at every open application row
+(``closed_at IS NULL``) and describes its workflow:
+
+- **no workflow** and the row is older than ``CHRONIC_RECONCILE_MIN_AGE_SECONDS`` (60, so a
+  submission in flight is never raced): the workflow is started with the input submission
+  builds (:func:`chronic.submission.application_input`, the region's policy from settings);
+- **the workflow ended without closing the row** (terminated, failed, timed out, cancelled):
+  the row is closed with what happened (:func:`chronic.closing.close_application`), with an
+  audit event by ``system:reconciler`` and the CLOSED SMS to the applicant;
+- a running workflow is left alone.
+
+Safe when several run at once (one per review worker): a start uses ``REJECT_DUPLICATE`` and
+``FAIL`` (a second start raises and is ignored), a close is a conditional update (open row,
+seq below :data:`~models.messages.CLOSE_SEQ`) and the SMS is keyed by the application.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlmodel import col, select
+from temporalio.client import Client
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from chronic.closing import RECONCILER, close_application, ending_of
+from chronic.db import Database
+from chronic.settings import Settings
+from chronic.submission import application_input, start_application
+from models.tables import Application, InsuredPerson
+
+log = logging.getLogger("chronic.reconciler")
+
+_CONCURRENCY = 8
+"""Describes in flight at once: enough for thousands of open rows a minute, gentle on Temporal."""
+
+
+@dataclass
+class Report:
+    """What one pass did (application IDs)."""
+
+    started: list[str] = field(default_factory=list)
+    closed: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.started or self.closed or self.errors)
+
+
+@dataclass(frozen=True)
+class _Open:
+    id: str
+    region: str
+    disease_code: str
+    id_number: str
+    submitted_at: datetime
+
+
+class Reconciler:
+    """Makes rows and workflows agree; see the module docstring."""
+
+    def __init__(
+        self,
+        db: Database,
+        client: Client,
+        settings: Settings,
+        *,
+        min_age: timedelta | None = None,
+        search_attributes: bool = True,
+    ) -> None:
+        self.db = db
+        self.client = client
+        self.settings = settings
+        self.min_age = (
+            min_age
+            if min_age is not None
+            else timedelta(seconds=settings.reconcile_min_age_seconds)
+        )
+        self.search_attributes = search_attributes
+
+    async def run_forever(self, interval: timedelta) -> None:
+        """A pass now, then one every ``interval``; a failed pass is logged and retried."""
+        while True:
+            try:
+                report = await self.run_once()
+                if report:
+                    log.info(
+                        "reconciler: started %s, closed %s, errors %s",
+                        report.started,
+                        report.closed,
+                        report.errors,
+                    )
+            except Exception:  # Postgres or Temporal away: the next pass tries again
+                log.exception("reconciler pass failed; next in %s", interval)
+            await asyncio.sleep(interval.total_seconds())
+
+    async def run_once(self) -> Report:
+        """One pass over the open rows."""
+        report = Report()
+        limit = asyncio.Semaphore(_CONCURRENCY)
+
+        async def one(row: _Open) -> None:
+            async with limit:
+                try:
+                    await self._reconcile(row, report)
+                except Exception as error:  # one bad row does not stop the pass
+                    log.warning("reconciler: %s: %s", row.id, error)
+                    report.errors.append(row.id)
+
+        await asyncio.gather(*(one(row) for row in await self._open_rows()))
+        return report
+
+    async def _open_rows(self) -> list[_Open]:
+        async with self.db.session() as session:
+            rows = await session.exec(
+                select(Application, col(InsuredPerson.id_number))
+                .join(InsuredPerson, col(InsuredPerson.id) == col(Application.person_id))
+                .where(col(Application.closed_at).is_(None))
+                .order_by(col(Application.submitted_at))
+            )
+            return [
+                _Open(a.id, a.region, a.disease_code, id_number, a.submitted_at)
+                for a, id_number in rows.all()
+            ]
+
+    async def _reconcile(self, row: _Open, report: Report) -> None:
+        handle = self.client.get_workflow_handle(row.id)
+        try:
+            description = await handle.describe()
+        except RPCError as error:
+            if error.status != RPCStatusCode.NOT_FOUND:
+                raise
+            if row.submitted_at > datetime.now(UTC) - self.min_age:
+                return  # a submission may be starting it right now
+            if await self._start(row):
+                report.started.append(row.id)
+            return
+        ending = await ending_of(self.client, description)
+        if ending is None:
+            return
+        closed = await close_application(
+            self.db,
+            self.client,
+            row.id,
+            reason=ending.reason,
+            sms_reason=ending.sms_reason,
+            actor=RECONCILER,
+        )
+        if closed:
+            log.info("reconciler: closed %s: %s", row.id, ending.reason)
+            report.closed.append(row.id)
+
+    async def _start(self, row: _Open) -> bool:
+        request = application_input(
+            row.id,
+            policy=self.settings.policy(row.region),
+            disease_code=row.disease_code,
+            id_number=row.id_number,
+            submitted_at=row.submitted_at,
+            settings=self.settings,
+            search_attributes=self.search_attributes,
+        )
+        try:
+            await start_application(self.client, request)
+        except WorkflowAlreadyStartedError:
+            return False  # another reconciler (or the submission) was first
+        log.info("reconciler: started the workflow of %s", row.id)
+        return True
