@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import col
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.service import RPCError
 
 from chronic.db import Database
 from chronic.settings import Settings
@@ -103,7 +104,12 @@ async def eventually(
     """Query progress until ``condition`` holds (activities run in real time)."""
     deadline = asyncio.get_running_loop().time() + within_seconds
     while True:
-        progress = await handle.query(ApplicationWorkflow.progress)
+        try:
+            progress = await handle.query(ApplicationWorkflow.progress)
+        except RPCError:  # a restarted worker: the query waits out the old sticky queue
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            continue
         if condition(progress):
             return progress
         if asyncio.get_running_loop().time() > deadline:

@@ -7,6 +7,8 @@ expert not punished for our outage, the office alerted.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from datetime import date, timedelta
 
 import pytest
@@ -14,7 +16,9 @@ import sqlalchemy as sa
 from sqlmodel import col
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowUpdateFailedError
+from temporalio.testing import ActivityEnvironment
 
+from activities.assignment import AssignmentActivities
 from models.domain import ApplicationStatus, ExpertStatus, MaterialKind, OfferStatus
 from models.messages import (
     AcceptOffer,
@@ -22,6 +26,7 @@ from models.messages import (
     CloseApplication,
     Decide,
     DeclineOffer,
+    OfferAnswer,
     RequestMaterials,
     Resubmission,
     StatusChange,
@@ -168,19 +173,37 @@ async def test_resubmitted_materials_are_held_to_intake_rules_by_the_validator(
     assert progress.current_offer is not None and progress.current_offer.expert == offer.expert
 
 
-async def test_our_outage_past_the_accept_window_is_no_strike(world: World) -> None:
+@pytest.mark.parametrize(
+    ("recorded_late", "status", "strikes"),
+    [(timedelta(hours=6), OfferStatus.WITHDRAWN, 0), (timedelta(minutes=1), OfferStatus.LAPSED, 1)],
+)
+async def test_our_outage_past_the_accept_window_is_no_strike(
+    world: World, recorded_late: timedelta, status: OfferStatus, strikes: int
+) -> None:
+    """The lapse is recorded when our system is back: hours late means it was down."""
     handle = await world.start()
     offer = await support.pending_offer(handle)
-    # Every worker stops (the machine is down) until well past the 24 h window.
-    await world.stop_workers()
-    await world.env.sleep(timedelta(hours=30))
-    await world.start_workers()
-    second = await support.pending_offer(handle, seq=2)
-    progress = await handle.query(ApplicationWorkflow.progress)
-    first = progress.offers[0]
-    assert first.status == OfferStatus.WITHDRAWN and "unavailable" in (first.reason or "")
-    assert (await support.expert(world.db, offer.expert)).consecutive_strikes == 0
-    assert second.expert != offer.expert
+    # The lapse activity as it runs when the database roles come back, hours after the
+    # deadline (its attempt's start on the server clock), or on time.
+    environment = ActivityEnvironment()
+    environment.info = dataclasses.replace(
+        environment.info, started_time=offer.accept_deadline + recorded_late
+    )
+    outcome = await environment.run(
+        AssignmentActivities(world.db).answer_offer,
+        OfferAnswer(
+            offer_id=offer.offer_id,
+            status=OfferStatus.LAPSED,
+            at=offer.accept_deadline,
+            reason="no answer within 24 h",
+            deadline=offer.accept_deadline,
+            outage_grace=timedelta(minutes=15),
+        ),
+    )
+    assert outcome.status == status and outcome.consecutive_strikes == strikes
+    assert (await support.expert(world.db, offer.expert)).consecutive_strikes == strikes
+    if status == OfferStatus.WITHDRAWN:
+        assert "unavailable" in (outcome.reason or "")
 
 
 async def test_a_lapse_on_time_is_still_a_strike(world: World) -> None:
@@ -196,12 +219,10 @@ async def test_a_lapse_on_time_is_still_a_strike(world: World) -> None:
 async def test_decision_after_the_deadline_is_refused_and_each_handler_gets_its_own(
     world: World,
 ) -> None:
-    handle = await world.start()
+    handle = await world.start(decision_window=timedelta(seconds=6))
     first = await support.pending_offer(handle)
     await handle.execute_update(ApplicationWorkflow.accept, AcceptOffer(expert=first.expert))
-    await world.stop_workers()
-    await world.env.sleep(timedelta(hours=72, minutes=5))
-    await world.start_workers()
+    await asyncio.sleep(7)  # real seconds: the deadline has passed
     with pytest.raises(WorkflowUpdateFailedError) as failure:
         await handle.execute_update(
             ApplicationWorkflow.decide, Decide(expert=first.expert, approve=True, opinion="迟")
@@ -209,6 +230,8 @@ async def test_decision_after_the_deadline_is_refused_and_each_handler_gets_its_
     cause = str(failure.value.cause)
     assert "deadline" in cause or "closed" in cause
     second = await support.pending_offer(handle, seq=2)
+    progress = await handle.query(ApplicationWorkflow.progress)
+    assert progress.offers[0].status == OfferStatus.DECISION_LAPSED
     await handle.execute_update(ApplicationWorkflow.accept, AcceptOffer(expert=second.expert))
     mine = await handle.execute_update(
         ApplicationWorkflow.decide, Decide(expert=second.expert, approve=True, opinion="符合")
@@ -292,6 +315,7 @@ async def test_lapsed_experts_return_once_everyone_was_tried(world: World) -> No
 
 
 async def test_a_long_wait_keeps_the_history_bounded(world: World) -> None:
+    pool = await support.experts_of(world.db, "endocrine", hospital_not="H01")
     await support.keep_only_active(world.db, "endocrine", [])
     handle = await world.start(history_event_limit=60)
     await support.eventually(handle, lambda p: p.pool_exhausted_since is not None)
@@ -303,12 +327,12 @@ async def test_a_long_wait_keeps_the_history_bounded(world: World) -> None:
     assert len(history.events) < 120
     progress = await handle.query(ApplicationWorkflow.progress)
     assert progress.pool_exhausted_since is not None and progress.status == "in_review"
-    pool = await support.experts_of(world.db, "endocrine", hospital_not="H01")
-    await support.set_active(world.db, pool[:1])
+    await support.set_active(world.db, pool[:2])
     await handle.signal(ApplicationWorkflow.pool_changed)
     offer = await support.pending_offer(handle)
     await accept_and_decide(handle, offer.expert)
-    await support.pending_offer(handle, seq=2)  # re-review goes on in the new run
+    second = await support.pending_offer(handle, seq=2)  # re-review goes on in the new run
+    assert second.expert != offer.expert
 
 
 async def test_a_late_status_write_never_overwrites_a_newer_one(world: World) -> None:
