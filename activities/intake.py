@@ -171,22 +171,14 @@ class IntakeActivities:
         problems: list[str] = []
         if not any(m.kind == MaterialKind.DIAGNOSIS_CERTIFICATE for m, _ in rows):
             problems.append("no diagnosis certificate (诊断证明) among the materials: add one")
-        oldest = today - policy.material_max_age
-        minimum = int(policy.material_min_hospital_level)
         for material, hospital in rows:
-            label = f"material {material.position + 1} ({material.kind}, {hospital.name})"
-            if material.issued_on < oldest:
-                problems.append(
-                    f"{label} was issued on {material.issued_on}, more than "
-                    f"{policy.material_max_age.days} days ago: provide one issued since {oldest}"
-                )
-            if hospital.level < minimum:
-                problems.append(
-                    f"{label} comes from a level-{hospital.level} hospital: materials must come "
-                    f"from a hospital of level {minimum} or above"
-                )
-            if policy.material_public_hospital_only and not hospital.public:
-                problems.append(f"{label} comes from a private hospital: a public one is required")
+            problems += policy.material_problems(
+                f"material {material.position + 1} ({material.kind}, {hospital.name})",
+                issued_on=material.issued_on,
+                level=hospital.level,
+                public=hospital.public,
+                today=today,
+            )
         return problems
 
     @activity.defn

@@ -29,28 +29,10 @@ from chronic.db import Database
 from chronic.sms.delivery import start_sms
 from models.domain import ApplicationStatus, ReviewStage
 from models.messages import CLOSE_SEQ, StatusChange
-from models.notifications import SmsRequest, SmsTemplate
+from models.notifications import closed_sms
+from models.text import clip
 
-SMS_REASON_MAX = 60
-"""The CLOSED SMS's reason stays short: the whole message must fit a few SMS segments."""
 RECONCILER = "system:reconciler"
-
-
-def closed_sms(application_id: str, reason: str) -> SmsRequest:
-    """The CLOSED SMS to the applicant; one per application (dedup key ``APP:closed``, the key
-    the workflow's own close uses too)."""
-    return SmsRequest(
-        dedup_key=f"{application_id}:closed",
-        template=SmsTemplate.CLOSED,
-        application_id=application_id,
-        params={"reason": clip(reason, SMS_REASON_MAX)},
-    )
-
-
-def clip(text: str, limit: int) -> str:
-    """``text`` on one line, at most ``limit`` characters (an ellipsis marks a cut)."""
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 async def close_application(

@@ -100,6 +100,26 @@ class SmsRequest(_Message):
         return self
 
 
+REASON_MAX = 60
+"""An SMS carries at most this much of a reason, on one line; the full text is in the records."""
+
+
+def reason_param(reason: str) -> str:
+    """A reason as an SMS parameter (see :data:`REASON_MAX`)."""
+    return text.clip(reason, REASON_MAX)
+
+
+def closed_sms(application_id: str, reason: str) -> SmsRequest:
+    """The CLOSED SMS to the applicant: one per application (key ``APP:closed``), whoever
+    closes it (the workflow itself, an operator, the reconciler)."""
+    return SmsRequest(
+        dedup_key=f"{application_id}:closed",
+        template=SmsTemplate.CLOSED,
+        application_id=application_id,
+        params={"reason": reason_param(reason)},
+    )
+
+
 class SmsResult(_Message):
     """What became of one ``send_sms`` call (no phone number: the outbox row holds it)."""
 
@@ -114,4 +134,12 @@ class SmsResult(_Message):
     )
 
 
-__all__ = ["SmsAudience", "SmsRequest", "SmsResult", "SmsTemplate"]
+__all__ = [
+    "REASON_MAX",
+    "SmsAudience",
+    "SmsRequest",
+    "SmsResult",
+    "SmsTemplate",
+    "closed_sms",
+    "reason_param",
+]

@@ -9,7 +9,7 @@ change).
 from __future__ import annotations
 
 import tomllib
-from datetime import timedelta
+from datetime import date, timedelta
 from importlib import resources
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -113,6 +113,31 @@ class PolicyProfile(BaseModel):
         if self.sla_working_days_min > self.sla_working_days_max:
             raise ValueError("sla_working_days_min is greater than sla_working_days_max")
         return self
+
+    def material_problems(
+        self, label: str, *, issued_on: date, level: int, public: bool, today: date
+    ) -> list[str]:
+        """Why one document fails the region's material rules (age, hospital level, public
+        hospital); empty when it passes. Intake applies it to each round, the resubmission
+        validator at the door."""
+        problems: list[str] = []
+        oldest = today - self.material_max_age
+        minimum = int(self.material_min_hospital_level)
+        if issued_on > today:
+            problems.append(f"{label} is dated {issued_on}, in the future")
+        elif issued_on < oldest:
+            problems.append(
+                f"{label} was issued on {issued_on}, more than {self.material_max_age.days} "
+                f"days ago: provide one issued since {oldest}"
+            )
+        if level < minimum:
+            problems.append(
+                f"{label} comes from a level-{level} hospital: materials must come from a "
+                f"hospital of level {minimum} or above"
+            )
+        if self.material_public_hospital_only and not public:
+            problems.append(f"{label} comes from a private hospital: a public one is required")
+        return problems
 
     def disease(self, code: str) -> Disease | None:
         """The catalogue entry for ``code``, or None when the region does not list it."""

@@ -85,6 +85,12 @@ def _is_id_number(digits: str) -> bool:
     return bool(ric.is_valid(digits.upper()))
 
 
+def clip(text: str, limit: int) -> str:
+    """``text`` on one line, at most ``limit`` characters (an ellipsis marks a cut)."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
 def _checked(field: str, max_length: int) -> AfterValidator:
     return AfterValidator(lambda value: check(value, field=field, max_length=max_length))
 

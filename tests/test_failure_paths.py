@@ -31,7 +31,7 @@ from models.messages import (
     Resubmission,
     StatusChange,
 )
-from models.tables import Application, Expert, OfficeNotice
+from models.tables import Application, Expert, Offer, OfficeNotice
 from tests import support
 from tests.fixtures.world import World
 from tests.test_application_workflow import accept_and_decide
@@ -113,6 +113,9 @@ async def test_office_close_ends_it_with_the_reason_an_sms_and_frees_the_person(
     row = await _row(world, handle.id)
     assert row.status == ApplicationStatus.CLOSED and row.closed_at is not None
     assert row.outcome_reason == "closed by the office: 申请人撤回申请"
+    async with world.db.session() as session:
+        held = await session.get(Offer, offer.offer_id)
+    assert held is not None and held.status == OfferStatus.WITHDRAWN  # off the expert's list
     closed = [s for s in await support.outbox(world.db, handle) if s.template == "closed"]
     assert len(closed) == 1 and closed[0].status == "sent"
     actors = await support.audit_actors(world.db, handle.id, "status_closed")

@@ -21,11 +21,16 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, NoReturn
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
-from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    ChildWorkflowError,
+    FailureError,
+)
 from temporalio.workflow import ChildWorkflowHandle
 
 with workflow.unsafe.imports_passed_through():
@@ -69,7 +74,7 @@ with workflow.unsafe.imports_passed_through():
         StrikeOutcome,
         WithdrawOffer,
     )
-    from models.notifications import SmsRequest, SmsTemplate
+    from models.notifications import SmsRequest, SmsTemplate, closed_sms, reason_param
     from workers import queues
     from workflows.sms import send_beside
 
@@ -77,8 +82,6 @@ _DB_ACTIVITY = timedelta(seconds=30)
 # Database and provider outages are retried with backoff until they pass; only errors marked
 # non-retryable (a missing record, an invalid number) stop the retries.
 _RETRY = RetryPolicy(maximum_interval=timedelta(minutes=5))
-# An SMS parameter carries at most this much of a reason; the full text is in the records.
-_SMS_REASON_CHARS = 60
 
 _UNSET = object()  # "never published", distinct from a published None (attribute unset)
 _REVIEW_STAGES = (
@@ -284,7 +287,7 @@ class ApplicationWorkflow:
                     reason=reason,
                     closed=True,
                 )
-                await self._sms(SmsTemplate.REJECTED, "refused", reason=_short(reason))
+                await self._sms(SmsTemplate.REJECTED, "refused", reason=reason_param(reason))
                 raise ApplicationClosed
             self._returned = True
             await self._open_resubmission_window()
@@ -294,7 +297,9 @@ class ApplicationWorkflow:
                 step=f"returned:{self._round}",
                 reason=reason,
             )
-            await self._sms(SmsTemplate.RETURNED, f"returned:{self._round}", reasons=_short(reason))
+            await self._sms(
+                SmsTemplate.RETURNED, f"returned:{self._round}", reasons=reason_param(reason)
+            )
             if not await self._await_resubmission():
                 await self._close(
                     "returned and not resubmitted within "
@@ -304,11 +309,6 @@ class ApplicationWorkflow:
                 ApplicationStatus.INTAKE, ReviewStage.INTAKE, step=f"resubmitted:{self._round}"
             )
 
-    def _stages(self) -> tuple[ReviewStage, ...]:
-        if self._disease.instant_track:
-            return (ReviewStage.FINAL_REVIEW,)
-        return (ReviewStage.INITIAL_REVIEW, ReviewStage.RE_REVIEW)
-
     async def _review(self) -> DecisionView:
         """Seed 002 step 6: one final review on the instant track, otherwise two stages.
 
@@ -316,27 +316,19 @@ class ApplicationWorkflow:
         two experts who agree settle it, so the result never rests on one dissent. A stage
         decided in an earlier run (before a continue-as-new) is not reviewed again.
         """
-        for stage in self._stages():
-            if self._decision_of(stage) is None:
-                await self._stage_review(stage)
         if self._disease.instant_track:
-            final = self._decision_of(ReviewStage.FINAL_REVIEW)
-            assert final is not None
-            return final
-        initial = self._decision_of(ReviewStage.INITIAL_REVIEW)
-        second = self._decision_of(ReviewStage.RE_REVIEW)
-        assert initial is not None and second is not None
+            return await self._stage_review(ReviewStage.FINAL_REVIEW)
+        initial = await self._stage_review(ReviewStage.INITIAL_REVIEW)
+        second = await self._stage_review(ReviewStage.RE_REVIEW)
         if initial.decision == second.decision:
             return second
-        return self._decision_of(ReviewStage.ARBITRATION) or await self._stage_review(
-            ReviewStage.ARBITRATION
-        )
-
-    def _decision_of(self, stage: ReviewStage) -> DecisionView | None:
-        return next((d for d in self._decisions if d.stage == stage), None)
+        return await self._stage_review(ReviewStage.ARBITRATION)
 
     async def _stage_review(self, stage: ReviewStage) -> DecisionView:
         """Seed 002 step 4: random offers until an expert accepts and decides."""
+        earlier = next((d for d in self._decisions if d.stage == stage), None)
+        if earlier is not None:  # decided in an earlier run, before a continue-as-new
+            return earlier
         if (self._status, self._stage) != (ApplicationStatus.IN_REVIEW, stage):
             await self._set_status(ApplicationStatus.IN_REVIEW, stage, step=f"stage:{stage}")
         while True:
@@ -519,7 +511,7 @@ class ApplicationWorkflow:
         await self._sms(
             SmsTemplate.MATERIALS_REQUESTED,
             f"materials:{offer.made.seq}:{self._round}",
-            note=_short(note),
+            note=reason_param(note),
         )
         if not await self._await_resubmission():
             await self._close(
@@ -623,11 +615,30 @@ class ApplicationWorkflow:
                 reason=decision.opinion,
                 closed=True,
             )
-            await self._sms(SmsTemplate.REJECTED, "rejected", reason=_short(decision.opinion))
+            await self._sms(SmsTemplate.REJECTED, "rejected", reason=reason_param(decision.opinion))
 
-    async def _close(self, reason: str, *, actor: str = "system") -> None:
-        """End the application without a decision: row closed with the reason, SMS sent."""
-        self._current = None
+    async def _close(self, reason: str, *, actor: str = "system") -> NoReturn:
+        """End the application from inside the process (a window passed without materials)."""
+        await self._record_close(reason, actor=actor)
+        raise ApplicationClosed
+
+    async def _close_at_the_end(self, reason: str, *, actor: str = "system") -> None:
+        """Close from the run method (office close, cancellation, failure), unless the
+        process got as far as its own end."""
+        if self._stage == ReviewStage.DONE:
+            return
+        try:
+            await self._record_close(reason, actor=actor)
+        except ActivityError as error:  # the records cannot be written: say so, loudly
+            workflow.logger.error("could not close the application: %s", _cause(error))
+
+    async def _record_close(self, reason: str, *, actor: str) -> None:
+        """Row closed with the reason, an open offer withdrawn (it leaves the expert's list
+        and the pool's counts), the applicant told."""
+        offer, self._current = self._current, None
+        if offer is not None and offer.status in (OfferStatus.PENDING, OfferStatus.ACCEPTED):
+            offer.status, offer.reason = OfferStatus.WITHDRAWN, f"application closed: {reason}"
+            await self._answer(offer)
         await self._set_status(
             ApplicationStatus.CLOSED,
             ReviewStage.DONE,
@@ -636,19 +647,7 @@ class ApplicationWorkflow:
             closed=True,
             actor=actor,
         )
-        await self._sms(SmsTemplate.CLOSED, "closed", reason=_short(reason))
-        raise ApplicationClosed
-
-    async def _close_at_the_end(self, reason: str, *, actor: str = "system") -> None:
-        """Close from the run method (office close, cancellation, failure), once."""
-        if self._stage == ReviewStage.DONE and self._status != ApplicationStatus.SUBMITTED:
-            return  # already decided or closed by the process itself
-        try:
-            await self._close(reason, actor=actor)
-        except ApplicationClosed:
-            pass
-        except ActivityError as error:  # the records cannot be written: say so, loudly
-            workflow.logger.error("could not close the application: %s", _cause(error))
+        await self._send(closed_sms(self._request.application_id, reason))
 
     # ---- steps that write -----------------------------------------------------------------
 
@@ -700,7 +699,7 @@ class ApplicationWorkflow:
                 await workflow.get_external_workflow_handle(application_id).signal(
                     "withdraw_offer", WithdrawOffer(expert=outcome.expert_code, reason=reason)
                 )
-            except (ApplicationError, ActivityError) as error:  # that case has ended meanwhile
+            except FailureError as error:  # that case has ended meanwhile
                 workflow.logger.info("offer of %s not withdrawn: %s", application_id, error)
 
     async def _record_decision(self, offer: _Offer, decide: Decide) -> DecisionView:
@@ -760,7 +759,7 @@ class ApplicationWorkflow:
                 step=step,
                 seq=self._status_seq,
                 actor=actor,
-                reason=None if reason is None else reason[:2000],
+                reason=reason,
                 closed=closed,
             ),
             queue=queues.REVIEW,
@@ -777,30 +776,26 @@ class ApplicationWorkflow:
         **params: str,
     ) -> None:
         """Send an SMS beside the process: exactly once per key, retried until sent."""
-        try:
-            request = SmsRequest(
+        for name, value in params.items():
+            if text.problem(value, field=name) is not None:
+                # Texts passed the same rule at the door; reaching this is a bug. Send the
+                # message without that detail rather than not at all, and say so in the log.
+                workflow.logger.error("SMS %s: param %s refused; sent without it", template, name)
+                params[name] = "详见办理进度"
+        await self._send(
+            SmsRequest(
                 dedup_key=key or f"{self._request.application_id}:{step}",
                 template=template,
                 application_id=None if hospital_code else self._request.application_id,
                 hospital_code=hospital_code,
                 params=params,
             )
-        except ValueError as error:
-            # Texts passed the same rule at the door; reaching this is a bug. Send the message
-            # without the detail rather than not at all, and say so in the log.
-            workflow.logger.error(
-                "SMS %s params refused (%s); sending without them", template, error
-            )
-            request = SmsRequest(
-                dedup_key=key or f"{self._request.application_id}:{step}",
-                template=template,
-                application_id=None if hospital_code else self._request.application_id,
-                hospital_code=hospital_code,
-                params={name: "详见办理进度" for name in params},
-            )
-        # Beside the process: a child delivery that retries until sent, so a dead
-        # notification worker or provider never holds an application up. The run waits for
-        # its deliveries only when everything else is done (and they outlive a terminated run).
+        )
+
+    async def _send(self, request: SmsRequest) -> None:
+        """Hand ``request`` to a child delivery that retries until sent, so a dead notification
+        worker or provider never holds an application up. The run waits for its deliveries
+        only when everything else is done (and they outlive a terminated run)."""
         delivery = await send_beside(request)
         if delivery is not None:
             self._deliveries.append(delivery)
@@ -1061,8 +1056,6 @@ class ApplicationWorkflow:
         """Intake's material rules, applied at the door (the register read when the window
         opened)."""
         today = workflow.now().astimezone(self._zone).date()
-        oldest = today - self._policy.material_max_age
-        minimum = int(self._policy.material_min_hospital_level)
         problems: list[str] = []
         for i, item in enumerate(resubmission.materials):
             label = f"materials[{i}]"
@@ -1076,21 +1069,13 @@ class ApplicationWorkflow:
                     "check the code with the hospital's insurance desk"
                 )
                 continue
-            if item.issued_on > today:
-                problems.append(f"{label}.issued_on: {item.issued_on} is in the future")
-            elif item.issued_on < oldest:
-                problems.append(
-                    f"{label} was issued on {item.issued_on}, more than "
-                    f"{self._policy.material_max_age.days} days ago: provide one issued since "
-                    f"{oldest}"
-                )
-            if hospital.level < minimum:
-                problems.append(
-                    f"{label} comes from a level-{hospital.level} hospital: materials must come "
-                    f"from a hospital of level {minimum} or above"
-                )
-            if self._policy.material_public_hospital_only and not hospital.public:
-                problems.append(f"{label} comes from a private hospital: a public one is required")
+            problems += self._policy.material_problems(
+                label,
+                issued_on=item.issued_on,
+                level=hospital.level,
+                public=hospital.public,
+                today=today,
+            )
         return problems
 
     @workflow.update
@@ -1254,14 +1239,6 @@ def _cause(error: BaseException) -> str:
     while getattr(error, "cause", None) is not None:
         error = error.cause  # type: ignore[attr-defined]
     return str(error)
-
-
-def _short(reason: str) -> str:
-    """A reason as an SMS parameter: one line, at most ``_SMS_REASON_CHARS`` characters."""
-    line = " ".join(reason.split())
-    if len(line) <= _SMS_REASON_CHARS:
-        return line
-    return line[: _SMS_REASON_CHARS - 1] + "…"
 
 
 def _remaining(deadline: datetime) -> timedelta:
