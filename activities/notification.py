@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlmodel import col, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -161,18 +161,13 @@ class NotificationActivities:
         """
         error = scrub(reason)[:1000]
         statement = (
-            insert(SmsOutbox)
-            .values(
-                dedup_key=request.dedup_key,
-                application_id=request.application_id,
-                template=request.template.value,
-                recipient=NO_RECIPIENT,
-                params=params,
-                status=SmsStatus.FAILED.value,
-                gateway=self._gateway.name,
+            self._new_row(
+                request,
+                NO_RECIPIENT,
+                params,
+                status=SmsStatus.FAILED,
                 attempts=1,
                 last_error=error,
-                created_at=datetime.now(UTC),
             )
             .on_conflict_do_update(
                 index_elements=["dedup_key"],
@@ -197,16 +192,7 @@ class NotificationActivities:
                         select(SmsOutbox).where(SmsOutbox.dedup_key == request.dedup_key)
                     )
                 ).first()
-                if row is not None and row.status == SmsStatus.SENT:
-                    assert row.id is not None
-                    return SmsResult(
-                        outbox_id=row.id,
-                        status=SmsStatus.SENT,
-                        gateway=row.gateway,
-                        provider_message_id=row.provider_message_id,
-                        duplicate=True,
-                    )
-                return None
+                return _already_sent(row) if row and row.status == SmsStatus.SENT else None
         metrics.sms("failed", request.template.value)
         activity.logger.warning(
             "SMS outbox=%s template=%s application=%s hospital=%s not sent (attempt %d, not "
@@ -222,23 +208,35 @@ class NotificationActivities:
 
     async def _record(self, request: SmsRequest, phone: str, params: dict[str, str]) -> None:
         """Write the outbox row (pending) unless the key exists, and commit before any send."""
-        statement = (
-            insert(SmsOutbox)
-            .values(
-                dedup_key=request.dedup_key,
-                application_id=request.application_id,
-                template=request.template.value,
-                recipient=phone,
-                params=params,
-                status=SmsStatus.PENDING.value,
-                gateway=self._gateway.name,
-                attempts=0,
-                created_at=datetime.now(UTC),
-            )
-            .on_conflict_do_nothing(index_elements=["dedup_key"])
+        statement = self._new_row(request, phone, params).on_conflict_do_nothing(
+            index_elements=["dedup_key"]
         )
         async with self._db.session() as session:
             await session.exec(statement)
+
+    def _new_row(
+        self,
+        request: SmsRequest,
+        recipient: str,
+        params: dict[str, str],
+        *,
+        status: SmsStatus = SmsStatus.PENDING,
+        attempts: int = 0,
+        last_error: str | None = None,
+    ) -> Insert:
+        """The INSERT of a new outbox row for ``request`` (the caller says what a clash does)."""
+        return insert(SmsOutbox).values(
+            dedup_key=request.dedup_key,
+            application_id=request.application_id,
+            template=request.template.value,
+            recipient=recipient,
+            params=params,
+            status=status.value,
+            gateway=self._gateway.name,
+            attempts=attempts,
+            last_error=last_error,
+            created_at=datetime.now(UTC),
+        )
 
     async def _deliver(
         self, request: SmsRequest, phone: str, values: dict[str, str], stored: dict[str, str]
@@ -273,14 +271,7 @@ class NotificationActivities:
                 )
             if row.status == SmsStatus.SENT:
                 log.info("SMS %s already sent; not sending again", where)
-                assert row.id is not None
-                return SmsResult(
-                    outbox_id=row.id,
-                    status=SmsStatus.SENT,
-                    gateway=row.gateway,
-                    provider_message_id=row.provider_message_id,
-                    duplicate=True,
-                )
+                return _already_sent(row)
 
             row.attempts += 1
             row.recipient = phone  # a corrected mobile is used (and recorded) on a retry
@@ -332,6 +323,18 @@ class NotificationActivities:
                 non_retryable=not failure.retryable,
             )
         return result
+
+
+def _already_sent(row: SmsOutbox) -> SmsResult:
+    """The result of a send whose dedup key went out before: the provider is not called."""
+    assert row.id is not None
+    return SmsResult(
+        outbox_id=row.id,
+        status=SmsStatus.SENT,
+        gateway=row.gateway,
+        provider_message_id=row.provider_message_id,
+        duplicate=True,
+    )
 
 
 __all__ = [
