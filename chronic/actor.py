@@ -8,6 +8,11 @@ the login name of whoever runs the command.
 from __future__ import annotations
 
 import getpass
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chronic.settings import Settings, get_settings
 
@@ -22,3 +27,23 @@ def operator(settings: Settings | None = None) -> str:
         except (KeyError, OSError):
             name = "unknown"
     return f"operator:{name}"[:64]
+
+
+async def record_action(
+    session: AsyncSession, action: str, application_id: str | None, **detail: Any
+) -> str:
+    """One audit event of the operator running this command, in the caller's transaction
+    (the one that makes the change, where there is one); returns the operator."""
+    from activities import audit
+
+    actor = operator()
+    await audit.record(
+        session,
+        step_key=f"{action}:{uuid.uuid4().hex}",
+        application_id=application_id,
+        actor=actor,
+        action=action,
+        at=datetime.now(UTC),
+        **detail,
+    )
+    return actor

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -31,12 +31,25 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
-from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from chronic.cli.output import CommandFailed, console, local, run, temporal, zone_of
-from models import text
-from models.messages import AssignExpert, CloseApplication, Progress
+from chronic.cli.output import (
+    CommandFailed,
+    console,
+    database,
+    describe,
+    handle_of,
+    local,
+    office_region,
+    operator_reason,
+    refusal,
+    run,
+    send_update,
+    temporal,
+    zone_of,
+)
+from models.messages import AssignExpert, CloseApplication
+from workflows.application import ApplicationWorkflow
 
 if TYPE_CHECKING:
     from chronic.db import Database
@@ -52,56 +65,6 @@ ANSWER_TIMEOUT = timedelta(seconds=10)
 STUCK_ATTEMPTS = 3
 """An activity with more failed attempts than this is listed by `admin stuck`."""
 WORKFLOW_TYPE = "ApplicationWorkflow"
-
-
-def _reason(value: str) -> str:
-    problem = text.problem(value, field="--reason", max_length=500)
-    if problem is not None:
-        raise CommandFailed(problem)
-    if not value.strip():
-        raise CommandFailed("--reason is empty: say why, it goes into the audit trail")
-    return value.strip()
-
-
-def _database() -> Database:
-    from chronic.db import Database
-
-    return Database.from_settings()
-
-
-async def record(action: str, application_id: str | None, **detail: Any) -> str:
-    """One audit event by the operator running this command; returns the operator."""
-    from activities import audit
-    from chronic.actor import operator
-
-    actor = operator()
-    db = _database()
-    try:
-        async with db.session() as session:
-            await audit.record(
-                session,
-                step_key=f"admin:{uuid.uuid4()}",
-                application_id=application_id,
-                actor=actor,
-                action=action,
-                at=datetime.now(UTC),
-                **detail,
-            )
-    finally:
-        await db.dispose()
-    return actor
-
-
-async def describe(client: Client, application_id: str) -> WorkflowExecutionDescription:
-    try:
-        return await client.get_workflow_handle(application_id).describe()
-    except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND:
-            raise CommandFailed(
-                f"no workflow for {application_id}: check the ID; a recorded application "
-                "whose process has not started yet gets it from the reconciler within a minute"
-            ) from None
-        raise CommandFailed(f"Temporal refused to describe {application_id}: {error}") from None
 
 
 def _status_name(description: WorkflowExecutionDescription) -> str:
@@ -122,41 +85,39 @@ def close(
     """Close APP: the workflow closes it; one that does not answer is terminated and closed."""
 
     async def main() -> str:
-        why = _reason(reason)
-        from chronic.actor import operator
-
-        actor = operator()
-        client = await temporal()
-        description = await describe(client, application)
-        if description.status != WorkflowExecutionStatus.RUNNING:
-            return await _close_ended(client, application, description, actor, why)
+        from chronic.actor import operator, record_action
         from chronic.closing import task_failure
 
-        failing = await task_failure(client, description)
-        if failing is None:
-            answered = await _ask_to_close(client, application, actor, why)
-            if answered is not None:
-                await record("admin_close", application, reason=why, via="update")
-                return answered
-        return await _terminate_and_close(client, application, actor, why)
+        why, actor = operator_reason(reason), operator()
+        client = await temporal()
+        description = await describe(client, application)
+        async with database() as db:
+            if description.status != WorkflowExecutionStatus.RUNNING:
+                done, via = await _close_ended(db, client, application, description, actor, why)
+            elif (
+                await task_failure(client, description) is None
+                and (answered := await _ask_to_close(client, application, actor, why)) is not None
+            ):
+                done, via = answered, "update"
+            else:
+                done, via = await _terminate_and_close(db, client, application, actor, why)
+            async with db.session() as session:
+                await record_action(session, "admin_close", application, reason=why, via=via)
+        return done
 
     console.print(run(main))
 
 
 async def _ask_to_close(client: Client, application_id: str, actor: str, why: str) -> str | None:
     """The workflow's own close (Update ``close``); None when it does not answer in time."""
-    handle = client.get_workflow_handle(application_id)
     try:
-        progress = await handle.execute_update(
-            "close",
+        progress = await handle_of(client, application_id).execute_update(
+            ApplicationWorkflow.close,
             CloseApplication(actor=actor, reason=why),
-            result_type=Progress,
             rpc_timeout=ANSWER_TIMEOUT,
         )
     except WorkflowUpdateFailedError as error:
-        cause = error.cause
-        message = cause.message if isinstance(cause, ApplicationError) else str(cause or error)
-        raise CommandFailed(f"{application_id} refused to close: {message}") from None
+        raise CommandFailed(f"{application_id} refused to close: {refusal(error)}") from None
     except WorkflowUpdateRPCTimeoutOrCancelledError:
         return None
     except RPCError as error:
@@ -169,7 +130,9 @@ async def _ask_to_close(client: Client, application_id: str, actor: str, why: st
     )
 
 
-async def _terminate_and_close(client: Client, application_id: str, actor: str, why: str) -> str:
+async def _terminate_and_close(
+    db: Database, client: Client, application_id: str, actor: str, why: str
+) -> tuple[str, str]:
     from chronic.closing import close_application
 
     handle = client.get_workflow_handle(application_id)
@@ -180,57 +143,48 @@ async def _terminate_and_close(client: Client, application_id: str, actor: str, 
             raise CommandFailed(
                 f"Temporal refused to terminate {application_id}: {error}"
             ) from None
-    db = _database()
-    try:
-        await close_application(
-            db,
-            client,
-            application_id,
-            reason=f"closed by {actor}: {why} (the process did not answer and was terminated)",
-            sms_reason=why,
-            actor=actor,
-        )
-    finally:
-        await db.dispose()
-    await record("admin_close", application_id, reason=why, via="terminate")
+    await close_application(
+        db,
+        client,
+        application_id,
+        reason=f"closed by {actor}: {why} (the process did not answer and was terminated)",
+        sms_reason=why,
+        actor=actor,
+    )
     return (
         f"[bold]terminated and closed[/] {application_id}: its process did not answer; the row "
         "is closed and the applicant gets the CLOSED SMS"
-    )
+    ), "terminate"
 
 
 async def _close_ended(
+    db: Database,
     client: Client,
     application_id: str,
     description: WorkflowExecutionDescription,
     actor: str,
     why: str,
-) -> str:
+) -> tuple[str, str]:
     """The workflow has ended: close the row if it is still open (what the reconciler does)."""
     from chronic.closing import close_application, ending_of
 
     ending = await ending_of(client, description)
     if ending is None:
         raise CommandFailed(f"{application_id} is {_status_name(description)}: try again shortly")
-    db = _database()
-    try:
-        closed = await close_application(
-            db,
-            client,
-            application_id,
-            reason=f"{ending.reason}; closed by {actor}: {why}",
-            sms_reason=why,
-            actor=actor,
-        )
-    finally:
-        await db.dispose()
+    closed = await close_application(
+        db,
+        client,
+        application_id,
+        reason=f"{ending.reason}; closed by {actor}: {why}",
+        sms_reason=why,
+        actor=actor,
+    )
     if not closed:
         raise CommandFailed(
             f"application {application_id} is finished ({_status_name(description)}) and its "
             "row is closed already: nothing to do"
         )
-    await record("admin_close", application_id, reason=why, via="row")
-    return f"[bold]closed[/] {application_id}: {escape(ending.reason)}"
+    return f"[bold]closed[/] {application_id}: {escape(ending.reason)}", "row"
 
 
 # ---- retry ------------------------------------------------------------------------------------
@@ -250,11 +204,10 @@ def retry(
     """
 
     async def main() -> str:
-        why = _reason(reason)
-        from chronic.actor import operator
+        from chronic.actor import operator, record_action
         from chronic.closing import last_completed_task
 
-        actor = operator()
+        why, actor = operator_reason(reason), operator()
         client = await temporal()
         description = await describe(client, application)
         if description.status != WorkflowExecutionStatus.RUNNING:
@@ -279,28 +232,24 @@ def retry(
                 request_id=str(uuid.uuid4()),
             )
         )
-        await record(
-            "admin_retry",
-            application,
-            reason=why,
-            reset_to_event=event.event_id,
-            old_run=description.run_id,
-            new_run=response.run_id,
-        )
+        async with database() as db, db.session() as session:
+            await record_action(
+                session,
+                "admin_retry",
+                application,
+                reason=why,
+                reset_to_event=event.event_id,
+                old_run=description.run_id,
+                new_run=response.run_id,
+            )
         when = event.event_time.ToDatetime(tzinfo=UTC)
         return (
             f"[bold]reset[/] {application} to event {event.event_id} (workflow task completed "
-            f"{local(when, zone_of(_region()))}); new run {response.run_id}\n"
+            f"{local(when, zone_of(office_region()))}); new run {response.run_id}\n"
             f"  the steps after it run again; follow with `chronic status {application}`"
         )
 
     console.print(run(main))
-
-
-def _region() -> str:
-    from chronic.settings import get_settings
-
-    return get_settings().region
 
 
 # ---- assign -----------------------------------------------------------------------------------
@@ -317,33 +266,19 @@ def assign(
     """Offer APP, whose expert pool is exhausted, to expert E (Update ``assign_expert``)."""
 
     async def main() -> str:
-        why = _reason(reason)
-        from chronic.actor import operator
+        from chronic.actor import operator, record_action
 
-        actor = operator()
+        why, actor = operator_reason(reason), operator()
         client = await temporal()
-        description = await describe(client, application)
-        if description.status != WorkflowExecutionStatus.RUNNING:
-            raise CommandFailed(
-                f"application {application} is finished ({_status_name(description)}): "
-                "nothing to assign"
-            )
-        handle = client.get_workflow_handle(application)
-        try:
-            await handle.execute_update(
-                "assign_expert",
-                AssignExpert(actor=actor, expert=expert),
-                rpc_timeout=timedelta(seconds=60),
-            )
-        except WorkflowUpdateFailedError as error:
-            cause = error.cause
-            message = cause.message if isinstance(cause, ApplicationError) else str(cause)
-            raise CommandFailed(message) from None
-        except WorkflowUpdateRPCTimeoutOrCancelledError:
-            raise CommandFailed(
-                f"{application} did not answer within 60 s: see `chronic admin stuck`"
-            ) from None
-        await record("admin_assign", application, reason=why, expert=expert)
+        await send_update(
+            client,
+            application,
+            lambda handle: handle.execute_update(
+                ApplicationWorkflow.assign_expert, AssignExpert(actor=actor, expert=expert)
+            ),
+        )
+        async with database() as db, db.session() as session:
+            await record_action(session, "admin_assign", application, reason=why, expert=expert)
         return f"[bold green]assigned[/] {application} to {escape(expert)}"
 
     console.print(run(main))
@@ -364,21 +299,17 @@ def notices(
 
         from models.tables import OfficeNotice
 
-        db = _database()
-        try:
-            async with db.session() as session:
-                query = sa.select(OfficeNotice).order_by(col(OfficeNotice.at))
-                if not show_all:
-                    query = query.where(col(OfficeNotice.resolved_at).is_(None))
-                return list(await session.scalars(query))
-        finally:
-            await db.dispose()
+        query = sa.select(OfficeNotice).order_by(col(OfficeNotice.at))
+        if not show_all:
+            query = query.where(col(OfficeNotice.resolved_at).is_(None))
+        async with database() as db, db.session() as session:
+            return list(await session.scalars(query))
 
     rows = run(main)
     if not rows:
         console.print("no open notices" if not show_all else "no notices")
         return
-    zone = zone_of(_region())
+    zone = zone_of(office_region())
     for notice in rows:
         state = f"resolved {local(notice.resolved_at, zone)}" if notice.resolved_at else "open"
         console.print(
@@ -411,11 +342,11 @@ def stuck(
         client = await temporal()
         query = f"WorkflowType = '{WORKFLOW_TYPE}' AND ExecutionStatus = 'Running'"
         found: list[Stuck] = []
-        zone = zone_of(_region())
+        zone = zone_of(office_region())
         async for execution in client.list_workflows(query):
             try:
-                description = await client.get_workflow_handle(execution.id).describe()
-            except RPCError:
+                description = await describe(client, execution.id)
+            except CommandFailed:
                 continue  # finished and gone between the listing and now
             failing = await task_failure(client, description)
             if failing is not None:

@@ -24,6 +24,7 @@ from rich.table import Table
 from chronic.cli.output import (
     CommandFailed,
     console,
+    database,
     disease_label,
     fail,
     local,
@@ -94,34 +95,28 @@ def submit(file: FileArgument) -> None:
     async def main() -> tuple[str, str | None]:
         # The database layer (SQLAlchemy, asyncpg) is imported by this command only: the
         # others talk to Temporal alone and start faster without it.
-        from chronic import migrate
-        from chronic.db import Database
         from chronic.settings import get_settings
         from chronic.submission import StartDeferred, SubmissionRefused
         from chronic.submission import submit as submit_application
 
-        try:
-            await migrate.check_reachable()
-        except migrate.DatabaseUnreachable as error:
-            raise CommandFailed(str(error)) from None
-        unreachable: str | None = None
-        try:
-            client = await temporal()
-        except CommandFailed as error:
-            client, unreachable = None, str(error).split(" — ")[0]
-        db = Database.from_settings()
-        try:
-            app_id = await submit_application(form, client=client, db=db, settings=get_settings())
-            return app_id, None
-        except StartDeferred as deferred:
-            return deferred.application_id, unreachable or deferred.cause
-        except SubmissionRefused as refused:
-            print_problems(
-                f"{_name(file)} was not submitted", (_split(p) for p in refused.problems)
-            )
-            raise typer.Exit(1) from None
-        finally:
-            await db.dispose()
+        async with database() as db:
+            unreachable: str | None = None
+            try:
+                client = await temporal()
+            except CommandFailed as error:
+                client, unreachable = None, str(error).split(" — ")[0]
+            try:
+                app_id = await submit_application(
+                    form, client=client, db=db, settings=get_settings()
+                )
+                return app_id, None
+            except StartDeferred as deferred:
+                return deferred.application_id, unreachable or deferred.cause
+            except SubmissionRefused as refused:
+                print_problems(
+                    f"{_name(file)} was not submitted", (_split(p) for p in refused.problems)
+                )
+                raise typer.Exit(1) from None
 
     application_id, deferred = run(main)
     _print_submitted(form, application_id, deferred)
@@ -340,26 +335,21 @@ async def _row_and_failed_sms(application_id: str) -> tuple[dict[str, Any] | Non
     import sqlalchemy as sa
     from sqlmodel import col
 
-    from chronic.db import Database
     from models.domain import SmsStatus
     from models.tables import Application, SmsOutbox
 
-    db = Database.from_settings()
-    try:
-        async with db.session() as session:
-            row = await session.get(Application, application_id)
-            failed = list(
-                await session.scalars(
-                    sa.select(SmsOutbox)
-                    .where(
-                        col(SmsOutbox.application_id) == application_id,
-                        col(SmsOutbox.status) == SmsStatus.FAILED,
-                    )
-                    .order_by(col(SmsOutbox.id))
+    async with database() as db, db.session() as session:
+        row = await session.get(Application, application_id)
+        failed = list(
+            await session.scalars(
+                sa.select(SmsOutbox)
+                .where(
+                    col(SmsOutbox.application_id) == application_id,
+                    col(SmsOutbox.status) == SmsStatus.FAILED,
                 )
+                .order_by(col(SmsOutbox.id))
             )
-    finally:
-        await db.dispose()
+        )
     fields = (
         None
         if row is None

@@ -18,9 +18,12 @@ from rich.markup import escape
 from chronic.cli.output import (
     CommandFailed,
     console,
+    database,
     disease_label,
     local,
     next_line,
+    office_region,
+    operator_reason,
     progress_of,
     run,
     send_update,
@@ -125,7 +128,7 @@ def accept(application: ApplicationArg, expert: ExpertOption) -> None:
 
     offer = run(main)
     # The zone is the application's; the view carries no region, so use the default office's.
-    zone = zone_of(_region())
+    zone = zone_of(office_region())
     console.print(
         f"[bold green]accepted[/] {application} ({offer.stage}); "
         f"decide by {local(offer.decision_deadline, zone)}",
@@ -218,12 +221,6 @@ def _waits_for(expert: str) -> Callable[[Progress], bool]:
     return lambda p: p.finished_at is None and p.waiting_for.startswith(f"{expert} to decide")
 
 
-def _region() -> str:
-    from chronic.settings import get_settings
-
-    return get_settings().region
-
-
 # ---- the pool (operators) ---------------------------------------------------------------------
 
 POOL_EXHAUSTED_QUERY = 'PoolExhausted = true AND ExecutionStatus = "Running"'
@@ -237,30 +234,28 @@ def reinstate(
     """Bring a disqualified or inactive EXPERT back into the pool (strikes reset)."""
 
     async def main() -> tuple[str, str]:
-        from chronic.cli.admin import _database, _reason, record
+        from chronic.actor import record_action
         from models.domain import ExpertStatus
         from models.tables import Expert
 
-        code, why = _code(expert), _reason(reason)
-        db = _database()
-        try:
-            async with db.session() as session:
-                row = await session.get(Expert, code, with_for_update=True)
-                if row is None:
-                    raise CommandFailed(f"no expert {code} in the pool register")
-                if row.status == ExpertStatus.ACTIVE:
-                    raise CommandFailed(
-                        f"{code} is active already ({row.consecutive_strikes} strikes): "
-                        "nothing to reinstate"
-                    )
-                before = str(row.status)
-                row.status = ExpertStatus.ACTIVE
-                row.consecutive_strikes = 0
-                row.disqualified_at = None
-                session.add(row)
-        finally:
-            await db.dispose()
-        await record("expert_reinstated", None, reason=why, expert=code, was=before)
+        code, why = _code(expert), operator_reason(reason)
+        async with database() as db, db.session() as session:
+            row = await session.get(Expert, code, with_for_update=True)
+            if row is None:
+                raise CommandFailed(f"no expert {code} in the pool register")
+            if row.status == ExpertStatus.ACTIVE:
+                raise CommandFailed(
+                    f"{code} is active already ({row.consecutive_strikes} strikes): "
+                    "nothing to reinstate"
+                )
+            before = str(row.status)
+            row.status = ExpertStatus.ACTIVE
+            row.consecutive_strikes = 0
+            row.disqualified_at = None
+            session.add(row)
+            await record_action(
+                session, "expert_reinstated", None, reason=why, expert=code, was=before
+            )
         return before, await _signal_waiting()
 
     before, signalled = run(main)
@@ -286,12 +281,12 @@ def enroll(
     """Add a new expert to the pool (active, no strikes)."""
 
     async def main() -> str:
-        from chronic.cli.admin import _database, _reason, _region, record
+        from chronic.actor import record_action
         from models.domain import ExpertStatus, ExpertTitle
         from models.policy import load_policy
         from models.tables import Expert, Hospital
 
-        new_code, why = _code(code), _reason(reason)
+        new_code, why = _code(code), operator_reason(reason)
         if not name.strip() or len(name) > 40:
             raise CommandFailed("--name must be 1 to 40 characters")
         titles = [t.value for t in ExpertTitle]
@@ -299,7 +294,7 @@ def enroll(
             raise CommandFailed(
                 f"--title {title!r} is not a title of the pool; one of: " + ", ".join(titles)
             )
-        region = _region()
+        region = office_region()
         known = load_policy(region).categories
         wanted = [c.strip() for c in categories.split(",") if c.strip()]
         unknown = [c for c in wanted if c not in known]
@@ -308,46 +303,43 @@ def enroll(
                 f"--categories {', '.join(unknown) or '(none)'}: not a category of the {region} "
                 f"catalogue; one or more of: {', '.join(known)}"
             )
-        db = _database()
-        try:
-            async with db.session() as session:
-                place = await session.get(Hospital, hospital)
-                if place is None:
-                    raise CommandFailed(
-                        f"--hospital {hospital}: no hospital with this code in the register"
-                    )
-                if not place.public or place.level < 2:
-                    raise CommandFailed(
-                        f"--hospital {hospital} ({place.name}) is not a public hospital of level "
-                        "2 or above: its doctors cannot sit in the pool"
-                    )
-                if await session.get(Expert, new_code) is not None:
-                    raise CommandFailed(
-                        f"expert {new_code} exists already; to bring them back, "
-                        f"`chronic expert reinstate {new_code} --reason …`"
-                    )
-                session.add(
-                    Expert(
-                        code=new_code,
-                        name=name.strip(),
-                        hospital_code=hospital,
-                        title=ExpertTitle(title),
-                        categories=wanted,
-                        status=ExpertStatus.ACTIVE,
-                        consecutive_strikes=0,
-                        region=region,
-                    )
+        async with database() as db, db.session() as session:
+            place = await session.get(Hospital, hospital)
+            if place is None:
+                raise CommandFailed(
+                    f"--hospital {hospital}: no hospital with this code in the register"
                 )
-        finally:
-            await db.dispose()
-        await record(
-            "expert_enrolled",
-            None,
-            reason=why,
-            expert=new_code,
-            hospital=hospital,
-            categories=wanted,
-        )
+            if not place.public or place.level < 2:
+                raise CommandFailed(
+                    f"--hospital {hospital} ({place.name}) is not a public hospital of level "
+                    "2 or above: its doctors cannot sit in the pool"
+                )
+            if await session.get(Expert, new_code) is not None:
+                raise CommandFailed(
+                    f"expert {new_code} exists already; to bring them back, "
+                    f"`chronic expert reinstate {new_code} --reason …`"
+                )
+            session.add(
+                Expert(
+                    code=new_code,
+                    name=name.strip(),
+                    hospital_code=hospital,
+                    title=ExpertTitle(title),
+                    categories=wanted,
+                    status=ExpertStatus.ACTIVE,
+                    consecutive_strikes=0,
+                    region=region,
+                )
+            )
+            await record_action(
+                session,
+                "expert_enrolled",
+                None,
+                reason=why,
+                expert=new_code,
+                hospital=hospital,
+                categories=wanted,
+            )
         return await _signal_waiting()
 
     signalled = run(main)
@@ -367,7 +359,9 @@ async def _signal_waiting() -> str:
     signalled = 0
     for workflow_id in ids:
         try:
-            await client.get_workflow_handle(workflow_id).signal("pool_changed")
+            await client.get_workflow_handle_for(ApplicationWorkflow.run, workflow_id).signal(
+                ApplicationWorkflow.pool_changed
+            )
             signalled += 1
         except RPCError:
             pass  # finished in the meantime

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta, timezone
-from typing import NoReturn, TypeVar
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -25,6 +26,7 @@ from rich.console import Console
 from rich.markup import escape
 from temporalio.client import (
     Client,
+    WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowUpdateFailedError,
@@ -34,9 +36,13 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from chronic.temporal_client import connect, connect_options
+from models import text
 from models.messages import Progress
 from models.policy import PolicyProfile, load_policy
 from workflows.application import ApplicationWorkflow
+
+if TYPE_CHECKING:  # the database layer loads only in the commands that use it
+    from chronic.db import Database
 
 # soft_wrap: a line is never broken at the terminal width (scripts grep and `tail -1` them).
 console = Console(soft_wrap=True, highlight=False)
@@ -111,6 +117,24 @@ def policy_of(region: str) -> PolicyProfile | None:
         return None
 
 
+def office_region() -> str:
+    """The region this office runs (``CHRONIC_REGION``)."""
+    from chronic.settings import get_settings
+
+    return get_settings().region
+
+
+def operator_reason(value: str) -> str:
+    """An operator's ``--reason``: the free-text rule, and not empty (it goes into the audit
+    trail)."""
+    problem = text.problem(value, field="--reason", max_length=500)
+    if problem is not None:
+        raise CommandFailed(problem)
+    if not value.strip():
+        raise CommandFailed("--reason is empty: say why, it goes into the audit trail")
+    return value.strip()
+
+
 def zone_of(region: str) -> timezone:
     """The region's local time (UTC+8 for every Chinese region)."""
     policy = policy_of(region)
@@ -171,6 +195,38 @@ def _is_not_found(error: RPCError) -> bool:
     return error.status == RPCStatusCode.NOT_FOUND
 
 
+async def describe(client: Client, application_id: str) -> WorkflowExecutionDescription:
+    """The application's workflow as Temporal describes it.
+
+    Raises:
+        CommandFailed: no workflow with that ID, or Temporal refused.
+    """
+    try:
+        return await handle_of(client, application_id).describe()
+    except RPCError as error:
+        if _is_not_found(error):
+            raise CommandFailed(f"no application {application_id}") from None
+        raise CommandFailed(f"Temporal refused to describe {application_id}: {error}") from None
+
+
+@asynccontextmanager
+async def database() -> AsyncIterator[Database]:
+    """The configured database once it answers (else :class:`CommandFailed` saying why),
+    disposed when the command is done with it."""
+    from chronic import migrate
+    from chronic.db import Database
+
+    try:
+        await migrate.check_reachable()
+    except migrate.DatabaseUnreachable as error:
+        raise CommandFailed(str(error)) from None
+    db = Database.from_settings()
+    try:
+        yield db
+    finally:
+        await db.dispose()
+
+
 async def progress_of(client: Client, application_id: str) -> Progress:
     """Where the application stands: the workflow's result once it completed, else its query.
 
@@ -180,12 +236,7 @@ async def progress_of(client: Client, application_id: str) -> Progress:
         CommandFailed: no such application, or no worker answered the query.
     """
     handle = handle_of(client, application_id)
-    try:
-        description = await handle.describe()
-    except RPCError as error:
-        if _is_not_found(error):
-            raise CommandFailed(f"no application {application_id}") from None
-        raise CommandFailed(f"Temporal refused to describe {application_id}: {error}") from None
+    description = await describe(client, application_id)
     if description.status == WorkflowExecutionStatus.COMPLETED:
         return await handle.result()
     try:
@@ -230,12 +281,7 @@ def next_line(progress: Progress | None, application_id: str) -> str:
 async def finished_status(client: Client, application_id: str) -> str:
     """The final application status of a finished workflow (``approved``, ``closed``, …)."""
     handle = handle_of(client, application_id)
-    try:
-        description = await handle.describe()
-    except RPCError as error:
-        if _is_not_found(error):
-            raise CommandFailed(f"no application {application_id}") from None
-        raise
+    description = await describe(client, application_id)
     if description.status == WorkflowExecutionStatus.COMPLETED:
         return str((await handle.result()).status)
     status = description.status
@@ -260,10 +306,7 @@ async def send_update(
     try:
         return await asyncio.wait_for(action(handle), UPDATE_TIMEOUT_SECONDS)
     except WorkflowUpdateFailedError as error:
-        cause = error.cause
-        if isinstance(cause, ApplicationError):
-            raise CommandFailed(cause.message) from None
-        raise CommandFailed(str(cause or error)) from None
+        raise CommandFailed(refusal(error)) from None
     except RPCError as error:
         if _is_not_found(error) or _STALE.search(str(error)):
             status = await finished_status(client, application_id)
@@ -276,3 +319,9 @@ async def send_update(
             f"the action on {application_id} was not recorded within "
             f"{UPDATE_TIMEOUT_SECONDS:.0f} s: {_WORKERS_HINT}"
         ) from None
+
+
+def refusal(error: WorkflowUpdateFailedError) -> str:
+    """What the workflow said when it refused an update (its validator's or handler's words)."""
+    cause = error.cause
+    return cause.message if isinstance(cause, ApplicationError) else str(cause or error)

@@ -10,10 +10,8 @@ little for the outcome and records who resent what in the audit trail.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -21,7 +19,16 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from chronic.cli.output import CommandFailed, console, local, run, temporal, zone_of
+from chronic.cli.output import (
+    CommandFailed,
+    console,
+    database,
+    local,
+    office_region,
+    run,
+    temporal,
+    zone_of,
+)
 from models.domain import SmsStatus
 from models.notifications import SmsRequest
 
@@ -67,17 +74,13 @@ def list_(
 
         from models.tables import SmsOutbox
 
-        db = await _database()
-        try:
-            query = select(SmsOutbox).order_by(col(SmsOutbox.id).desc()).limit(limit)
-            if application is not None:
-                query = query.where(SmsOutbox.application_id == application)
-            if failed:
-                query = query.where(SmsOutbox.status == SmsStatus.FAILED)
-            async with db.session() as session:
-                return list((await session.exec(query)).all())
-        finally:
-            await db.dispose()
+        query = select(SmsOutbox).order_by(col(SmsOutbox.id).desc()).limit(limit)
+        if application is not None:
+            query = query.where(SmsOutbox.application_id == application)
+        if failed:
+            query = query.where(SmsOutbox.status == SmsStatus.FAILED)
+        async with database() as db, db.session() as session:
+            return list((await session.exec(query)).all())
 
     rows = run(main)
     if not rows:
@@ -90,7 +93,7 @@ def list_(
 def _print_rows(rows: Sequence[SmsOutbox]) -> None:
     from chronic.sms.phone import mask_phone
 
-    zone = zone_of(_region())
+    zone = zone_of(office_region())
     table = Table(expand=False)
     for column in (
         "outbox",
@@ -133,24 +136,6 @@ def _status(status: str) -> str:
     return f"[{style}]{status}[/]" if style else str(status)
 
 
-def _region() -> str:
-    from chronic.settings import get_settings
-
-    return get_settings().region
-
-
-async def _database() -> Database:
-    """The configured database once it answered, else :class:`CommandFailed` saying why."""
-    from chronic import migrate
-    from chronic.db import Database
-
-    try:
-        await migrate.check_reachable()
-    except migrate.DatabaseUnreachable as error:
-        raise CommandFailed(str(error)) from None
-    return Database.from_settings()
-
-
 # ---- resend -----------------------------------------------------------------------------------
 
 
@@ -177,15 +162,12 @@ def resend(
     async def main() -> list[Resent]:
         if not outbox_ids and not all_failed:
             raise CommandFailed("name the outbox rows to resend, or pass --all-failed")
-        db = await _database()
-        try:
+        async with database() as db:
             rows = await _rows_to_resend(db, outbox_ids or [], all_failed)
             if not rows:
                 return []
             client = await temporal()
             return list(await asyncio.gather(*(_resend_one(client, db, row, wait) for row in rows)))
-        finally:
-            await db.dispose()
 
     results = run(main)
     if not results:
@@ -263,8 +245,7 @@ async def _resend_one(client: Client, db: Database, row: SmsOutbox, wait: float)
     from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
     from temporalio.exceptions import ApplicationError
 
-    from activities.audit import record
-    from chronic.actor import operator
+    from chronic.actor import record_action
     from chronic.sms.delivery import start_delivery
     from workflows.sms import SmsDelivery, workflow_id
 
@@ -274,13 +255,10 @@ async def _resend_one(client: Client, db: Database, row: SmsOutbox, wait: float)
     label = f"{_addressee(row)} {row.template}"
     started = await start_delivery(client, request)
     async with db.session() as session:
-        await record(
+        await record_action(
             session,
-            step_key=f"{RESEND_ACTION}:{row.id}:{uuid.uuid4().hex}",
-            application_id=row.application_id,
-            actor=operator(),
-            action=RESEND_ACTION,
-            at=datetime.now(UTC),
+            RESEND_ACTION,
+            row.application_id,
             outbox_id=row.id,
             dedup_key=row.dedup_key,
             template=row.template,
