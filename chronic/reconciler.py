@@ -1,8 +1,10 @@
 """The reconciler: application rows and their workflows always agree in the end.
 
 Runs inside the review worker, once at start and then every
-``CHRONIC_RECONCILE_INTERVAL_SECONDS`` (60). One pass looks at every open application row
-(``closed_at IS NULL``) and describes its workflow:
+``CHRONIC_RECONCILE_INTERVAL_SECONDS`` (60). One pass reads the open application rows
+(``closed_at IS NULL``) and, in one paged visibility query, the running application
+workflows; only the open rows whose workflow is not listed as running are described (a
+handful, not every open case every minute):
 
 - **no workflow** and the row is older than ``CHRONIC_RECONCILE_MIN_AGE_SECONDS`` (60, so a
   submission in flight is never raced): the workflow is started with the input submission
@@ -34,6 +36,7 @@ from chronic.db import Database
 from chronic.settings import Settings
 from chronic.submission import application_input, start_application
 from models.tables import Application, InsuredPerson
+from workflows.application import ApplicationWorkflow
 
 log = logging.getLogger("chronic.reconciler")
 
@@ -48,6 +51,8 @@ class Report:
     started: list[str] = field(default_factory=list)
     closed: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    described: list[str] = field(default_factory=list)
+    """Open rows whose workflow was not listed as running (the only ones described)."""
 
     def __bool__(self) -> bool:
         return bool(self.started or self.closed or self.errors)
@@ -113,8 +118,19 @@ class Reconciler:
                     log.warning("reconciler: %s: %s", row.id, error)
                     report.errors.append(row.id)
 
-        await asyncio.gather(*(one(row) for row in await self._open_rows()))
+        rows, running = await self._open_rows(), await self._running()
+        await asyncio.gather(*(one(row) for row in rows if row.id not in running))
         return report
+
+    async def _running(self) -> set[str]:
+        """IDs of the running application workflows; empty when the server cannot list them
+        (then every open row is described, as visibility may lag anyway)."""
+        query = f"WorkflowType = '{ApplicationWorkflow.__name__}' AND ExecutionStatus = 'Running'"
+        try:
+            return {execution.id async for execution in self.client.list_workflows(query)}
+        except RPCError as error:
+            log.debug("reconciler: cannot list running workflows (%s); describing all", error)
+            return set()
 
     async def _open_rows(self) -> list[_Open]:
         async with self.db.session() as session:
@@ -130,6 +146,7 @@ class Reconciler:
             ]
 
     async def _reconcile(self, row: _Open, report: Report) -> None:
+        report.described.append(row.id)
         handle = self.client.get_workflow_handle(row.id)
         try:
             description = await handle.describe()

@@ -147,6 +147,27 @@ async def test_a_terminated_workflow_gets_its_row_closed_and_the_guard_released(
     assert not await office.reconciler().run_once()
 
 
+async def test_a_pass_describes_only_rows_whose_workflow_is_not_running(office: Office) -> None:
+    app_id = await office.submit()
+    await until_status(office, app_id, ApplicationStatus.IN_REVIEW)
+    query = f"WorkflowId = '{app_id}' AND ExecutionStatus = 'Running'"
+    deadline = asyncio.get_running_loop().time() + 10
+    while not [e async for e in office.client.list_workflows(query)]:
+        assert asyncio.get_running_loop().time() < deadline, "never listed as running"
+        await asyncio.sleep(0.1)
+
+    report = await office.reconciler().run_once()
+    assert report.described == [] and not report
+
+    await office.client.get_workflow_handle(app_id).terminate(reason="test")
+    deadline = asyncio.get_running_loop().time() + 10
+    while [e async for e in office.client.list_workflows(query)]:
+        assert asyncio.get_running_loop().time() < deadline, "still listed as running"
+        await asyncio.sleep(0.1)
+    report = await office.reconciler().run_once()
+    assert report.described == [app_id] and report.closed == [app_id]
+
+
 async def test_two_reconcilers_at_once_close_once_and_send_one_sms(office: Office) -> None:
     app_id = await office.submit(support.LI, "CHD")
     await until_status(office, app_id, ApplicationStatus.IN_REVIEW)
