@@ -24,8 +24,6 @@ import unicodedata
 from typing import Annotated
 
 from pydantic import AfterValidator
-from stdnum import exceptions as _stdnum_exceptions  # noqa: F401  (loaded before the sandbox)
-from stdnum import util as _stdnum_util  # noqa: F401
 from stdnum.cn import ric
 
 # Candidate runs: digit runs of 15 to 18 characters (an ID number may end in X), and mobiles.

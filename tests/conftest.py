@@ -20,4 +20,5 @@ pytest_plugins = [
     "tests.fixtures.database",
     "tests.fixtures.temporal",
     "tests.fixtures.world",
+    "tests.fixtures.cli",
 ]

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import uuid
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,10 +19,19 @@ from chronic.db import Database
 from chronic.settings import Settings
 from chronic.submission import submit
 from models.application import ApplicationForm
-from models.domain import ExpertStatus, MaterialKind
+from models.domain import (
+    ApplicationStatus,
+    ExpertStatus,
+    InsuranceStatus,
+    InsuranceType,
+    MaterialKind,
+    ReviewStage,
+    SmsStatus,
+)
 from models.messages import MaterialItem, OfferView, Progress
+from models.notifications import SmsTemplate
 from models.policy import PolicyProfile, load_policy
-from models.tables import Application, AuditEvent, Expert, SmsOutbox
+from models.tables import Application, AuditEvent, Expert, InsuredPerson, SmsOutbox
 from workflows.application import ApplicationWorkflow
 
 Handle = WorkflowHandle[ApplicationWorkflow, Progress]
@@ -148,6 +158,31 @@ async def outbox(
         return list(await session.scalars(query))
 
 
+async def closed_sms(db: Database, application_id: str, within_seconds: float = 20) -> SmsOutbox:
+    """The application's one CLOSED SMS, once its delivery has sent it."""
+    deadline = asyncio.get_running_loop().time() + within_seconds
+    while True:
+        rows = [
+            s
+            for s in await outbox(db, application_id)
+            if s.template == SmsTemplate.CLOSED and s.status == SmsStatus.SENT
+        ]
+        if rows:
+            [row] = rows
+            assert row.dedup_key == f"{application_id}:closed"
+            return row
+        assert asyncio.get_running_loop().time() < deadline, "no CLOSED SMS sent"
+        await asyncio.sleep(0.2)
+
+
+async def terminate_started_since(client: Client, since: datetime) -> None:
+    """Leave nothing a test started running on the session's server (SMS deliveries too)."""
+    query = f"ExecutionStatus = 'Running' AND StartTime > '{since.isoformat()}'"
+    for workflow_id in [execution.id async for execution in client.list_workflows(query)]:
+        with contextlib.suppress(RPCError):
+            await client.get_workflow_handle(workflow_id).terminate(reason="test cleanup")
+
+
 async def deliveries_done(handle: Handle) -> None:
     """Wait for the SmsDelivery children the application's runs have started."""
     child_ids: list[str] = []
@@ -171,6 +206,57 @@ async def audit_actions(db: Database, application_id: str) -> list[str]:
                 .order_by(col(AuditEvent.id))
             )
         )
+
+
+async def add_application(
+    db: Database,
+    *,
+    mobile: str,
+    application_id: str | None = None,
+    person_id: int | None = None,
+    id_number: str | None = None,
+    disease_code: str = "HT",
+    status: str = "in_review",
+    stage: str = "initial_review",
+    submitted_at: datetime | None = None,
+    diagnosing_hospital: str = "H01",
+    designated_hospital: str = "H01",
+) -> str:
+    """An application row written directly (no workflow), with a new insured person unless
+    ``person_id`` names one; returns its ID."""
+    application_id = application_id or f"APP-T-{uuid.uuid4().hex[:8].upper()}"
+    submitted_at = submitted_at or datetime.now(UTC)
+    async with db.session() as session:
+        if person_id is None:
+            person = InsuredPerson(
+                id_number=id_number or f"T{uuid.uuid4().int % 10**17:017d}",
+                name="测试",
+                mobile=mobile,
+                insurance_type=InsuranceType.EMPLOYEE,
+                insurance_status=InsuranceStatus.NORMAL,
+                region="sanmenxia",
+            )
+            session.add(person)
+            await session.flush()
+            person_id = person.id
+        assert person_id is not None
+        session.add(
+            Application(
+                id=application_id,
+                region="sanmenxia",
+                person_id=person_id,
+                disease_code=disease_code,
+                year=submitted_at.year,
+                status=ApplicationStatus(status),
+                stage=ReviewStage(stage),
+                mobile=mobile,
+                case_number="ZY-T",
+                diagnosing_hospital_code=diagnosing_hospital,
+                designated_hospital_code=designated_hospital,
+                submitted_at=submitted_at,
+            )
+        )
+    return application_id
 
 
 async def audit_actors(db: Database, application_id: str, action: str) -> list[str]:

@@ -9,8 +9,7 @@ workflow, run by a worker of this module on its own task queue, raises a plain R
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,19 +21,18 @@ from sqlmodel import col
 from temporalio import workflow
 from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause
 from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from typer.testing import CliRunner, Result
 
 from chronic.cli import app
 from chronic.db import Database
-from chronic.settings import Settings, get_settings
+from chronic.settings import Settings
 from chronic.submission import StartDeferred, submit
 from models import search_attributes
-from models.domain import ApplicationStatus, ExpertStatus, SmsStatus
+from models.domain import ApplicationStatus, ExpertStatus
 from models.notifications import SmsTemplate
-from models.tables import Application, AuditEvent, Expert, OfficeNotice, SmsOutbox
+from models.tables import Application, AuditEvent, Expert, OfficeNotice
 from tests import support
 from tests.fixtures import free_port
 from tests.fixtures.temporal import running_workers
@@ -135,20 +133,6 @@ async def until(check: Callable[[], Any], what: str, within: float = 20) -> None
 
 
 @pytest.fixture
-def configured(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Callable[..., None]]:
-    def configure(*, temporal: str, database_url: str) -> None:
-        monkeypatch.setenv("TEMPORAL_ADDRESS", temporal)
-        monkeypatch.setenv("TEMPORAL_NAMESPACE", "default")
-        monkeypatch.setenv("DATABASE_URL", database_url)
-        monkeypatch.setenv("CHRONIC_STATE_DIR", str(tmp_path))
-        monkeypatch.setenv("CHRONIC_OPERATOR", OPERATOR)
-        get_settings.cache_clear()
-
-    yield configure
-    get_settings.cache_clear()
-
-
-@pytest.fixture
 async def desk(
     dev_server: WorkflowEnvironment,
     seeded_database: Database,
@@ -158,6 +142,7 @@ async def desk(
     configured(
         temporal=dev_server.client.service_client.config.target_host,
         database_url=seeded_database.url,
+        CHRONIC_OPERATOR=OPERATOR,
     )
     Deployment.fixed = False
     since = datetime.now(UTC) - timedelta(seconds=5)
@@ -172,28 +157,7 @@ async def desk(
         broken_worker,
     ):
         yield Desk(dev_server, seeded_database, CliRunner())
-    # Leave nothing of this test running on the session's server (SMS deliveries too).
-    query = f"ExecutionStatus = 'Running' AND StartTime > '{since.isoformat()}'"
-    for workflow_id in [e.id async for e in dev_server.client.list_workflows(query)]:
-        with contextlib.suppress(RPCError):
-            await dev_server.client.get_workflow_handle(workflow_id).terminate(reason="cleanup")
-
-
-async def closed_sms(db: Database, application_id: str) -> SmsOutbox:
-    """The CLOSED SMS of the application in the outbox, once its delivery has sent it."""
-    deadline = asyncio.get_running_loop().time() + 20
-    while True:
-        rows = [
-            s
-            for s in await support.outbox(db, application_id)
-            if s.template == SmsTemplate.CLOSED and s.status == SmsStatus.SENT
-        ]
-        if rows:
-            [row] = rows
-            assert row.dedup_key == f"{application_id}:closed"
-            return row
-        assert asyncio.get_running_loop().time() < deadline, "no CLOSED SMS sent"
-        await asyncio.sleep(0.2)
+    await support.terminate_started_since(dev_server.client, since)
 
 
 # ---- close --------------------------------------------------------------------------------------
@@ -257,7 +221,7 @@ async def test_admin_close_terminates_a_workflow_whose_task_keeps_failing(desk: 
         f"closed by operator:{OPERATOR}: 流程故障，请重新提交 (the process did not answer and "
         "was terminated)"
     )
-    sms = await closed_sms(desk.db, app_id)
+    sms = await support.closed_sms(desk.db, app_id)
     assert sms.template == SmsTemplate.CLOSED and sms.params["reason"] == "流程故障，请重新提交"
     [event] = await desk.audit(app_id, "admin_close")
     assert event.actor == f"operator:{OPERATOR}" and event.detail["via"] == "terminate"
@@ -412,7 +376,11 @@ async def test_notices_lists_open_ones_and_all_with_the_flag(desk: Desk) -> None
 async def test_submit_without_temporal_records_the_application_and_says_so(
     seeded_database: Database, configured: Callable[..., None], tmp_path: Path
 ) -> None:
-    configured(temporal=f"127.0.0.1:{free_port()}", database_url=seeded_database.url)
+    configured(
+        temporal=f"127.0.0.1:{free_port()}",
+        database_url=seeded_database.url,
+        CHRONIC_OPERATOR=OPERATOR,
+    )
     path = tmp_path / "form.json"
     path.write_text(support.form(support.ZHANG, "CHD").model_dump_json(), encoding="utf-8")
     result = await asyncio.to_thread(CliRunner().invoke, app, ["submit", str(path)])

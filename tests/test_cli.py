@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -27,7 +27,7 @@ from typer.testing import CliRunner, Result
 from chronic.cli import app
 from chronic.cli.applications import render_progress
 from chronic.db import Database
-from chronic.settings import Settings, get_settings
+from chronic.settings import Settings
 from models.domain import ApplicationStatus, MaterialKind, OfferStatus, ReviewStage
 from models.messages import OfferView, Progress
 from models.tables import Application
@@ -41,21 +41,6 @@ _UPDATE_EVENTS = {
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED,
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_REJECTED,
 }
-
-
-@pytest.fixture
-def configured(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Callable[..., None]]:
-    """Point the CLI's settings at a server and a database through the environment."""
-
-    def configure(*, temporal: str, database_url: str) -> None:
-        monkeypatch.setenv("TEMPORAL_ADDRESS", temporal)
-        monkeypatch.setenv("TEMPORAL_NAMESPACE", "default")
-        monkeypatch.setenv("DATABASE_URL", database_url)
-        monkeypatch.setenv("CHRONIC_STATE_DIR", str(tmp_path))
-        get_settings.cache_clear()
-
-    yield configure
-    get_settings.cache_clear()
 
 
 @dataclass

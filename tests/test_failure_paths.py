@@ -27,6 +27,7 @@ from models.messages import (
     Decide,
     DeclineOffer,
     OfferAnswer,
+    OfferView,
     RequestMaterials,
     Resubmission,
     StatusChange,
@@ -135,7 +136,8 @@ async def test_cancelled_workflow_closes_the_row_and_tells_the_applicant(world: 
     assert templates == ["submitted", "closed"]
 
 
-async def test_materials_never_resubmitted_close_with_an_sms(world: World) -> None:
+async def _materials_requested(world: World) -> tuple[support.Handle, OfferView]:
+    """An application whose reviewer accepted and asked for materials; the window is open."""
     handle = await world.start()
     offer = await support.pending_offer(handle)
     await handle.execute_update(ApplicationWorkflow.accept, AcceptOffer(expert=offer.expert))
@@ -143,6 +145,11 @@ async def test_materials_never_resubmitted_close_with_an_sms(world: World) -> No
         ApplicationWorkflow.request_materials, RequestMaterials(expert=offer.expert, note="补充")
     )
     await support.eventually(handle, support.waits_for_resubmission)
+    return handle, offer
+
+
+async def test_materials_never_resubmitted_close_with_an_sms(world: World) -> None:
+    handle, _ = await _materials_requested(world)
     await world.env.sleep(timedelta(days=15, hours=1))
     result = await handle.result()
     assert result.status == ApplicationStatus.CLOSED
@@ -153,13 +160,7 @@ async def test_materials_never_resubmitted_close_with_an_sms(world: World) -> No
 async def test_resubmitted_materials_are_held_to_intake_rules_by_the_validator(
     world: World,
 ) -> None:
-    handle = await world.start()
-    offer = await support.pending_offer(handle)
-    await handle.execute_update(ApplicationWorkflow.accept, AcceptOffer(expert=offer.expert))
-    await handle.execute_update(
-        ApplicationWorkflow.request_materials, RequestMaterials(expert=offer.expert, note="补充")
-    )
-    await support.eventually(handle, support.waits_for_resubmission)
+    handle, offer = await _materials_requested(world)
     old = date.today() - timedelta(days=400)
     for bad, expected in [
         (support.material(MaterialKind.LAB_RESULT, hospital="H99"), "no hospital with code H99"),

@@ -9,7 +9,6 @@ overwrites a newer one.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -29,10 +28,10 @@ from chronic.db import Database
 from chronic.reconciler import Reconciler
 from chronic.settings import Settings
 from chronic.submission import StartDeferred, submit
-from models.domain import ApplicationStatus, ReviewStage, SmsStatus
+from models.domain import ApplicationStatus, ReviewStage
 from models.messages import StatusChange
 from models.notifications import SmsTemplate
-from models.tables import Application, AuditEvent, SmsOutbox
+from models.tables import Application, AuditEvent
 from tests import support
 from tests.fixtures.temporal import running_workers
 from workflows.application import ApplicationWorkflow
@@ -76,15 +75,7 @@ async def office(
         since = datetime.now(UTC) - timedelta(seconds=5)
         yield office
         # Leave nothing of this test running on the session's server (SMS deliveries too).
-        await terminate_started_since(dev_server.client, since)
-
-
-async def terminate_started_since(client: Client, since: datetime) -> None:
-    query = f"ExecutionStatus = 'Running' AND StartTime > '{since.isoformat()}'"
-    running = [execution.id async for execution in client.list_workflows(query)]
-    for workflow_id in running:
-        with contextlib.suppress(RPCError):
-            await client.get_workflow_handle(workflow_id).terminate(reason="test cleanup")
+        await support.terminate_started_since(dev_server.client, since)
 
 
 async def until_status(office: Office, application_id: str, status: ApplicationStatus) -> None:
@@ -92,23 +83,6 @@ async def until_status(office: Office, application_id: str, status: ApplicationS
     while (await office.row(application_id)).status != status:
         assert asyncio.get_running_loop().time() < deadline, f"{application_id} not {status}"
         await asyncio.sleep(0.1)
-
-
-async def closed_sms(db: Database, application_id: str) -> SmsOutbox:
-    """The CLOSED SMS of the application in the outbox, once its delivery has sent it."""
-    deadline = asyncio.get_running_loop().time() + 20
-    while True:
-        rows = [
-            s
-            for s in await support.outbox(db, application_id)
-            if s.template == SmsTemplate.CLOSED and s.status == SmsStatus.SENT
-        ]
-        if rows:
-            [row] = rows
-            assert row.dedup_key == f"{application_id}:closed"
-            return row
-        assert asyncio.get_running_loop().time() < deadline, "no CLOSED SMS sent"
-        await asyncio.sleep(0.2)
 
 
 async def test_a_terminated_workflow_gets_its_row_closed_and_the_guard_released(
@@ -135,7 +109,7 @@ async def test_a_terminated_workflow_gets_its_row_closed_and_the_guard_released(
         )
     assert event is not None and event.actor == RECONCILER
 
-    sms = await closed_sms(office.db, app_id)
+    sms = await support.closed_sms(office.db, app_id)
     assert sms.template == SmsTemplate.CLOSED and sms.application_id == app_id
     assert 0 < len(sms.params["reason"]) <= 60
 
@@ -188,7 +162,7 @@ async def test_two_reconcilers_at_once_close_once_and_send_one_sms(office: Offic
         e.id async for e in office.client.list_workflows(f"WorkflowId = 'sms:{app_id}:closed'")
     ]
     assert len(sms_runs) <= 1  # visibility may lag; the start itself is keyed by the ID
-    await closed_sms(office.db, app_id)
+    await support.closed_sms(office.db, app_id)
 
 
 async def test_a_recorded_application_without_a_workflow_gets_one(

@@ -35,15 +35,12 @@ from chronic.sms import (
     render,
 )
 from models.domain import (
-    ApplicationStatus,
     HospitalGrade,
-    InsuranceStatus,
-    InsuranceType,
-    ReviewStage,
     SmsStatus,
 )
 from models.notifications import SmsRequest, SmsResult, SmsTemplate
-from models.tables import Application, Hospital, InsuredPerson, SmsOutbox
+from models.tables import Application, Hospital, SmsOutbox
+from tests import support
 from tests.fakes.aliyun_sms import ACCESS_KEY_ID, SIGN_NAME, AliyunSmsFake, aliyun_sms_fake
 
 __all__ = ["aliyun_sms_fake"]  # the fixture is used by name below
@@ -87,33 +84,13 @@ async def sms_database(fresh_database: Database) -> AsyncIterator[Database]:
                 region="sanmenxia",
             )
         )
-        person = InsuredPerson(
-            id_number="411202199001011234",
-            name="张三",
-            mobile=APPLICANT_MOBILE,
-            insurance_type=InsuranceType.EMPLOYEE,
-            insurance_status=InsuranceStatus.NORMAL,
-            region="sanmenxia",
-        )
-        session.add(person)
-        await session.flush()
-        assert person.id is not None
-        session.add(
-            Application(
-                id=APPLICATION_ID,
-                region="sanmenxia",
-                person_id=person.id,
-                disease_code="HT",
-                year=2024,
-                status=ApplicationStatus.IN_REVIEW,
-                stage=ReviewStage.INITIAL_REVIEW,
-                mobile=APPLICANT_MOBILE,
-                case_number="ZY20240001",
-                diagnosing_hospital_code="H01",
-                designated_hospital_code="H01",
-                submitted_at=datetime(2024, 4, 28, 1, 30, tzinfo=UTC),
-            )
-        )
+    await support.add_application(
+        db,
+        mobile=APPLICANT_MOBILE,
+        application_id=APPLICATION_ID,
+        id_number="411202199001011234",
+        submitted_at=datetime(2024, 4, 28, 1, 30, tzinfo=UTC),
+    )
     yield db
 
 

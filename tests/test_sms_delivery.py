@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -29,18 +29,15 @@ from typer.testing import CliRunner, Result
 from activities.notification import NO_RECIPIENT, NotificationActivities
 from chronic.cli import app
 from chronic.db import Database
-from chronic.settings import Settings, get_settings
+from chronic.settings import Settings
 from chronic.sms import LogGateway, SmsGateway, build_gateway
 from chronic.sms.delivery import request_from_outbox, start_delivery, start_sms
 from models.domain import (
-    ApplicationStatus,
-    InsuranceStatus,
-    InsuranceType,
-    ReviewStage,
     SmsStatus,
 )
 from models.notifications import SmsRequest, SmsResult, SmsTemplate
-from models.tables import Application, AuditEvent, InsuredPerson, SmsOutbox
+from models.tables import Application, AuditEvent, SmsOutbox
+from tests import support
 from tests.fakes.aliyun_sms import AliyunSmsFake, aliyun_sms_fake
 from tests.fixtures.temporal import running_workers
 from workers import orchestration, queues
@@ -75,40 +72,6 @@ class HandsOffSms:
 
 
 # ---- data ---------------------------------------------------------------------------------------
-
-
-async def add_application(db: Database, mobile: str) -> str:
-    """A new application (and its insured person) whose contact mobile is ``mobile``."""
-    application_id = f"APP-T-{uuid.uuid4().hex[:8].upper()}"
-    async with db.session() as session:
-        person = InsuredPerson(
-            id_number=f"T{uuid.uuid4().int % 10**17:017d}",
-            name="测试",
-            mobile=GOOD_MOBILE,
-            insurance_type=InsuranceType.EMPLOYEE,
-            insurance_status=InsuranceStatus.NORMAL,
-            region="sanmenxia",
-        )
-        session.add(person)
-        await session.flush()
-        assert person.id is not None
-        session.add(
-            Application(
-                id=application_id,
-                region="sanmenxia",
-                person_id=person.id,
-                disease_code="HT",
-                year=2026,
-                status=ApplicationStatus.IN_REVIEW,
-                stage=ReviewStage.INITIAL_REVIEW,
-                mobile=mobile,
-                case_number="ZY-T",
-                diagnosing_hospital_code="H01",
-                designated_hospital_code="H01",
-                submitted_at=datetime.now(UTC),
-            )
-        )
-    return application_id
 
 
 async def set_mobile(db: Database, application_id: str, mobile: str) -> None:
@@ -216,7 +179,7 @@ async def test_sms_delivery_sends_once(
     time_skipping: WorkflowEnvironment, seeded_database: Database
 ) -> None:
     client, db = time_skipping.client, seeded_database
-    application_id = await add_application(db, GOOD_MOBILE)
+    application_id = await support.add_application(db, mobile=GOOD_MOBILE)
     gateway = CountingGateway()
 
     async with sms_workers(client, db, gateway):
@@ -235,7 +198,7 @@ async def test_a_provider_outage_is_retried_past_twenty_attempts_with_the_backof
     time_skipping: WorkflowEnvironment, seeded_database: Database, aliyun_sms_fake: AliyunSmsFake
 ) -> None:
     client, db = time_skipping.client, seeded_database
-    application_id = await add_application(db, GOOD_MOBILE)
+    application_id = await support.add_application(db, mobile=GOOD_MOBILE)
     outage = 24  # the old retry policy gave up after 20 attempts
     aliyun_sms_fake.fail_next(outage, "ServiceUnavailable", "down for maintenance", status=503)
     request = approved(application_id)
@@ -264,7 +227,7 @@ async def test_an_invalid_number_ends_failed_with_a_failed_outbox_row_and_its_re
     time_skipping: WorkflowEnvironment, seeded_database: Database
 ) -> None:
     client, db = time_skipping.client, seeded_database
-    application_id = await add_application(db, BAD_MOBILE)
+    application_id = await support.add_application(db, mobile=BAD_MOBILE)
     gateway = CountingGateway()
     request = approved(application_id)
 
@@ -288,7 +251,7 @@ async def test_a_provider_refusing_the_number_ends_failed_after_one_attempt(
     time_skipping: WorkflowEnvironment, seeded_database: Database, aliyun_sms_fake: AliyunSmsFake
 ) -> None:
     client, db = time_skipping.client, seeded_database
-    application_id = await add_application(db, GOOD_MOBILE)
+    application_id = await support.add_application(db, mobile=GOOD_MOBILE)
     aliyun_sms_fake.fail_next(1, "isv.MOBILE_NUMBER_ILLEGAL", f"非法手机号 {GOOD_DIGITS}")
 
     async with sms_workers(client, db, build_gateway(aliyun_sms_fake.settings())):
@@ -307,7 +270,7 @@ async def test_the_same_dedup_key_started_twice_sends_once(
     time_skipping: WorkflowEnvironment, seeded_database: Database
 ) -> None:
     client, db = time_skipping.client, seeded_database
-    application_id = await add_application(db, GOOD_MOBILE)
+    application_id = await support.add_application(db, mobile=GOOD_MOBILE)
     gateway = CountingGateway()
     request = approved(application_id)
 
@@ -334,7 +297,7 @@ async def test_send_beside_is_never_a_gate_and_the_sms_outlives_its_parent(
     time_skipping: WorkflowEnvironment, seeded_database: Database
 ) -> None:
     client, db = time_skipping.client, seeded_database
-    application_id = await add_application(db, GOOD_MOBILE)
+    application_id = await support.add_application(db, mobile=GOOD_MOBILE)
     request = approved(application_id)
     delivery = client.get_workflow_handle_for(SmsDelivery.run, workflow_id(request.dedup_key))
     gateway = CountingGateway()
@@ -367,23 +330,6 @@ async def test_send_beside_is_never_a_gate_and_the_sms_outlives_its_parent(
 # ---- chronic sms list / resend ------------------------------------------------------------------
 
 
-@pytest.fixture
-def cli_env(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> Iterator[Callable[[WorkflowEnvironment, Database], None]]:
-    def configure(env: WorkflowEnvironment, db: Database) -> None:
-        monkeypatch.setenv("TEMPORAL_ADDRESS", env.client.service_client.config.target_host)
-        monkeypatch.setenv("TEMPORAL_NAMESPACE", "default")
-        monkeypatch.setenv("DATABASE_URL", db.url)
-        monkeypatch.setenv("CHRONIC_STATE_DIR", str(tmp_path))
-        monkeypatch.setenv("CHRONIC_OPERATOR", "desk-7")
-        monkeypatch.setenv("CHRONIC_SMS_GATEWAY", "log")
-        get_settings.cache_clear()
-
-    yield configure
-    get_settings.cache_clear()
-
-
 async def cli(*args: str) -> Result:
     """Run ``chronic ARGS`` in a thread (each command runs its own event loop)."""
     result = await asyncio.to_thread(CliRunner().invoke, app, list(args))
@@ -395,14 +341,19 @@ async def cli(*args: str) -> Result:
 async def test_sms_list_failed_and_resend_through_the_cli(
     dev_server: WorkflowEnvironment,
     seeded_database: Database,
-    cli_env: Callable[[WorkflowEnvironment, Database], None],
+    configured: Callable[..., None],
     tmp_path: Path,
 ) -> None:
-    cli_env(dev_server, seeded_database)
+    configured(
+        temporal=dev_server.client.service_client.config.target_host,
+        database_url=seeded_database.url,
+        CHRONIC_OPERATOR="desk-7",
+        CHRONIC_SMS_GATEWAY="log",
+    )
     client, db = dev_server.client, seeded_database
-    first = await add_application(db, BAD_MOBILE)
-    second = await add_application(db, BAD_MOBILE)
-    sent = await add_application(db, GOOD_MOBILE)
+    first = await support.add_application(db, mobile=BAD_MOBILE)
+    second = await support.add_application(db, mobile=BAD_MOBILE)
+    sent = await support.add_application(db, mobile=GOOD_MOBILE)
 
     async with running_workers(client, db, Settings(state_dir=tmp_path)):
         for application_id in (first, second):

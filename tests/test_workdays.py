@@ -25,7 +25,6 @@ from chronic.workdays import (
     load_holidays_file,
     shipped_holidays_file,
 )
-from models.domain import ApplicationStatus, ReviewStage
 from models.messages import SlaDue, SlaRequest
 from models.tables import Application
 from tests import support
@@ -161,22 +160,17 @@ async def _insert_application(db: Database) -> None:
         person_id = await session.scalar(
             sa.text("select id from insured_person where id_number = :n"), {"n": support.WANG}
         )
-        session.add(
-            Application(
-                id=APPLICATION_ID,
-                region="sanmenxia",
-                person_id=person_id,
-                disease_code="DM",
-                year=2026,
-                status=ApplicationStatus.INTAKE,
-                stage=ReviewStage.INTAKE,
-                mobile="13803981234",
-                case_number="BA-0001",
-                diagnosing_hospital_code="H01",
-                designated_hospital_code="H05",
-                submitted_at=datetime(2026, 12, 28, 1, 30, tzinfo=UTC),
-            )
-        )
+    await support.add_application(
+        db,
+        mobile="13803981234",
+        application_id=APPLICATION_ID,
+        person_id=person_id,
+        disease_code="DM",
+        status="intake",
+        stage="intake",
+        submitted_at=datetime(2026, 12, 28, 1, 30, tzinfo=UTC),
+        designated_hospital="H05",
+    )
 
 
 async def _provisional_mark(db: Database) -> bool:
