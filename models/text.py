@@ -21,19 +21,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Annotated
 
-from pydantic import AfterValidator
 from stdnum.cn import ric
 
 # Candidate runs: digit runs of 15 to 18 characters (an ID number may end in X), and mobiles.
 _ID_CANDIDATE = re.compile(r"(?<![0-9A-Za-z])(\d{17}[\dXx]|\d{15})(?![0-9A-Za-z])")
 _MOBILE = re.compile(r"(?<!\d)(?:\+?86[ -]?)?1[3-9]\d(?:[ -]?\d{4}){2}(?!\d)")
 _ALLOWED_CONTROLS = {"\n", "\t", "\r"}
-
-
-class PersonalDataInText(ValueError):
-    """The text contains an ID number or a mobile number."""
 
 
 def problem(text: str, *, field: str, max_length: int | None = None) -> str | None:
@@ -66,14 +60,6 @@ def problem(text: str, *, field: str, max_length: int | None = None) -> str | No
     return None
 
 
-def check(text: str, *, field: str, max_length: int | None = None) -> str:
-    """``text`` unchanged, or :class:`PersonalDataInText` / ValueError saying what to fix."""
-    reason = problem(text, field=field, max_length=max_length)
-    if reason is not None:
-        raise PersonalDataInText(reason)
-    return text
-
-
 def _is_id_number(digits: str) -> bool:
     """A real ID number: check digit, birth date and birth place all valid (python-stdnum)."""
     if len(digits) == 15:
@@ -87,18 +73,3 @@ def clip(text: str, limit: int) -> str:
     """``text`` on one line, at most ``limit`` characters (an ellipsis marks a cut)."""
     line = " ".join(text.split())
     return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
-def _checked(field: str, max_length: int) -> AfterValidator:
-    return AfterValidator(lambda value: check(value, field=field, max_length=max_length))
-
-
-def free_text(field: str, max_length: int) -> object:
-    """A pydantic validator for one free-text field (use with ``Annotated[str, …]``)."""
-    return _checked(field, max_length)
-
-
-Opinion = Annotated[str, _checked("the opinion", 2000)]
-Reason = Annotated[str, _checked("the reason", 500)]
-Note = Annotated[str, _checked("the note", 500)]
-FileName = Annotated[str, _checked("the file name", 500)]
