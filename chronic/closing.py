@@ -26,7 +26,7 @@ from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExec
 
 from activities.review import apply_status
 from chronic.db import Database
-from chronic.sms.delivery import start_sms
+from chronic.sms.delivery import start_delivery
 from models.domain import ApplicationStatus, ReviewStage
 from models.messages import CLOSE_SEQ, StatusChange
 from models.notifications import closed_sms
@@ -51,7 +51,7 @@ async def close_application(
     row that the next pass closes, never a closed row whose applicant was not told.
     Returns True when this call closed the row, False when it was closed already.
     """
-    await start_sms(client, closed_sms(application_id, sms_reason))
+    await start_delivery(client, closed_sms(application_id, sms_reason))
     change = StatusChange(
         application_id=application_id,
         status=ApplicationStatus.CLOSED,

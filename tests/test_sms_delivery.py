@@ -31,7 +31,7 @@ from chronic.cli import app
 from chronic.db import Database
 from chronic.settings import Settings
 from chronic.sms import LogGateway, SmsGateway, build_gateway
-from chronic.sms.delivery import request_from_outbox, start_delivery, start_sms
+from chronic.sms.delivery import request_from_outbox, start_delivery
 from models.domain import (
     SmsStatus,
 )
@@ -164,7 +164,7 @@ async def deliver(
     maximum backoff: only the handle of a workflow the test client started itself skips time
     on its own.
     """
-    await start_sms(client, request)
+    await start_delivery(client, request)
     handle = client.get_workflow_handle_for(SmsDelivery.run, workflow_id(request.dedup_key))
     if skipping is not None:
         while (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:

@@ -1,7 +1,7 @@
 """Starting an SMS delivery from a client: operators' commands and reconcilers.
 
 Workflows use :func:`workflows.sms.send_beside`; code outside a workflow uses
-:func:`start_sms`. Both start the same ``SmsDelivery`` workflow under the ID
+:func:`start_delivery`. Both start the same ``SmsDelivery`` workflow under the ID
 ``sms:<dedup key>``, so the two never deliver one message twice.
 """
 
@@ -37,15 +37,6 @@ async def start_delivery(client: Client, request: SmsRequest) -> bool:
     return True
 
 
-async def start_sms(client: Client, request: SmsRequest) -> None:
-    """Start the SmsDelivery of ``request`` unless it is running or completed already.
-
-    A failed delivery with the same dedup key is started again; a running or completed one
-    counts as success.
-    """
-    await start_delivery(client, request)
-
-
 ADDED_BY_ACTIVITY = ("application_id", "hospital_code", "text")
 """Keys of an outbox row's params that ``send_sms`` adds; a rebuilt request leaves them out."""
 
@@ -79,4 +70,4 @@ def request_from_outbox(row: SmsOutbox, *, hospital_code: str | None = None) -> 
     )
 
 
-__all__ = ["ADDED_BY_ACTIVITY", "request_from_outbox", "start_delivery", "start_sms"]
+__all__ = ["ADDED_BY_ACTIVITY", "request_from_outbox", "start_delivery"]
