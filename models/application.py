@@ -49,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
     from stdnum.exceptions import ValidationError as StdnumValidationError
     from stdnum.util import clean
 
+from models import text
 from models.domain import MaterialKind
 from models.policy import PolicyProfile, available_regions, load_policy
 
@@ -384,6 +385,15 @@ class MaterialRef(BaseModel):
     @classmethod
     def _strip_file(cls, value: Any) -> Any:
         return value.strip() if isinstance(value, str) else value
+
+    @field_validator("file")
+    @classmethod
+    def _file_name_is_plain_text(cls, value: str) -> str:
+        # The file name travels into the workflow: a scan named after the ID number is refused.
+        reason = text.problem(value, field="the file name")
+        if reason is not None:
+            raise _problem(reason)
+        return value
 
 
 class ApplicationForm(BaseModel):

@@ -7,8 +7,10 @@ would refuse ordinary opinions. The rule instead refuses only what identifies a 
 itself and what breaks storage downstream:
 
 - a resident ID number: 18 characters with a correct GB 11643 check digit and a real birth date
-  (python-stdnum), or an old 15-digit number with a real birth date;
-- a mainland mobile number: 11 digits ``1[3-9]…`` as a standalone run (with or without +86);
+  (python-stdnum), or an old 15-digit number with a real birth date — also typed in full-width
+  digits (a Chinese input method's default) or in groups split by spaces or hyphens;
+- a mainland mobile number: 11 digits ``1[3-9]…`` as a standalone run (with or without +86),
+  in ASCII or full-width digits, in groups or not;
 - control characters other than newline and tab (Postgres refuses NUL; the rest corrupt logs
   and SMS) and unpaired surrogates (cannot be encoded as UTF-8);
 - text longer than the field's limit.
@@ -22,10 +24,13 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from stdnum import numdb
 from stdnum.cn import ric
+from stdnum.exceptions import ValidationError
 
-# Candidate runs: digit runs of 15 to 18 characters (an ID number may end in X), and mobiles.
-_ID_CANDIDATE = re.compile(r"(?<![0-9A-Za-z])(\d{17}[\dXx]|\d{15})(?![0-9A-Za-z])")
+# Digit runs that may hold an ID number: digits in groups split by one space or hyphen, the last
+# possibly ending in X. Every window of whole groups with 15 or 18 characters is a candidate.
+_DIGIT_RUN = re.compile(r"\d(?:[ -]?\d)*(?:[Xx](?![A-Za-z]))?")
 _MOBILE = re.compile(r"(?<!\d)(?:\+?86[ -]?)?1[3-9]\d(?:[ -]?\d{4}){2}(?!\d)")
 _ALLOWED_CONTROLS = {"\n", "\t", "\r"}
 
@@ -44,14 +49,16 @@ def problem(text: str, *, field: str, max_length: int | None = None) -> str | No
                 f"{field} contains the control character U+{ord(char):04X} at position "
                 f"{position}: remove it"
             )
-    for match in _ID_CANDIDATE.finditer(text):
-        if _is_id_number(match.group(1)):
+    plain = _ascii_digits(text)
+    for match in _DIGIT_RUN.finditer(plain):
+        start = _id_number_in(match.group(0))
+        if start is not None:
             return (
                 f"{field} contains what is a resident ID number (at position "
-                f"{match.start() + 1}): remove it — the application already identifies the "
-                "person, and ID numbers must not be stored in review texts"
+                f"{match.start() + start + 1}): remove it — the application already identifies "
+                "the person, and ID numbers are never kept in what people type"
             )
-    mobile = _MOBILE.search(text)
+    mobile = _MOBILE.search(plain)
     if mobile is not None:
         return (
             f"{field} contains what is a mobile number (at position {mobile.start() + 1}): "
@@ -60,13 +67,70 @@ def problem(text: str, *, field: str, max_length: int | None = None) -> str | No
     return None
 
 
+def _ascii_digits(text: str) -> str:
+    """``text`` with every decimal digit (full-width ４, Arabic-Indic …) as ASCII, full-width
+    X, plus, hyphens and spaces as ASCII: one character for one, so positions still match."""
+    return text.translate(_TO_ASCII)
+
+
+class _ToAscii(dict[int, str]):
+    def __missing__(self, code: int) -> str:
+        char = chr(code)
+        if char.isdecimal():
+            value = str(unicodedata.decimal(char))
+        elif char in "ＸｘX":
+            value = "X"
+        elif char in "＋":
+            value = "+"
+        elif char in "－‐‑‒–—―−":
+            value = "-"
+        elif unicodedata.category(char) == "Zs":
+            value = " "
+        else:
+            value = char
+        self[code] = value
+        return value
+
+
+_TO_ASCII = _ToAscii()
+
+
+def _id_number_in(run: str) -> int | None:
+    """Offset in ``run`` (digit groups split by single spaces or hyphens) where a window of
+    whole groups reads as a real ID number; None when none does."""
+    groups = [(m.start(), m.group(0)) for m in re.finditer(r"[0-9Xx]+", run)]
+    for first in range(len(groups)):
+        digits = ""
+        for _, group in groups[first:]:
+            digits += group
+            if len(digits) > 18:
+                break
+            if len(digits) in (15, 18) and _is_id_number(digits):
+                return groups[first][0]
+    return None
+
+
 def _is_id_number(digits: str) -> bool:
-    """A real ID number: check digit, birth date and birth place all valid (python-stdnum)."""
+    """A real ID number: check digit, birth date and birth place all valid (python-stdnum).
+
+    The place is any county code that ever existed: an ID number keeps the code of the county
+    where it was issued, which may be newer than its holder (python-stdnum's own ``validate``
+    wants the county to predate the birth, and would let those numbers through)."""
     if len(digits) == 15:
         # Issued before 1999: area code, YYMMDD birth date (19YY), sequence; no check digit.
         body = digits[:6] + "19" + digits[6:]
         digits = body + ric.calc_check_digit(body + "0")
-    return bool(ric.is_valid(digits.upper()))
+    digits = digits.upper()
+    if len(digits) != 18 or not digits[:17].isdigit() or not digits[:17].isascii():
+        return False
+    if digits[-1] != ric.calc_check_digit(digits):
+        return False
+    try:
+        ric.get_birth_date(digits)
+    except ValidationError:
+        return False
+    place = {key for _, found in numdb.get("cn/loc").info(digits[:6]) for key in found}
+    return bool(place - {"province"})  # a known prefecture or county, not just a province
 
 
 def clip(text: str, limit: int) -> str:

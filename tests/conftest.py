@@ -11,6 +11,22 @@ import json
 import os
 import secrets
 
+from hypothesis import HealthCheck, settings
+
+# Property tests (tests/test_properties.py): `ci` is fixed — the same examples on every run, no
+# example database — so CI is reproducible; CHRONIC_HYPOTHESIS_PROFILE=deep explores more,
+# with fresh random examples, when you have the time.
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+settings.register_profile("deep", parent=settings.get_profile("ci"), derandomize=False)
+settings.load_profile(os.environ.get("CHRONIC_HYPOTHESIS_PROFILE", "ci"))
+
 os.environ.setdefault(
     "CHRONIC_CODEC_KEYS",
     json.dumps({"test-1": base64.b64encode(secrets.token_bytes(32)).decode()}),

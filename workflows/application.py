@@ -19,6 +19,7 @@ names the application) until fixed, reset or closed by an operator.
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, NoReturn
@@ -1062,6 +1063,13 @@ class ApplicationWorkflow:
             reason = text.problem(item.file, field=f"{label}.file", max_length=500)
             if reason:
                 problems.append(reason)
+            elif not item.file.strip():
+                problems.append(f"{label}.file is empty: name the scanned file")
+            if not _SHA256.fullmatch(item.sha256):
+                problems.append(
+                    f"{label}.sha256 is not a SHA-256 digest (64 characters 0-9, a-f): "
+                    "compute it from the file (sha256sum)"
+                )
             hospital = self._hospitals.get(item.hospital)
             if hospital is None:
                 problems.append(
@@ -1204,6 +1212,9 @@ class ApplicationWorkflow:
                 f"{_local(offer.decision_deadline, self._zone)}"
             )
         return offer
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def _refuse_text(value: str | None, field: str, max_length: int) -> None:
