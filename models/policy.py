@@ -103,6 +103,14 @@ class PolicyProfile(BaseModel):
     )
 
     catalogue: tuple[Disease, ...]
+    catalogue_sample: bool = Field(
+        False,
+        description="True when the catalogue is an example, not transcribed from a seed "
+        "(Sanmenxia: seed 002 lists no diseases).",
+    )
+    catalogue_source: str = Field(
+        "", description="Where the catalogue comes from (seed and section, or what it samples)."
+    )
 
     @model_validator(mode="after")
     def _check(self) -> PolicyProfile:

@@ -3,7 +3,8 @@
 The lead registers this sub-app in ``chronic/cli/__init__.py`` as ``chronic schema``; this
 module does not register itself. Clerks and hospital integrators use it to write forms:
 ``chronic schema application`` prints the JSON schema of :class:`ApplicationForm`,
-``chronic schema diseases`` lists the disease codes of a region's catalogue.
+``chronic schema diseases`` lists the disease codes of a region's catalogue, and says when it is
+a sample rather than a seed's list (Sanmenxia).
 """
 
 from __future__ import annotations
@@ -56,6 +57,13 @@ def diseases(
             disease.code, disease.name, disease.category, "yes" if disease.instant_track else ""
         )
     console.print(table)
+    if policy.catalogue_sample:
+        console.print(
+            f"[yellow]Sample catalogue[/]: {policy.catalogue_source or 'not from a seed'}. "
+            "Replace it with the office's published list before real use."
+        )
+    elif policy.catalogue_source:
+        console.print(f"Catalogue source: {policy.catalogue_source}")
     console.print(
         "Instant-track diseases are decided by one expert's final review; the others need an "
         "initial review and a re-review by two different experts."
