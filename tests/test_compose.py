@@ -39,11 +39,13 @@ import jsonschema
 import pytest
 import yaml
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import QueuePool
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.testing import WorkflowEnvironment
 
 from chronic.codec import CodecSettings, key_ring_from_settings
 from chronic.codec_server import codec_token, running_codec_server, ui_origins
+from chronic.db import Database
 from chronic.embedded.temporal import find_binary
 from chronic.settings import Settings
 from chronic.temporal_client import connect_options
@@ -67,6 +69,7 @@ SECRETS = {
     "CHRONIC_APPLICANT_KEY_SECRET": secrets.token_hex(16),
 }
 """Test values of the secrets the file requires (and nothing else: defaults stay defaults)."""
+SECRETS_URL = f"postgresql+asyncpg://chronic:{SECRETS['APP_DB_PASSWORD']}@app-postgres/chronic"
 
 TEMPORAL = "temporal"
 APP_POSTGRES = "app-postgres"
@@ -421,6 +424,24 @@ def test_database_users_reach_the_business_postgres(
     for name, service in services.items():
         if name not in users:
             assert "DATABASE_URL" not in environment(service), f"{name} needs no database"
+
+
+def test_the_business_postgres_takes_every_pool_at_once(
+    services: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    command = services[APP_POSTGRES]["command"]
+    assert command[:2] == ["postgres", "-c"]
+    limit = int(dict(arg.split("=") for arg in command[2::2])["max_connections"])
+    pool = Database(SECRETS_URL).engine.pool
+    assert isinstance(pool, QueuePool)
+    per_process = pool.size() + getattr(pool, "_max_overflow")  # noqa: B009
+    replicas = sum(
+        int(services[name]["deploy"]["replicas"])
+        for name, role in workers(services).items()
+        if uses_database(role)
+    )
+    # The workers' pools full, migrate and two operators' CLIs, Postgres' reserved slots.
+    assert (replicas + 3) * per_process + 3 <= limit
 
 
 def test_every_process_shares_one_key_ring(
