@@ -553,6 +553,11 @@ def test_dependencies_exist_and_wait_for_readiness(services: dict[str, dict[str,
         direct = services[name].get("depends_on") or {}
         return dependency in direct or any(waits_for(d, dependency) for d in direct)
 
+    # `up --wait` accepts a job's exit only when a long-running service waits for it.
+    for job in (name for name, s in services.items() if is_job(s) and "profiles" not in s):
+        assert any(
+            job in (s.get("depends_on") or {}) for s in services.values() if not is_job(s)
+        ), f"nothing long-running waits for the job {job}"
     assert waits_for(TEMPORAL, "temporal-schema") and waits_for(
         "temporal-schema", "temporal-postgres"
     )
