@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
 import asyncpg
 import pytest
@@ -11,7 +10,6 @@ import pytest
 from chronic.embedded.postgres import EmbeddedPostgres
 from chronic.embedded.temporal import DevServer
 from chronic.temporal_client import connect_options
-from models import search_attributes
 from models.policy import load_policy
 
 
@@ -52,9 +50,3 @@ def test_dev_server_registers_every_search_attribute(tmp_path) -> None:
 def test_temporal_address_comes_from_envconfig(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TEMPORAL_ADDRESS", "temporal.example:7233")
     assert connect_options()["target_host"] == "temporal.example:7233"
-
-
-def test_compose_registers_every_search_attribute_of_the_product() -> None:
-    compose = (Path(__file__).parents[1] / "docker-compose.yml").read_text()
-    for key, flag in zip(search_attributes.ALL, search_attributes.cli_flags()[1::2], strict=True):
-        assert flag in compose, f"docker-compose.yml does not register {key.name}"
