@@ -10,6 +10,7 @@ import base64
 import json
 import os
 import secrets
+from pathlib import Path
 
 from hypothesis import HealthCheck, settings
 
@@ -27,10 +28,16 @@ settings.register_profile(
 settings.register_profile("deep", parent=settings.get_profile("ci"), derandomize=False)
 settings.load_profile(os.environ.get("CHRONIC_HYPOTHESIS_PROFILE", "ci"))
 
+# The key of the recorded histories (tests/histories/) is in the ring too, so they replay;
+# CHRONIC_CODEC_CURRENT_KEY_ID=replay-1 records new ones with it.
+_REPLAY_KEY = (Path(__file__).parent / "histories" / "replay-key.txt").read_text().strip()
 os.environ.setdefault(
     "CHRONIC_CODEC_KEYS",
-    json.dumps({"test-1": base64.b64encode(secrets.token_bytes(32)).decode()}),
+    json.dumps(
+        {"test-1": base64.b64encode(secrets.token_bytes(32)).decode(), "replay-1": _REPLAY_KEY}
+    ),
 )
+os.environ.setdefault("CHRONIC_CODEC_CURRENT_KEY_ID", "test-1")
 
 pytest_plugins = [
     "tests.fixtures.database",

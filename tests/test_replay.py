@@ -1,0 +1,138 @@
+"""Released workflow code must still replay the histories it recorded.
+
+``tests/histories/<region>/*.json`` are histories of real runs on the time-skipping server, one
+per path of the process, recorded with the test-only key ``replay-1``
+(``tests/histories/replay-key.txt``). Any change to workflow code that would make a running
+application fail on a worker after a deploy (non-determinism) fails here first; such a change
+goes through ``workflow.patched`` or worker versioning. To record them again (after a change
+that is meant to be incompatible, with a new workflow type or version):
+
+    CHRONIC_RECORD_HISTORIES=1 CHRONIC_CODEC_CURRENT_KEY_ID=replay-1 \
+        uv run pytest tests/test_replay.py -k record
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer
+
+from chronic.temporal_client import data_converter
+from models.domain import ApplicationStatus, MaterialKind
+from models.messages import AcceptOffer, CloseApplication, Decide, RequestMaterials, Resubmission
+from tests import support
+from tests.fixtures.world import World
+from workflows import WORKFLOWS
+from workflows.application import ApplicationWorkflow
+
+HISTORIES = Path(__file__).parent / "histories"
+RECORDED = {
+    f"{path.parent.name}/{path.stem}": path.read_text(encoding="utf-8")
+    for path in sorted(HISTORIES.glob("*/*.json"))
+}
+
+
+@pytest.mark.parametrize("name", list(RECORDED))
+async def test_recorded_history_replays(name: str) -> None:
+    history = WorkflowHistory.from_json(name, RECORDED[name])
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=data_converter())
+    await replayer.replay_workflow(history)
+
+
+def test_every_region_has_recorded_histories() -> None:
+    assert {name.split("/")[0] for name in RECORDED} >= {"sanmenxia"}
+
+
+# ---- recording -------------------------------------------------------------------------------
+
+
+async def _accept_and_decide(handle: support.Handle, approve: bool = True) -> None:
+    offer = await support.pending_offer(handle)
+    await handle.execute_update(ApplicationWorkflow.accept, AcceptOffer(expert=offer.expert))
+    await handle.execute_update(
+        ApplicationWorkflow.decide,
+        Decide(expert=offer.expert, approve=approve, opinion="符合认定标准" if approve else "不符"),
+    )
+
+
+async def _two_stage_approval(world: World) -> support.Handle:
+    handle = await world.start()
+    await _accept_and_decide(handle)
+    await _accept_and_decide(handle)
+    return handle
+
+
+async def _instant_track(world: World) -> support.Handle:
+    handle = await world.start(application=support.form(support.LI, "DIAL"))
+    await _accept_and_decide(handle)
+    return handle
+
+
+async def _materials_requested_then_rejected(world: World) -> support.Handle:
+    handle = await world.start(application=support.form(support.ZHANG, "CHD"))
+    offer = await support.pending_offer(handle)
+    await handle.execute_update(ApplicationWorkflow.accept, AcceptOffer(expert=offer.expert))
+    await handle.execute_update(
+        ApplicationWorkflow.request_materials,
+        RequestMaterials(expert=offer.expert, note="请补充近一年检验报告"),
+    )
+    await support.eventually(handle, support.waits_for_resubmission)
+    await handle.execute_update(
+        ApplicationWorkflow.resubmit,
+        Resubmission(materials=support.items(support.material(MaterialKind.LAB_RESULT))),
+    )
+    await support.eventually(handle, lambda p: "decide" in p.waiting_for)
+    await handle.execute_update(
+        ApplicationWorkflow.decide, Decide(expert=offer.expert, approve=False, opinion="不符")
+    )
+    await _accept_and_decide(handle, approve=False)
+    return handle
+
+
+async def _returned_and_never_resubmitted(world: World) -> support.Handle:
+    stale = date.today() - timedelta(days=400)
+    handle = await world.start(
+        application=support.form(support.WANG, "CHD", materials=[support.material(issued_on=stale)])
+    )
+    await support.eventually(handle, lambda p: p.status == ApplicationStatus.RETURNED)
+    await world.env.sleep(timedelta(days=16))
+    return handle
+
+
+async def _lapse_then_office_close(world: World) -> support.Handle:
+    handle = await world.start(application=support.form(support.LI, "DM"))
+    await support.pending_offer(handle)
+    await world.env.sleep(timedelta(hours=24, minutes=1))
+    await support.pending_offer(handle, seq=2)
+    await handle.execute_update(
+        ApplicationWorkflow.close, CloseApplication(actor="operator:replay", reason="申请人撤回")
+    )
+    return handle
+
+
+SCENARIOS: dict[str, Callable[[World], Awaitable[support.Handle]]] = {
+    "two-stage-approval": _two_stage_approval,
+    "instant-track": _instant_track,
+    "materials-requested-then-rejected": _materials_requested_then_rejected,
+    "returned-never-resubmitted": _returned_and_never_resubmitted,
+    "lapse-then-office-close": _lapse_then_office_close,
+}
+
+
+@pytest.mark.skipif(
+    not os.environ.get("CHRONIC_RECORD_HISTORIES"), reason="records histories on request only"
+)
+@pytest.mark.parametrize("name", list(SCENARIOS))
+async def test_record_history(world: World, name: str) -> None:
+    handle = await SCENARIOS[name](world)
+    await handle.result()
+    await support.outbox(world.db, handle)
+    history = await handle.fetch_history()
+    target = HISTORIES / "sanmenxia" / f"{name}.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(history.to_json(), encoding="utf-8")
