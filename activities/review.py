@@ -197,5 +197,6 @@ async def apply_status(
         stage=change.stage.value,
         reason=change.reason,
         seq=change.seq,
+        **change.detail,
     )
     return True

@@ -34,8 +34,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from chronic.closing import RECONCILER, close_application, ending_of
 from chronic.db import Database
 from chronic.settings import Settings
-from chronic.submission import application_input, start_application
-from models.tables import Application, InsuredPerson
+from chronic.submission import application_input, is_grade_3a, start_application
+from models.tables import Application, Hospital, InsuredPerson
 from workflows.application import ApplicationWorkflow
 
 log = logging.getLogger("chronic.reconciler")
@@ -65,6 +65,8 @@ class _Open:
     disease_code: str
     id_number: str
     submitted_at: datetime
+    diagnosing_hospital: str
+    diagnosed_at_grade_3a: bool
 
 
 class Reconciler:
@@ -135,14 +137,23 @@ class Reconciler:
     async def _open_rows(self) -> list[_Open]:
         async with self.db.session() as session:
             rows = await session.exec(
-                select(Application, col(InsuredPerson.id_number))
+                select(Application, col(InsuredPerson.id_number), Hospital)
                 .join(InsuredPerson, col(InsuredPerson.id) == col(Application.person_id))
+                .join(Hospital, col(Hospital.code) == col(Application.diagnosing_hospital_code))
                 .where(col(Application.closed_at).is_(None))
                 .order_by(col(Application.submitted_at))
             )
             return [
-                _Open(a.id, a.region, a.disease_code, id_number, a.submitted_at)
-                for a, id_number in rows.all()
+                _Open(
+                    a.id,
+                    a.region,
+                    a.disease_code,
+                    id_number,
+                    a.submitted_at,
+                    a.diagnosing_hospital_code,
+                    is_grade_3a(hospital),
+                )
+                for a, id_number, hospital in rows.all()
             ]
 
     async def _reconcile(self, row: _Open, report: Report) -> None:
@@ -182,6 +193,8 @@ class Reconciler:
             submitted_at=row.submitted_at,
             settings=self.settings,
             search_attributes=self.search_attributes,
+            diagnosing_hospital=row.diagnosing_hospital,
+            diagnosed_at_grade_3a=row.diagnosed_at_grade_3a,
         )
         try:
             await start_application(self.client, request)

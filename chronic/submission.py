@@ -26,7 +26,7 @@ from chronic.db import Database
 from chronic.privacy import applicant_key
 from chronic.settings import Settings
 from models.application import ApplicationForm
-from models.domain import ApplicationStatus, ReviewStage
+from models.domain import ApplicationStatus, HospitalGrade, ReviewStage
 from models.messages import ApplicationInput, Progress
 from models.policy import PolicyProfile
 from models.tables import Application, Hospital, InsuredPerson, Material
@@ -100,6 +100,8 @@ async def submit(
         raise SubmissionRefused(
             [await _already_open(db, already.person_id, form.disease_code)]
         ) from None
+    async with db.session() as session:
+        diagnosing = await session.get(Hospital, form.diagnosing_hospital)
     request = application_input(
         application_id,
         policy=policy,
@@ -108,6 +110,8 @@ async def submit(
         submitted_at=now,
         settings=settings,
         search_attributes=search_attributes,
+        diagnosing_hospital=form.diagnosing_hospital,
+        diagnosed_at_grade_3a=diagnosing is not None and is_grade_3a(diagnosing),
     )
     if client is None:
         raise StartDeferred(application_id, "Temporal could not be reached")
@@ -128,8 +132,18 @@ def application_input(
     submitted_at: datetime,
     settings: Settings,
     search_attributes: bool = True,
+    diagnosing_hospital: str | None = None,
+    diagnosed_at_grade_3a: bool = False,
 ) -> ApplicationInput:
-    """The start argument of an application's workflow (submission and the reconciler)."""
+    """The start argument of an application's workflow (submission and the reconciler).
+
+    The track is chosen here, where the register is at hand: Wuhan's track A needs the
+    diagnosing hospital to be a 三甲 one.
+    """
+    disease = policy.disease(disease_code)
+    if disease is None:
+        raise ValueError(f"disease {disease_code} is not in the {policy.region} catalogue")
+    track = policy.track_for(disease, diagnosed_at_grade_3a=diagnosed_at_grade_3a)
     return ApplicationInput(
         application_id=application_id,
         policy=policy,
@@ -137,7 +151,14 @@ def application_input(
         applicant_key=applicant_key(id_number, settings),
         submitted_at=submitted_at,
         search_attributes=search_attributes,
+        track=track.name,
+        diagnosing_hospital=diagnosing_hospital,
     )
+
+
+def is_grade_3a(hospital: Hospital) -> bool:
+    """三级甲等: level 3, grade A."""
+    return hospital.level == 3 and hospital.grade == HospitalGrade.A
 
 
 async def start_application(

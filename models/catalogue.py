@@ -95,6 +95,7 @@ class CatalogueDisease(BaseModel):
             name=self.name,
             category=self.category,
             resident_only=self.resident_only,
+            track_a=self.track_a,
         )
 
 

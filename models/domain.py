@@ -76,6 +76,9 @@ class ReviewStage(StrEnum):
     RE_REVIEW = "re_review"  # 复审
     FINAL_REVIEW = "final_review"  # instant track: one expert decides
     ARBITRATION = "arbitration"  # a third expert when initial review and re-review disagree
+    OFFICE_ACCEPTANCE = "office_acceptance"  # a clerk accepts or returns (Wuhan 受理)
+    HOSPITAL_ASSESSMENT = "hospital_assessment"  # the designated hospital's opinion (鉴定)
+    OFFICE_CONFIRMATION = "office_confirmation"  # the office confirms or refuses (审核确认)
     DONE = "done"
 
 

@@ -51,6 +51,14 @@ class ApplicationInput(_Message):
     resume: ApplicationState | None = Field(
         default=None, description="Carried over by continue-as-new; None on the first run."
     )
+    track: str | None = Field(
+        default=None,
+        description="The policy track chosen at submission (it needs the register: the "
+        "diagnosing hospital's grade); None before tracks existed: chosen by the disease.",
+    )
+    diagnosing_hospital: str | None = Field(
+        default=None, description="Code of the hospital that diagnosed (it assesses on track A)."
+    )
 
 
 # ---- intake -----------------------------------------------------------------------------------
@@ -225,6 +233,9 @@ class StatusChange(_Message):
     actor: str = "system"
     reason: str | None = None
     closed: bool = False
+    detail: dict[str, str] = Field(
+        default_factory=dict, description="More for the audit event (a designated hospital …)."
+    )
 
 
 class OfficeNoticeRequest(_Message):
@@ -280,6 +291,48 @@ class RequestMaterials(_Message):
 class Resubmission(_Message):
     materials: tuple[MaterialItem, ...] = Field(min_length=1)
     note: str | None = Field(default=None, description="The clerk's note on this round.")
+
+
+class OfficeAccept(_Message):
+    """A clerk accepts the application (受理) and designates who assesses it."""
+
+    clerk: str = Field(min_length=1, max_length=64)
+    hospital: str | None = Field(
+        None,
+        description="The assessment hospital the applicant visits (track B); on track A "
+        "the diagnosing hospital assesses and this may be left out.",
+    )
+
+
+class OfficeReturn(_Message):
+    """A clerk returns the application with the reasons (退回); it may be resubmitted."""
+
+    clerk: str = Field(min_length=1, max_length=64)
+    reasons: str
+
+
+class ScheduleExamination(_Message):
+    """The assessment hospital asks the applicant in for an on-site examination."""
+
+    hospital: str
+    at: datetime
+    place: str
+
+
+class HospitalOpinion(_Message):
+    """The assessment hospital's opinion (鉴定意见), from the records or the examination."""
+
+    hospital: str
+    approve: bool
+    opinion: str = ""
+
+
+class OfficeConfirm(_Message):
+    """The office confirms the opinion (registers, issues the benefit) or refuses."""
+
+    clerk: str = Field(min_length=1, max_length=64)
+    confirm: bool
+    reason: str = ""
 
 
 class CloseApplication(_Message):
@@ -353,6 +406,13 @@ class Progress(_Message):
     )
     pool_exhausted_since: datetime | None = None
     alerts: tuple[str, ...] = Field(default=(), description="What the office must act on.")
+    track: str | None = Field(default=None, description="The policy track it follows.")
+    assessment_hospital: str | None = Field(
+        default=None, description="The hospital that assesses it (office acceptance)."
+    )
+    examination: ScheduleExamination | None = Field(
+        default=None, description="The on-site examination the hospital arranged."
+    )
 
 
 class ApplicationState(_Message):
@@ -370,6 +430,10 @@ class ApplicationState(_Message):
     decisions: tuple[DecisionView, ...]
     pool_exhausted_since: datetime | None
     notices: int = 0
+    steps_done: int | None = Field(
+        default=None,
+        description="Steps of the track finished in earlier runs; None (older runs): intake.",
+    )
 
 
 ApplicationInput.model_rebuild()

@@ -36,6 +36,7 @@ class SmsTemplate(StrEnum):
     APPROVED = "approved"  # valid_from, valid_to, hospital (designated hospital name)
     REJECTED = "rejected"  # reason
     CLOSED = "closed"  # reason: the application ended without a decision (office, system)
+    EXAMINATION_SCHEDULED = "examination_scheduled"  # at, place: on-site examination (鉴定)
     EXPERT_DISQUALIFIED = "expert_disqualified"  # to the hospital: expert_code, strikes
 
     @property

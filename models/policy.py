@@ -15,6 +15,7 @@ from importlib import resources
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from models.domain import HospitalLevel
+from models.process import STANDARD_TRACKS, Track, TrackCondition
 
 
 class Disease(BaseModel):
@@ -30,6 +31,11 @@ class Disease(BaseModel):
     )
     resident_only: bool = Field(
         default=False, description="Only for urban-rural resident insurance (e.g. PKU in Wuhan)."
+    )
+    track_a: bool = Field(
+        default=False,
+        description="Wuhan's 13 diseases whose 三甲 diagnosis lets the hospital desk apply and "
+        "that hospital assess (track A).",
     )
 
 
@@ -102,6 +108,10 @@ class PolicyProfile(BaseModel):
         0.10, ge=0, le=1, description="Seed 002: at least 10 % of approvals re-checked."
     )
 
+    tracks: tuple[Track, ...] = Field(
+        STANDARD_TRACKS,
+        description="The process: the first track whose condition holds is the application's.",
+    )
     catalogue: tuple[Disease, ...]
     catalogue_sample: bool = Field(
         False,
@@ -118,6 +128,8 @@ class PolicyProfile(BaseModel):
         duplicates = sorted({c for c in codes if codes.count(c) > 1})
         if duplicates:
             raise ValueError(f"disease codes listed twice in the catalogue: {duplicates}")
+        if not self.tracks or self.tracks[-1].when != TrackCondition():
+            raise ValueError("the last track must apply always (no condition): a fallback")
         if self.sla_working_days_min > self.sla_working_days_max:
             raise ValueError("sla_working_days_min is greater than sla_working_days_max")
         return self
@@ -146,6 +158,17 @@ class PolicyProfile(BaseModel):
         if self.material_public_hospital_only and not public:
             problems.append(f"{label} comes from a private hospital: a public one is required")
         return problems
+
+    def track_for(self, disease: Disease, *, diagnosed_at_grade_3a: bool) -> Track:
+        """The application's way through the process (the first track whose condition holds)."""
+        for track in self.tracks:
+            if track.when.holds(
+                instant_track=disease.instant_track,
+                track_a=disease.track_a,
+                diagnosed_at_grade_3a=diagnosed_at_grade_3a,
+            ):
+                return track
+        raise LookupError(f"no track of {self.region} applies to {disease.code}")
 
     def disease(self, code: str) -> Disease | None:
         """The catalogue entry for ``code``, or None when the region does not list it."""
@@ -182,4 +205,12 @@ def load_policy(region: str) -> PolicyProfile:
         raise LookupError(
             f"no policy profile for region {region!r}; available: {', '.join(available_regions())}"
         )
-    return PolicyProfile.model_validate(tomllib.loads(resource.read_text(encoding="utf-8")))
+    data = tomllib.loads(resource.read_text(encoding="utf-8"))
+    catalogue = data.pop("catalogue_file", None)
+    if catalogue is not None:  # a transcribed catalogue (models/policies/catalogues/)
+        from models.catalogue import load_catalogue
+
+        transcribed = load_catalogue(catalogue)
+        data["catalogue"] = [d.model_dump() for d in transcribed.policy_diseases()]
+        data.setdefault("catalogue_source", transcribed.source)
+    return PolicyProfile.model_validate(data)

@@ -56,6 +56,7 @@ with workflow.unsafe.imports_passed_through():
         DeclineOffer,
         DrawRequest,
         DrawResult,
+        HospitalOpinion,
         HospitalRef,
         IntakeOutcome,
         IntakeRequest,
@@ -64,11 +65,15 @@ with workflow.unsafe.imports_passed_through():
         OfferAnswer,
         OfferMade,
         OfferView,
+        OfficeAccept,
+        OfficeConfirm,
         OfficeNoticeRequest,
+        OfficeReturn,
         Progress,
         RequestMaterials,
         Resubmission,
         ReviewRecord,
+        ScheduleExamination,
         SlaDue,
         SlaRequest,
         StatusChange,
@@ -76,6 +81,16 @@ with workflow.unsafe.imports_passed_through():
         WithdrawOffer,
     )
     from models.notifications import SmsRequest, SmsTemplate, closed_sms, reason_param
+    from models.process import (
+        ExpertReview,
+        HospitalAssessment,
+        InstantFiling,
+        IntakeChecks,
+        OfficeAcceptance,
+        OfficeConfirmation,
+        StepKind,
+        Track,
+    )
     from workers import queues
     from workflows.sms import send_beside
 
@@ -144,6 +159,15 @@ class ApplicationWorkflow:
         if disease is None:  # the client validated the form; a changed catalogue ends here
             raise ApplicationError(f"disease {request.disease_code} is not in the catalogue")
         self._disease = disease
+        self._track = self._choose_track(request)
+        self._steps_done = 0  # steps of the track finished (carried over by continue-as-new)
+        self._office_action: OfficeAccept | OfficeReturn | None = None
+        self._assessment_hospital: str | None = None
+        self._examination: ScheduleExamination | None = None
+        self._opinion: HospitalOpinion | None = None
+        self._confirmation: OfficeConfirm | None = None
+        self._examinations = 0  # asked for by the hospital
+        self._examinations_sent = 0  # recorded and the applicant told
         self._zone = timezone(timedelta(hours=request.policy.timezone_offset_hours))
         self._status = ApplicationStatus.SUBMITTED
         self._stage = ReviewStage.INTAKE
@@ -252,11 +276,45 @@ class ApplicationWorkflow:
             if request.resume is None:
                 await self._set_status(ApplicationStatus.INTAKE, ReviewStage.INTAKE, step="intake")
                 await self._sms(SmsTemplate.SUBMITTED, "submitted")
-                await self._intake()
-            decision = await self._review()
+            decision = await self._run_track()
             await self._result(decision)
         finally:
             sla_watch.cancel()
+
+    def _choose_track(self, request: ApplicationInput) -> Track:
+        if request.track is None:  # submitted before tracks existed: Sanmenxia's by disease
+            return self._policy.track_for(self._disease, diagnosed_at_grade_3a=False)
+        track = next((t for t in self._policy.tracks if t.name == request.track), None)
+        if track is None:
+            raise ApplicationError(
+                f"track {request.track} is not in the {self._policy.region} policy"
+            )
+        return track
+
+    async def _run_track(self) -> DecisionView:
+        """The region's process as its policy lists it: the track's steps, in order."""
+        decision: DecisionView | None = None
+        for index, step in enumerate(self._track.steps):
+            if index < self._steps_done:  # finished in an earlier run (continue-as-new)
+                continue
+            match step:
+                case IntakeChecks():
+                    await self._intake()
+                case OfficeAcceptance():
+                    await self._office_acceptance(step)
+                case ExpertReview():
+                    decision = await self._review(step)
+                case HospitalAssessment():
+                    decision = await self._hospital_assessment(step)
+                case OfficeConfirmation():
+                    assert decision is not None, "office confirmation follows a decision"
+                    decision = await self._office_confirmation(step, decision)
+                case InstantFiling():
+                    pass  # the assessment's decision takes effect at once (_result)
+            self._steps_done = index + 1
+        if decision is None:  # a track validator guarantees a deciding step
+            raise ApplicationError(f"track {self._track.name} ended without a decision")
+        return decision
 
     async def _intake(self) -> None:
         """Seed 002 step 1–2: insurance, catalogue, quota, materials; refuse, return or accept."""
@@ -310,20 +368,22 @@ class ApplicationWorkflow:
                 ApplicationStatus.INTAKE, ReviewStage.INTAKE, step=f"resubmitted:{self._round}"
             )
 
-    async def _review(self) -> DecisionView:
-        """Seed 002 step 6: one final review on the instant track, otherwise two stages.
+    async def _review(self, step: ExpertReview) -> DecisionView:
+        """Seed 002 step 6: the step's stages (one final review on the instant track, else
+        initial review then re-review), each by a different expert.
 
-        When initial review and re-review disagree, a third expert (arbitration) decides:
-        two experts who agree settle it, so the result never rests on one dissent. A stage
-        decided in an earlier run (before a continue-as-new) is not reviewed again.
+        When the first two stages disagree, a further stage (arbitration) decides: two experts
+        who agree settle it, so the result never rests on one dissent. A stage decided in an
+        earlier run (before a continue-as-new) is not reviewed again.
         """
-        if self._disease.instant_track:
-            return await self._stage_review(ReviewStage.FINAL_REVIEW)
-        initial = await self._stage_review(ReviewStage.INITIAL_REVIEW)
-        second = await self._stage_review(ReviewStage.RE_REVIEW)
-        if initial.decision == second.decision:
-            return second
-        return await self._stage_review(ReviewStage.ARBITRATION)
+        decisions = [await self._stage_review(stage) for stage in step.stages]
+        if (
+            step.on_disagreement is not None
+            and len(decisions) >= 2
+            and decisions[0].decision != decisions[1].decision
+        ):
+            return await self._stage_review(step.on_disagreement)
+        return decisions[-1]
 
     async def _stage_review(self, stage: ReviewStage) -> DecisionView:
         """Seed 002 step 4: random offers until an expert accepts and decides."""
@@ -582,6 +642,167 @@ class ApplicationWorkflow:
         finally:
             self._resubmission_deadline = None
 
+    # ---- office and hospital steps (Wuhan, Jilin) ------------------------------------------
+
+    async def _office_acceptance(self, step: OfficeAcceptance) -> None:
+        """A clerk checks insurance and that the disease matches the diagnosis, then accepts
+        and designates who assesses, or returns with reasons (the applicant may resubmit)."""
+        await self._load_register()  # before the stage opens: the validator reads it
+        await self._set_status(
+            ApplicationStatus.IN_REVIEW, ReviewStage.OFFICE_ACCEPTANCE, step="office_acceptance"
+        )
+        # An action is taken by its handler at any time once the stage is open, even while a
+        # status write is still in flight: it is never reset here, only once it is handled.
+        while True:
+            await self._office_wait(
+                lambda: self._office_action is not None, step.window, "accept or return"
+            )
+            action = self._office_action
+            if isinstance(action, OfficeAccept):
+                hospital = action.hospital or self._request.diagnosing_hospital
+                assert hospital is not None  # the validator names one
+                self._assessment_hospital = hospital
+                await self._set_status(
+                    ApplicationStatus.IN_REVIEW,
+                    ReviewStage.HOSPITAL_ASSESSMENT,
+                    step="office_accepted",
+                    actor=action.clerk,
+                    detail={"assessment_hospital": hospital},
+                )
+                return
+            assert isinstance(action, OfficeReturn)
+            self._returned = True
+            self._reasons = (action.reasons,)
+            await self._open_resubmission_window()
+            await self._set_status(
+                ApplicationStatus.RETURNED,
+                ReviewStage.OFFICE_ACCEPTANCE,
+                step=f"office_returned:{self._round}",
+                reason=action.reasons,
+                actor=action.clerk,
+            )
+            await self._sms(
+                SmsTemplate.RETURNED,
+                f"returned:{self._round}",
+                reasons=reason_param(action.reasons),
+            )
+            if not await self._await_resubmission():
+                await self._close(
+                    "returned by the office and not resubmitted within "
+                    f"{_human(self._policy.resubmission_window)}"
+                )
+            self._office_action = None  # the office may act again on the new round
+            await self._set_status(
+                ApplicationStatus.IN_REVIEW,
+                ReviewStage.OFFICE_ACCEPTANCE,
+                step=f"resubmitted:{self._round}",
+            )
+
+    async def _hospital_assessment(self, step: HospitalAssessment) -> DecisionView:
+        """The designated hospital decides from the records, or first examines the applicant
+        on site (date and place by SMS); its opinion is the decision the office confirms."""
+        hospital = self._assessment_hospital or self._request.diagnosing_hospital
+        if hospital is None:
+            raise ApplicationError("no hospital was designated to assess this application")
+        self._assessment_hospital = hospital
+        if self._stage != ReviewStage.HOSPITAL_ASSESSMENT:
+            await self._set_status(
+                ApplicationStatus.IN_REVIEW, ReviewStage.HOSPITAL_ASSESSMENT, step="assessment"
+            )
+        while True:
+            told = self._examinations_sent
+            await self._office_wait(
+                lambda told=told: self._opinion is not None or self._examinations > told,
+                step.window,
+                f"the opinion of {hospital}",
+            )
+            if self._opinion is not None:
+                break
+            assert self._examination is not None
+            scheduled = self._examinations
+            exam = self._examination
+            await self._set_status(
+                ApplicationStatus.IN_REVIEW,
+                ReviewStage.HOSPITAL_ASSESSMENT,
+                step=f"examination:{scheduled}",
+                actor=f"hospital:{hospital}",
+                detail={"examination_at": exam.at.isoformat(), "place": exam.place},
+            )
+            await self._sms(
+                SmsTemplate.EXAMINATION_SCHEDULED,
+                f"examination:{scheduled}",
+                at=_local(exam.at, self._zone),
+                place=reason_param(exam.place),
+            )
+            self._examinations_sent = scheduled
+        opinion = self._opinion
+        decision = DecisionView(
+            stage=ReviewStage.HOSPITAL_ASSESSMENT,
+            expert=f"hospital:{hospital}",
+            decision=ReviewDecision.APPROVE if opinion.approve else ReviewDecision.REJECT,
+            opinion=opinion.opinion,
+            at=workflow.now(),
+        )
+        self._decisions.append(decision)
+        await self._set_status(
+            ApplicationStatus.IN_REVIEW,
+            ReviewStage.OFFICE_CONFIRMATION
+            if self._track.step(StepKind.OFFICE_CONFIRMATION)
+            else ReviewStage.HOSPITAL_ASSESSMENT,
+            step="assessed",
+            actor=f"hospital:{hospital}",
+            reason=opinion.opinion or None,
+            detail={"opinion": decision.decision.value},
+        )
+        return decision
+
+    async def _office_confirmation(
+        self, step: OfficeConfirmation, assessed: DecisionView
+    ) -> DecisionView:
+        """The office confirms the hospital's opinion or refuses with the reason."""
+        await self._office_wait(
+            lambda: self._confirmation is not None, step.window, "confirm or refuse"
+        )
+        action = self._confirmation
+        assert action is not None
+        if action.confirm:
+            decision = assessed.model_copy(
+                update={"stage": ReviewStage.OFFICE_CONFIRMATION, "expert": action.clerk}
+            )
+        else:
+            decision = DecisionView(
+                stage=ReviewStage.OFFICE_CONFIRMATION,
+                expert=action.clerk,
+                decision=ReviewDecision.REJECT,
+                opinion=action.reason,
+                at=workflow.now(),
+            )
+        self._decisions.append(decision)
+        return decision
+
+    async def _office_wait(self, condition: Any, window: timedelta, what: str) -> None:
+        """Wait for a person of the office or a hospital; past the office's window, a notice
+        to the desk (once) and the SLA tell that it is late — it is never decided for them."""
+        deadline = workflow.now() + window
+        self._waiting_for = f"{what} by {_local(deadline, self._zone)}"
+        self._publish()
+        if await self._until(condition, deadline, summary=f"{what}, {_human(window)}"):
+            return
+        self._notices += 1
+        due = _local(deadline, self._zone)
+        await self._notice("overdue", f"{self._request.application_id}: {what} was due {due}")
+        await workflow.wait_condition(condition)
+
+    async def _load_register(self) -> None:
+        register = await _step(
+            "hospital_register",
+            self._policy.region,
+            queue=queues.INTAKE,
+            result_type=list[HospitalRef],
+            summary="hospital register",
+        )
+        self._hospitals = {h.code: h for h in register}
+
     async def _result(self, decision: DecisionView) -> None:
         """Seed 002 steps 7–8: SMS result; an approval starts the benefit on its date."""
         if decision.decision == ReviewDecision.APPROVE:
@@ -746,6 +967,7 @@ class ApplicationWorkflow:
         reason: str | None = None,
         closed: bool = False,
         actor: str = "system",
+        detail: dict[str, str] | None = None,
     ) -> None:
         self._status, self._stage = status, stage
         self._status_seq += 1
@@ -762,6 +984,7 @@ class ApplicationWorkflow:
                 actor=actor,
                 reason=reason,
                 closed=closed,
+                detail=detail or {},
             ),
             queue=queues.REVIEW,
             summary=f"status {status}, stage {stage}",
@@ -846,6 +1069,7 @@ class ApplicationWorkflow:
             decisions=tuple(self._decisions),
             pool_exhausted_since=self._pool_exhausted_since,
             notices=self._notices,
+            steps_done=self._steps_done,
         )
 
     def _restore(self, state: ApplicationState) -> None:
@@ -860,6 +1084,7 @@ class ApplicationWorkflow:
         self._decisions = list(state.decisions)
         self._pool_exhausted_since = state.pool_exhausted_since
         self._notices = state.notices
+        self._steps_done = 1 if state.steps_done is None else state.steps_done
         self._waiting_for = "an eligible expert (continued in a fresh run)"
 
     def _offer_views(self) -> tuple[OfferView, ...]:
@@ -953,6 +1178,9 @@ class ApplicationWorkflow:
             sla_provisional=self._sla_provisional,
             pool_exhausted_since=self._pool_exhausted_since,
             alerts=self._alerts(),
+            track=self._track.name,
+            assessment_hospital=self._assessment_hospital,
+            examination=self._examination,
         )
 
     # ---- expert and clerk actions ------------------------------------------------------------
@@ -1128,6 +1356,146 @@ class ApplicationWorkflow:
             raise ValueError("an assignment is already being made")
         if action.expert in {d.expert for d in self._decisions}:
             raise ValueError(f"{action.expert} reviewed another stage of this application")
+
+    # ---- office and hospital actions (Wuhan, Jilin) ------------------------------------------
+
+    @workflow.update
+    async def office_accept(self, action: OfficeAccept) -> Progress:
+        """A clerk accepts (受理) and designates the assessment hospital."""
+        self._office_action = action
+        await self._settled(lambda: self._stage == ReviewStage.HOSPITAL_ASSESSMENT)
+        return self.progress()
+
+    @office_accept.validator
+    def _validate_office_accept(self, action: OfficeAccept) -> None:
+        step = self._office_step_or_refuse()
+        hospital = action.hospital
+        if step.designates == "diagnosing_hospital":
+            diagnosing = self._request.diagnosing_hospital
+            if hospital is not None and hospital != diagnosing:
+                raise ValueError(
+                    f"on track {self._track.name} the diagnosing hospital {diagnosing} assesses: "
+                    "leave --hospital out"
+                )
+        elif hospital is None:
+            raise ValueError("name the assessment hospital the applicant must visit (--hospital)")
+        elif hospital not in self._hospitals:
+            raise ValueError(
+                f"no hospital with code {hospital} in the {self._policy.region} register"
+            )
+
+    @workflow.update
+    async def office_return(self, action: OfficeReturn) -> Progress:
+        """A clerk returns the application with the reasons (退回)."""
+        self._office_action = action
+        await self._settled(lambda: self._status == ApplicationStatus.RETURNED)
+        return self.progress()
+
+    @office_return.validator
+    def _validate_office_return(self, action: OfficeReturn) -> None:
+        self._office_step_or_refuse()
+        if not action.reasons.strip():
+            raise ValueError("say why the application is returned (--reasons)")
+        _refuse_text(action.reasons, "the reasons", 500)
+
+    @workflow.update
+    async def schedule_examination(self, action: ScheduleExamination) -> Progress:
+        """The assessment hospital asks the applicant in; the applicant is told by SMS."""
+        self._examination = action
+        self._examinations += 1
+        asked = self._examinations
+        await self._settled(lambda: self._examinations_sent >= asked)
+        return self.progress()
+
+    @schedule_examination.validator
+    def _validate_schedule_examination(self, action: ScheduleExamination) -> None:
+        step = self._assessment_step_or_refuse(action.hospital)
+        if not step.on_site_examination:
+            raise ValueError(f"track {self._track.name} assesses from the records only")
+        if action.at <= workflow.now():
+            raise ValueError(f"the examination time {action.at:%Y-%m-%d %H:%M} is in the past")
+        if not action.place.strip():
+            raise ValueError("say where the examination takes place (--place)")
+        _refuse_text(action.place, "the place", 200)
+
+    @workflow.update
+    async def hospital_opinion(self, action: HospitalOpinion) -> DecisionView:
+        """The assessment hospital's opinion (鉴定意见); returns it as recorded."""
+        self._opinion = action
+        await self._settled(lambda: self._decided(ReviewStage.HOSPITAL_ASSESSMENT) is not None)
+        decision = self._decided(ReviewStage.HOSPITAL_ASSESSMENT)
+        assert decision is not None
+        return decision
+
+    @hospital_opinion.validator
+    def _validate_hospital_opinion(self, action: HospitalOpinion) -> None:
+        self._assessment_step_or_refuse(action.hospital)
+        if not action.approve and not action.opinion.strip():
+            raise ValueError("a negative opinion needs its reason (--opinion)")
+        _refuse_text(action.opinion, "the opinion", 2000)
+
+    @workflow.update
+    async def office_confirm(self, action: OfficeConfirm) -> DecisionView:
+        """The office confirms the opinion or refuses with the reason; returns the decision."""
+        self._confirmation = action
+        await self._settled(lambda: self._decided(ReviewStage.OFFICE_CONFIRMATION) is not None)
+        decision = self._decided(ReviewStage.OFFICE_CONFIRMATION)
+        assert decision is not None
+        return decision
+
+    @office_confirm.validator
+    def _validate_office_confirm(self, action: OfficeConfirm) -> None:
+        self._refuse_if_finished()
+        if (
+            self._stage != ReviewStage.OFFICE_CONFIRMATION
+            or self._confirmation is not None
+            or self._decided(ReviewStage.HOSPITAL_ASSESSMENT) is None
+        ):
+            raise ValueError(
+                f"application {self._request.application_id} does not wait for the office's "
+                f"confirmation now ({self._status}, {self._stage})"
+            )
+        if not action.confirm and not action.reason.strip():
+            raise ValueError("say why the office refuses (--reason)")
+        _refuse_text(action.reason, "the reason", 2000)
+
+    def _decided(self, stage: ReviewStage) -> DecisionView | None:
+        return next((d for d in self._decisions if d.stage == stage), None)
+
+    def _office_step_or_refuse(self) -> OfficeAcceptance:
+        self._refuse_if_finished()
+        step = self._track.step(StepKind.OFFICE_ACCEPTANCE)
+        if (
+            not isinstance(step, OfficeAcceptance)
+            or self._stage != ReviewStage.OFFICE_ACCEPTANCE
+            or self._status != ApplicationStatus.IN_REVIEW
+            or self._office_action is not None
+        ):
+            raise ValueError(
+                f"application {self._request.application_id} does not wait for the office's "
+                f"acceptance now ({self._status}, {self._stage})"
+            )
+        return step
+
+    def _assessment_step_or_refuse(self, hospital: str) -> HospitalAssessment:
+        self._refuse_if_finished()
+        step = self._track.step(StepKind.HOSPITAL_ASSESSMENT)
+        if (
+            not isinstance(step, HospitalAssessment)
+            or self._stage != ReviewStage.HOSPITAL_ASSESSMENT
+            or self._opinion is not None
+            or self._assessment_hospital is None
+        ):
+            raise ValueError(
+                f"application {self._request.application_id} does not wait for a hospital's "
+                f"assessment now ({self._status}, {self._stage})"
+            )
+        if hospital != self._assessment_hospital:
+            raise ValueError(
+                f"{hospital} is not the assessment hospital of this application "
+                f"({self._assessment_hospital} is)"
+            )
+        return step
 
     @workflow.signal
     def pool_changed(self) -> None:

@@ -53,6 +53,7 @@ class SmsSettings(BaseSettings):
     aliyun_template_approved: str | None = None
     aliyun_template_rejected: str | None = None
     aliyun_template_closed: str | None = None
+    aliyun_template_examination_scheduled: str | None = None
     aliyun_template_expert_disqualified: str | None = None
 
     def template_code(self, template: SmsTemplate) -> str | None:

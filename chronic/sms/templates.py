@@ -74,6 +74,12 @@ TEMPLATES: Mapping[SmsTemplate, TemplateSpec] = {
         params=("application_id", "reason"),
         code_setting="aliyun_template_closed",
     ),
+    SmsTemplate.EXAMINATION_SCHEDULED: TemplateSpec(
+        text="您的门诊慢特病认定申请（编号${application_id}）需现场鉴定，请于${at}到${place}，"
+        "携带社会保障卡及病历资料。",
+        params=("application_id", "at", "place"),
+        code_setting="aliyun_template_examination_scheduled",
+    ),
     SmsTemplate.EXPERT_DISQUALIFIED: TemplateSpec(
         text="贵院推荐的门诊慢特病认定专家（工号${expert_code}）已连续${strikes}次拒绝或超时"
         "未受理评审任务，依规取消其专家资格。",

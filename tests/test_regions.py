@@ -1,0 +1,333 @@
+"""One engine, several processes: each region's tracks as data (issue 10).
+
+Sanmenxia's tracks (random experts) are tested throughout the suite; here the profile model and
+Wuhan's office and hospital steps on the time-skipping server: track A (the diagnosing 三甲
+hospital assesses), track B (an office return, an assessment hospital named by the clerk, an
+on-site examination with its SMS), the office confirming or refusing.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from pydantic import ValidationError
+from sqlmodel import col
+from stdnum.cn import ric
+from temporalio.client import WorkflowUpdateFailedError
+
+from models.application import ApplicationForm
+from models.domain import (
+    ApplicationStatus,
+    HospitalGrade,
+    InsuranceStatus,
+    InsuranceType,
+    ReviewDecision,
+    ReviewStage,
+)
+from models.messages import (
+    HospitalOpinion,
+    OfficeAccept,
+    OfficeConfirm,
+    OfficeReturn,
+    Progress,
+    Resubmission,
+    ScheduleExamination,
+)
+from models.policy import PolicyProfile, load_policy
+from models.tables import AuditEvent, Hospital, InsuredPerson
+from tests import support
+from tests.fixtures.world import World
+from workflows.application import ApplicationWorkflow
+
+WUHAN = load_policy("wuhan")
+TONGJI, ERJIA, ASSESSOR = "W01", "W02", "W03"  # a 三甲, a 二甲, an assessment hospital
+
+
+# ---- the profile as data ------------------------------------------------------------------------
+
+
+def test_sanmenxia_and_wuhan_profiles_list_their_tracks() -> None:
+    sanmenxia = load_policy("sanmenxia")
+    assert [t.name for t in sanmenxia.tracks] == ["instant", "standard"]
+    assert [t.name for t in WUHAN.tracks] == ["a", "b"]
+    assert [s.kind for s in WUHAN.tracks[1].steps] == [
+        "intake_checks",
+        "office_acceptance",
+        "hospital_assessment",
+        "office_confirmation",
+    ]
+    assert len(WUHAN.catalogue) == 32 and sum(d.track_a for d in WUHAN.catalogue) == 13
+
+
+@pytest.mark.parametrize(
+    ("disease", "grade_3a", "track"),
+    [("CA", True, "a"), ("CA", False, "b"), ("DM", True, "b"), ("PKU", True, "a")],
+)
+def test_wuhan_track_a_needs_a_track_a_disease_diagnosed_at_a_grade_3a_hospital(
+    disease: str, grade_3a: bool, track: str
+) -> None:
+    entry = WUHAN.disease(disease)
+    assert entry is not None
+    assert WUHAN.track_for(entry, diagnosed_at_grade_3a=grade_3a).name == track
+
+
+def _profile(**changes: Any) -> dict[str, Any]:
+    data = WUHAN.model_dump(mode="json")
+    data.update(changes)
+    return data
+
+
+@pytest.mark.parametrize(
+    ("tracks", "expected"),
+    [
+        ([], "the last track must apply always"),
+        (
+            [{"name": "x", "description": "d", "steps": [{"kind": "intake_checks"}]}],
+            "has no step that decides",
+        ),
+        (
+            [{"name": "x", "description": "d", "steps": [{"kind": "telepathy"}]}],
+            "telepathy",
+        ),
+        (
+            [
+                {
+                    "name": "x",
+                    "description": "d",
+                    "steps": [
+                        {"kind": "hospital_assessment"},
+                        {"kind": "instant_filing"},
+                        {"kind": "office_confirmation"},
+                    ],
+                }
+            ],
+            "exclude each other",
+        ),
+    ],
+)
+def test_a_profile_whose_process_cannot_run_is_refused_with_the_reason(
+    tracks: list[dict[str, Any]], expected: str
+) -> None:
+    with pytest.raises(ValidationError) as refused:
+        PolicyProfile.model_validate(_profile(tracks=tracks))
+    assert expected in str(refused.value)
+
+
+# ---- Wuhan on the time-skipping server ---------------------------------------------------------
+
+
+async def _wuhan_world(world: World) -> str:
+    """Wuhan hospitals and one insured person of Wuhan in the register; the person's ID."""
+    body = "42010619800101123"
+    id_number = body + ric.calc_check_digit(body + "0")  # stdnum wants a placeholder digit
+    async with world.db.session() as session:
+        for code, name, level, grade in [
+            (TONGJI, "华中科技大学同济医学院附属同济医院", 3, HospitalGrade.A),
+            (ERJIA, "武汉市第九医院", 2, HospitalGrade.A),
+            (ASSESSOR, "武汉市第一医院", 3, HospitalGrade.A),
+        ]:
+            session.add(
+                Hospital(
+                    code=code, name=name, level=level, grade=grade, public=True, region="wuhan"
+                )
+            )
+        session.add(
+            InsuredPerson(
+                id_number=id_number,
+                name="测试",
+                mobile="+8613803981234",
+                insurance_type=InsuranceType.RESIDENT,
+                insurance_status=InsuranceStatus.NORMAL,
+                region="wuhan",
+            )
+        )
+    return id_number
+
+
+def _wuhan_form(id_number: str, disease: str, diagnosing: str) -> ApplicationForm:
+    return ApplicationForm.model_validate(
+        {
+            "region": "wuhan",
+            "applicant": {"name": "测试", "id_number": id_number, "mobile": "13803981234"},
+            "disease_code": disease,
+            "case_number": "ZY-0001",
+            "diagnosing_hospital": diagnosing,
+            "designated_hospital": diagnosing,
+            "materials": [support.material(hospital=diagnosing)],
+        }
+    )
+
+
+async def _waiting(handle: support.Handle, stage: ReviewStage) -> Progress:
+    """Once the stage waits for its person (not while its status is being written)."""
+    return await support.eventually(
+        handle,
+        lambda p: (
+            p.stage == stage
+            and p.status == ApplicationStatus.IN_REVIEW
+            and not p.waiting_for.startswith("intake")
+        ),
+    )
+
+
+async def _refused(call: Any, expected: str) -> None:
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await call
+    assert expected in str(refused.value.cause)
+
+
+async def test_wuhan_track_a_office_accepts_the_diagnosing_hospital_assesses_office_confirms(
+    world: World,
+) -> None:
+    person = await _wuhan_world(world)
+    handle = await world.start(application=_wuhan_form(person, "CA", TONGJI), policy=WUHAN)
+    wf = ApplicationWorkflow
+    progress = await _waiting(handle, ReviewStage.OFFICE_ACCEPTANCE)
+    assert progress.track == "a" and "accept or return" in progress.waiting_for
+    # Track A: the diagnosing hospital assesses; naming another is refused.
+    await _refused(
+        handle.execute_update(wf.office_accept, OfficeAccept(clerk="clerk:zhao", hospital=ERJIA)),
+        "the diagnosing hospital W01 assesses",
+    )
+    accepted = await handle.execute_update(wf.office_accept, OfficeAccept(clerk="clerk:zhao"))
+    assert accepted.assessment_hospital == TONGJI
+    # Only that hospital gives the opinion; track A has no on-site examination.
+    await _refused(
+        handle.execute_update(wf.hospital_opinion, HospitalOpinion(hospital=ERJIA, approve=True)),
+        "not the assessment hospital",
+    )
+    exam = ScheduleExamination(
+        hospital=TONGJI, at=progress.submitted_at + timedelta(days=3), place="门诊楼三楼"
+    )
+    await _refused(handle.execute_update(wf.schedule_examination, exam), "from the records only")
+    opinion = await handle.execute_update(
+        wf.hospital_opinion, HospitalOpinion(hospital=TONGJI, approve=True, opinion="符合")
+    )
+    assert opinion.decision == ReviewDecision.APPROVE and opinion.expert == f"hospital:{TONGJI}"
+    decision = await handle.execute_update(
+        wf.office_confirm, OfficeConfirm(clerk="clerk:zhao", confirm=True)
+    )
+    assert decision.stage == ReviewStage.OFFICE_CONFIRMATION
+
+    result = await handle.result()
+    assert result.status == ApplicationStatus.APPROVED and result.benefit is not None
+    sms = await support.outbox(world.db, handle)
+    assert [s.template for s in sms] == ["submitted", "approved"]
+    actors = await _actors(world, handle.id)
+    assert ("clerk:zhao", "status_in_review") in actors
+    assert (f"hospital:{TONGJI}", "status_in_review") in actors
+
+
+async def test_wuhan_track_b_return_resubmit_assessment_hospital_examination_then_refusal(
+    world: World,
+) -> None:
+    person = await _wuhan_world(world)
+    handle = await world.start(application=_wuhan_form(person, "DM", ERJIA), policy=WUHAN)
+    wf = ApplicationWorkflow
+    progress = await _waiting(handle, ReviewStage.OFFICE_ACCEPTANCE)
+    assert progress.track == "b"
+    await _refused(
+        handle.execute_update(wf.office_return, OfficeReturn(clerk="clerk:qian", reasons=" ")),
+        "say why",
+    )
+    await handle.execute_update(
+        wf.office_return, OfficeReturn(clerk="clerk:qian", reasons="诊断证明与申报病种不符")
+    )
+    await support.eventually(handle, support.waits_for_resubmission)
+    await handle.execute_update(
+        wf.resubmit, Resubmission(materials=support.items(support.material(hospital=ERJIA)))
+    )
+    await _waiting(handle, ReviewStage.OFFICE_ACCEPTANCE)
+    await _refused(
+        handle.execute_update(wf.office_accept, OfficeAccept(clerk="clerk:qian")),
+        "name the assessment hospital",
+    )
+    await _refused(
+        handle.execute_update(wf.office_accept, OfficeAccept(clerk="clerk:qian", hospital="H01")),
+        "no hospital with code H01 in the wuhan register",
+    )
+    await handle.execute_update(
+        wf.office_accept, OfficeAccept(clerk="clerk:qian", hospital=ASSESSOR)
+    )
+    when = (await handle.query(wf.progress)).submitted_at + timedelta(days=5)
+    scheduled = await handle.execute_update(
+        wf.schedule_examination,
+        ScheduleExamination(hospital=ASSESSOR, at=when, place="武汉市第一医院门诊楼三楼"),
+    )
+    assert scheduled.examination is not None and scheduled.examination.place.startswith("武汉")
+    await handle.execute_update(
+        wf.hospital_opinion,
+        HospitalOpinion(hospital=ASSESSOR, approve=False, opinion="现场鉴定：并发症证据不足"),
+    )
+    await _refused(
+        handle.execute_update(wf.office_confirm, OfficeConfirm(clerk="clerk:qian", confirm=False)),
+        "say why",
+    )
+    await handle.execute_update(wf.office_confirm, OfficeConfirm(clerk="clerk:qian", confirm=True))
+
+    result = await handle.result()
+    assert result.status == ApplicationStatus.REJECTED
+    assert [d.stage for d in result.decisions] == [
+        ReviewStage.HOSPITAL_ASSESSMENT,
+        ReviewStage.OFFICE_CONFIRMATION,
+    ]
+    sms = await support.outbox(world.db, handle)
+    assert [s.template for s in sms] == [
+        "submitted",
+        "returned",
+        "examination_scheduled",
+        "rejected",
+    ]
+    assert "武汉市第一医院" in sms[2].params["place"]
+    assert "并发症证据不足" in sms[3].params["reason"]
+
+
+async def test_wuhan_office_may_refuse_a_positive_opinion_with_its_reason(world: World) -> None:
+    person = await _wuhan_world(world)
+    handle = await world.start(application=_wuhan_form(person, "CA", TONGJI), policy=WUHAN)
+    wf = ApplicationWorkflow
+    await _waiting(handle, ReviewStage.OFFICE_ACCEPTANCE)
+    await handle.execute_update(wf.office_accept, OfficeAccept(clerk="clerk:sun"))
+    await handle.execute_update(wf.hospital_opinion, HospitalOpinion(hospital=TONGJI, approve=True))
+    await handle.execute_update(
+        wf.office_confirm,
+        OfficeConfirm(clerk="clerk:sun", confirm=False, reason="参保状态已暂停"),
+    )
+    result = await handle.result()
+    assert result.status == ApplicationStatus.REJECTED
+    assert result.decisions[-1].opinion == "参保状态已暂停"
+
+
+async def test_an_office_step_past_its_window_alerts_the_desk_and_keeps_waiting(
+    world: World,
+) -> None:
+    person = await _wuhan_world(world)
+    handle = await world.start(application=_wuhan_form(person, "CA", TONGJI), policy=WUHAN)
+    await _waiting(handle, ReviewStage.OFFICE_ACCEPTANCE)
+    await world.env.sleep(timedelta(days=6))
+    async with world.db.session() as session:
+        notices = list(
+            await session.scalars(
+                sa.text("SELECT kind FROM office_notice WHERE application_id = :a").bindparams(
+                    a=handle.id
+                )
+            )
+        )
+    assert notices == ["overdue"]
+    await handle.execute_update(ApplicationWorkflow.office_accept, OfficeAccept(clerk="clerk:li"))
+    assert (await handle.query(ApplicationWorkflow.progress)).stage == (
+        ReviewStage.HOSPITAL_ASSESSMENT
+    )
+
+
+async def _actors(world: World, application_id: str) -> list[tuple[str, str]]:
+    async with world.db.session() as session:
+        rows = await session.execute(
+            sa.select(col(AuditEvent.actor), col(AuditEvent.action)).where(
+                col(AuditEvent.application_id) == application_id
+            )
+        )
+        return [(actor, action) for actor, action in rows.all()]
