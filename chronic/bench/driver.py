@@ -24,6 +24,7 @@ import os
 import platform
 import random
 import secrets
+import socket
 import sys
 import time
 from collections import Counter
@@ -49,6 +50,7 @@ from chronic.bench.experts import (
 )
 from chronic.bench.figures import spread
 from chronic.bench.history import cost_summary, workflow_cost
+from chronic.bench.metrics import means, scrape
 from chronic.bench.people import plan_applications
 from chronic.bench.processes import CpuMeter, Processes, RssSampler, mib
 from chronic.db import Database
@@ -57,6 +59,8 @@ from chronic.settings import Settings
 from chronic.submission import submit
 from models.messages import AcceptOffer, Decide
 from models.policy import PolicyProfile
+from workers import ROLES
+from workers.runner import metrics_port
 from workflows.application import ApplicationWorkflow
 
 FEED_DESCRIPTION = (
@@ -170,14 +174,20 @@ async def answering(experts: SimulatedExperts) -> AsyncIterator[SimulatedExperts
 
 
 @asynccontextmanager
-async def baseline_worker(task_queue: str, feed: NotedOffers, log_path: Path) -> AsyncIterator[int]:
-    """The baseline's worker as a subprocess, its offer lines noted in ``feed``; its pid."""
+async def baseline_worker(
+    task_queue: str, feed: NotedOffers, log_path: Path, metrics: str
+) -> AsyncIterator[int]:
+    """The baseline's worker as a subprocess, its offer lines noted in ``feed``; its pid.
+
+    ``metrics`` is the host:port where it serves its SDK metrics, as the roles' workers do.
+    """
     log = log_path.open("ab")
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "chronic.bench.baseline_worker",
         task_queue,
+        metrics,
         stdin=asyncio.subprocess.PIPE,  # its end of the pipe closes when the bench is gone
         stdout=asyncio.subprocess.PIPE,
         stderr=log,
@@ -266,6 +276,13 @@ class _Bench:
         self.run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(2)
         self.processes = Processes.of_dev_stack(settings.state_path)
         self.processes.add("bench", os.getpid())
+        self.baseline_metrics = f"{settings.metrics_host}:{_free_port()}"
+        self.endpoints = {
+            role: f"http://{settings.metrics_host}:{port}/metrics"
+            for role in ROLES
+            if (port := metrics_port(role, settings)) is not None
+        }
+        self.endpoints["baseline worker"] = f"http://{self.baseline_metrics}/metrics"
 
     def say(self, message: str) -> None:
         self.console.print(f"[dim]{message}[/]", highlight=False)
@@ -381,7 +398,7 @@ class _Bench:
         feed = NotedOffers()
         log_path = self.settings.state_path / "bench-baseline-worker.log"
         with RssSampler(self.processes) as rss:
-            async with baseline_worker(task_queue, feed, log_path) as pid:
+            async with baseline_worker(task_queue, feed, log_path, self.baseline_metrics) as pid:
                 self.processes.add("baseline worker", pid)
                 self.say("probe: one application through the whole process …")
                 probe, probe_updates = await self.full_flow(plans[:1])
@@ -398,11 +415,15 @@ class _Bench:
                 meter = CpuMeter(self.processes)
                 self.say(f"baseline: {options.applications} workflows …")
                 meter.start()
+                before = await scrape(self.endpoints)
                 base, base_updates = await self.baseline(program, task_queue, feed)
+                base_times = means(before, await scrape(self.endpoints))
                 base_cpu = meter.stop()
             self.say(f"full flow: {options.applications} applications …")
             meter.start()
+            before = await scrape(self.endpoints)
             full, full_updates = await self.full_flow(plans[1:])
+            full_times = means(before, await scrape(self.endpoints))
             full_cpu = meter.stop()
         self.say("reading histories …")
         full_cost = await cost_summary(self.client, full.ids or probe.ids, sample=options.sample)
@@ -436,6 +457,7 @@ class _Bench:
                 "updates": _update_figures(full_updates),
                 "history": full_cost.as_json(),
                 "cpu_percent": full_cpu,
+                "task_times_ms": full_times,
                 "application_ids": full.ids,
             },
             "baseline": {
@@ -443,6 +465,7 @@ class _Bench:
                 "updates": _update_figures(base_updates),
                 "history": base_cost.as_json(),
                 "cpu_percent": base_cpu,
+                "task_times_ms": base_times,
                 "program": program,
                 "task_queue": task_queue,
                 "workflow_ids": base.ids,
@@ -466,6 +489,13 @@ class _Bench:
             "bench_persons_registered": registered,
             "problems": problems,
         }
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def machine() -> dict[str, Any]:

@@ -105,6 +105,7 @@ def print_throughput(figures: Mapping[str, Any], console: Console) -> None:
     for label, full_value, base_value in rows:
         table.add_row(label, full_value, base_value)
     console.print(table)
+    _print_task_times(full.get("task_times_ms", {}), base.get("task_times_ms", {}), console)
     _print_rss(figures.get("rss_mib", {}), console)
     top = fh.get("payload_top", {})
     if top:
@@ -122,6 +123,38 @@ _ORDER = ("temporal", "postgres", "orchestration", "intake", "assignment", "revi
 
 def _process_order(name: str) -> tuple[int, str]:
     return (_ORDER.index(name) if name in _ORDER else len(_ORDER), name)
+
+
+_STEPS = (
+    ("workflow_task_schedule_to_start", "wf task wait"),
+    ("workflow_task_execution", "wf task run"),
+    ("respond_workflow_task", "wf task respond"),
+    ("activity_schedule_to_start", "activity wait"),
+    ("activity_execution", "activity run"),
+    ("respond_activity_task", "activity respond"),
+)
+
+
+def _print_task_times(
+    full: Mapping[str, Mapping[str, Mapping[str, float]]],
+    base: Mapping[str, Mapping[str, Mapping[str, float]]],
+    console: Console,
+) -> None:
+    """Mean ms per task and step, from the workers' metrics (see chronic.bench.metrics)."""
+    rows = [(name, times) for name, times in full.items() if name != "baseline worker"]
+    rows += [(name, times) for name, times in base.items() if name == "baseline worker"]
+    rows = [(name, times) for name, times in rows if times]
+    if not rows:
+        return
+    table = Table(title="where the time goes (mean ms per task)", title_justify="left")
+    table.add_column("worker")
+    for _, label in _STEPS:
+        table.add_column(label, justify="right")
+    for name, times in sorted(rows, key=lambda row: _process_order(row[0])):
+        table.add_row(
+            name, *(_fmt(times.get(step, {}).get("mean_ms"), "", 0) for step, _ in _STEPS)
+        )
+    console.print(table)
 
 
 def _print_rss(rss: Mapping[str, Mapping[str, float]], console: Console) -> None:

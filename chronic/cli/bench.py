@@ -55,7 +55,8 @@ def bench(
     through intake, initial review, re-review and approval. Simulated experts accept and
     approve each offer as soon as it appears; they learn of offers from the database's offer
     table (the baseline's from its worker), never by querying a workflow. Prints the ratio
-    to the baseline first, then latencies, history sizes, CPU and memory per process.
+    to the baseline first, then latencies, history sizes, CPU and memory per process
+    (progress goes to standard error).
 
     The applicants are synthetic insured persons of the bench (names 压测000001 …),
     registered as needed; their applications stay on record.
@@ -73,6 +74,7 @@ def bench(
     if not console.is_terminal:
         console = Console(highlight=False, width=max(console.width, 120))
     errors = Console(stderr=True, highlight=False, soft_wrap=True)
+    progress = Console(stderr=True, highlight=False)  # stdout starts with the figures
 
     async def main() -> dict[str, object]:
         client = await connect_to_stack(settings)
@@ -80,9 +82,9 @@ def bench(
         try:
             if open_count is not None:
                 return await run_open(
-                    settings, options, open_count, client=client, db=db, console=console
+                    settings, options, open_count, client=client, db=db, console=progress
                 )
-            return await run_bench(settings, options, client=client, db=db, console=console)
+            return await run_bench(settings, options, client=client, db=db, console=progress)
         finally:
             await db.dispose()
 
