@@ -3,26 +3,36 @@
 Ten applications and ten baseline runs; the JSON must hold every figure, every application
 must end approved, and the baseline must have run, per workflow, exactly the activities and
 Updates of a real application (its own and its SMS deliveries'), counted here from the
-histories independently of the bench.
+histories independently of the bench. Beside it: the bench's synthetic insured persons (valid,
+marked, stable) and the split between them and the demo's seeded register.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import random
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from datetime import date
 from pathlib import Path
 
 import psutil
 import pytest
+from sqlmodel import col, select
+from stdnum.cn import ric
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
+from chronic.bench.people import free_bench_people, plan_applications
+from chronic.db import Database
+from chronic.demo import plan_batch, plan_scenarios
+from chronic.seed.world import generate_bench_people, is_bench_name
+from models.domain import InsuranceStatus, InsuranceType
+from models.policy import load_policy
+from models.tables import InsuredPerson
 from tests.fixtures.dev_stack import Stack, dev_up
-
-pytestmark = pytest.mark.e2e
 
 APPLICATIONS = 10
 
@@ -49,6 +59,7 @@ async def _counts(client: Client, workflow_id: str) -> tuple[int, int]:
     return activities, updates
 
 
+@pytest.mark.e2e
 async def test_bench_reports_every_figure_against_a_faithful_baseline(
     stack: Stack, tmp_path: Path
 ) -> None:
@@ -115,3 +126,44 @@ async def test_bench_reports_every_figure_against_a_faithful_baseline(
     assert running.count == 0
     queue = base["task_queue"]
     assert not [p for p in psutil.process_iter(["cmdline"]) if queue in (p.info["cmdline"] or [])]
+
+
+def test_bench_people_are_valid_marked_and_stable() -> None:
+    people = generate_bench_people(1, 50)
+    assert [p.name for p in people[:2]] == ["压测000001", "压测000002"]
+    assert all(is_bench_name(p.name) and ric.is_valid(p.id_number) for p in people)
+    assert all(p.insurance_type == InsuranceType.RESIDENT for p in people)
+    assert all(p.insurance_status == InsuranceStatus.NORMAL for p in people)
+    assert len({p.id_number for p in people}) == 50
+    # Person 7 is the same whatever the batch it is generated in.
+    assert generate_bench_people(7, 1) == people[6:7]
+
+
+async def test_bench_and_demo_plan_from_separate_people(seeded_database: Database) -> None:
+    db = seeded_database
+    policy = load_policy("sanmenxia")
+    assert await free_bench_people(db, policy) == 0
+    plans, created = await plan_applications(db, policy, 12, rng=random.Random(3))
+    assert created == 12 and await free_bench_people(db, policy) == 12
+    assert all(is_bench_name(p.form.applicant.name) for p in plans)
+    assert all(not p.disease.instant_track for p in plans)
+    assert len({p.form.applicant.id_number for p in plans}) == 12
+    # Asked again for more: only the missing ones are registered, numbered on.
+    _, created = await plan_applications(db, policy, 15, rng=random.Random(4))
+    assert created == 3
+    async with db.session() as session:
+        names = set(
+            await session.exec(
+                select(InsuredPerson.name).where(col(InsuredPerson.name).startswith("压测"))
+            )
+        )
+    assert names == {f"压测{i:06d}" for i in range(1, 16)}
+    # The demo keeps to the seeded register.
+    demo, _ = await plan_batch(
+        db,
+        policy,
+        plan_scenarios(24),
+        rng=random.Random(5),
+        today=date.today(),
+    )
+    assert demo and not any(is_bench_name(p.form.applicant.name) for p in demo)
