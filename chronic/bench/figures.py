@@ -189,6 +189,11 @@ def print_open(figures: Mapping[str, Any], console: Console) -> None:
     rows = [
         ("update round trip p50 / p99 (accept)", _pair(o["update_round_trip_ms"], " ms", 0)),
         ("updates refused", _fmt(o["updates_refused"])),
+        ("workflows in the orchestration cache", _fmt(o.get("cached_workflows"))),
+        (
+            "sampled updates: cache hits / misses",
+            " / ".join(str(v) for v in (o.get("sampled_updates_cache") or {}).values()) or "-",
+        ),
         ("gRPC health check p50 / p99", _pair(health["check_health_ms"], " ms", 1)),
         ("describe namespace p50 / p99", _pair(health["describe_namespace_ms"], " ms", 1)),
         ("list running (visibility) p50 / p99", _pair(health["count_open_ms"], " ms", 1)),

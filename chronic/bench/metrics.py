@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import urllib.request
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 # figure name → (metric, operation label or None)
@@ -88,3 +88,29 @@ def means(before: Mapping[str, Snapshot], after: Mapping[str, Snapshot]) -> dict
         if figures:
             result[name] = figures
     return result
+
+
+CACHE_SIZE = "temporal_sticky_cache_size"
+CACHE_HITS = "temporal_sticky_cache_hit"
+CACHE_MISSES = "temporal_sticky_cache_miss"
+
+
+def totals(text: str, names: Collection[str]) -> dict[str, float]:
+    """The sum over all series of each metric in ``names`` (absent ones are 0)."""
+    found = dict.fromkeys(names, 0.0)
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        head, _, value = line.rpartition(" ")
+        name = head.partition("{")[0]
+        if name in found:
+            found[name] += float(value)
+    return found
+
+
+async def read_totals(url: str, names: Collection[str]) -> dict[str, float] | None:
+    """:func:`totals` of the metrics at ``url``; None when it does not answer."""
+    try:
+        return totals(await asyncio.to_thread(_fetch, url), names)
+    except OSError:
+        return None

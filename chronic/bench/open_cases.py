@@ -6,7 +6,9 @@ stage with a 24-hour window: a workflow in the orchestration worker's cache (up 
 a timer and an offer row. With them open the bench reports:
 
 * the orchestration worker's resident memory before and after, and per cached workflow
-  ``(after - before) / min(N, cache size)``; every role's and the server's memory;
+  ``(after - before) / min(N, cache size)`` (the worker's ``temporal_sticky_cache_size``
+  says how many it really holds); every role's and the server's memory. Python seldom gives
+  memory back, so "before" is best taken on a freshly started stack;
 * server health: the gRPC health check, ``DescribeNamespace`` and a visibility count of the
   running applications, each timed 10 times; the server's CPU while opening and while idle;
 * the round trip of an Update with N open: ``accept`` on a random sample of them, one at a
@@ -36,12 +38,14 @@ from chronic.actor import operator
 from chronic.bench.driver import BenchOptions, machine
 from chronic.bench.experts import UpdateFigures
 from chronic.bench.figures import spread
+from chronic.bench.metrics import CACHE_HITS, CACHE_MISSES, CACHE_SIZE, read_totals
 from chronic.bench.people import plan_applications
 from chronic.bench.processes import CpuMeter, Processes, RssSampler, mib
 from chronic.db import Database
 from chronic.settings import Settings
 from chronic.submission import submit
 from models.messages import AcceptOffer, CloseApplication
+from workers.runner import metrics_port
 from workflows.application import ApplicationWorkflow
 
 WORKFLOW_CACHE_SIZE: int = (
@@ -123,6 +127,18 @@ async def _gated(count: int, concurrency: int, work: Any) -> None:
     await asyncio.gather(*(one(i) for i in range(count)))
 
 
+def _cache_delta(
+    before: dict[str, float] | None, after: dict[str, float] | None
+) -> dict[str, int] | None:
+    """Sticky-cache hits and misses of the orchestration worker between two readings."""
+    if before is None or after is None:
+        return None
+    return {
+        "hits": int(after[CACHE_HITS] - before[CACHE_HITS]),
+        "misses": int(after[CACHE_MISSES] - before[CACHE_MISSES]),
+    }
+
+
 async def run_open(
     settings: Settings,
     options: BenchOptions,
@@ -138,6 +154,15 @@ async def run_open(
     rng = random.Random(options.seed)
     policy = settings.policy(settings.region)
     processes = Processes.of_dev_stack(settings.state_path)
+    port = metrics_port("orchestration", settings)
+    orchestration_metrics = f"http://{settings.metrics_host}:{port}/metrics" if port else None
+    cache_names = (CACHE_SIZE, CACHE_HITS, CACHE_MISSES)
+
+    async def cache() -> dict[str, float] | None:
+        if orchestration_metrics is None:
+            return None
+        return await read_totals(orchestration_metrics, cache_names)
+
     problems: list[str] = []
     before = processes.rss()
     health_before = await server_health(client)
@@ -181,6 +206,7 @@ async def run_open(
         idle_cpu = meter.stop()
         after = rss.sample()
         health_open = await server_health(client)
+        cache_open = await cache()
 
         say(f"timing accept on {min(update_samples, len(pending))} of them, one at a time …")
         updates = UpdateFigures()
@@ -197,6 +223,7 @@ async def run_open(
                 updates.failed.append(f"{application_id}: {error}")
                 continue
             updates.round_trips.setdefault("accept", []).append(time.perf_counter() - started)
+        cache_sampled = await cache()
 
         say(f"closing {len(ids)} applications …")
         actor = operator(settings)
@@ -232,6 +259,8 @@ async def run_open(
             "submitting_s": round(submitted_s, 1),
             "opening_s": round(opening_s, 1),
             "workflow_cache_size": WORKFLOW_CACHE_SIZE,
+            "cached_workflows": None if cache_open is None else int(cache_open[CACHE_SIZE]),
+            "sampled_updates_cache": _cache_delta(cache_open, cache_sampled),
             "orchestration_rss_mib": {
                 "before": mib(before.get("orchestration", 0)),
                 "after": mib(after.get("orchestration", 0)),
