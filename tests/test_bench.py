@@ -3,8 +3,9 @@
 Ten applications and ten baseline runs; the JSON must hold every figure, every application
 must end approved, and the baseline must have run, per workflow, exactly the activities and
 Updates of a real application (its own and its SMS deliveries'), counted here from the
-histories independently of the bench. Beside it: the bench's synthetic insured persons (valid,
-marked, stable) and the split between them and the demo's seeded register.
+histories independently of the bench; then ``--open 3``, measured and closed again. Beside
+it: the bench's synthetic insured persons (valid, marked, stable) and the split between them
+and the demo's seeded register.
 """
 
 from __future__ import annotations
@@ -37,9 +38,10 @@ from tests.fixtures.dev_stack import Stack, dev_up
 APPLICATIONS = 10
 
 
-@pytest.fixture
-async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
-    async with dev_up(tmp_path / "dev-up.log") as stack:
+@pytest.fixture(scope="module")
+async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    """One `dev up` for the module's two runs (throughput, then --open)."""
+    async with dev_up(tmp_path_factory.mktemp("bench") / "dev-up.log") as stack:
         yield stack
 
 
@@ -126,6 +128,38 @@ async def test_bench_reports_every_figure_against_a_faithful_baseline(
     assert running.count == 0
     queue = base["task_queue"]
     assert not [p for p in psutil.process_iter(["cmdline"]) if queue in (p.info["cmdline"] or [])]
+
+
+@pytest.mark.e2e
+async def test_bench_open_measures_waiting_applications_and_closes_them(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """--open: a few applications wait at the accept stage, are measured, then closed."""
+    command = [sys.executable, "-m", "chronic", "bench", "--open", "3", "--idle-seconds", "1"]
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [*command, "--json", str(tmp_path / "open.json")],
+        env=stack.env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    opened = json.loads((tmp_path / "open.json").read_text())
+    o = opened["open"]
+    assert o["open"] == o["closed"] == 3 and not opened["problems"]
+    assert o["orchestration_rss_mib"]["after"] > 10 and o["kib_per_cached_workflow"] is not None
+    assert o["cached_workflows"] >= 3 and o["workflow_cache_size"] == 1000
+    assert o["update_round_trip_ms"]["n"] == 3 and o["updates_refused"] == 0
+    assert o["server_health"]["running_applications"] == 3
+    assert o["server_health"]["check_health_ms"]["p50"] > 0
+    assert "temporal" in o["cpu_percent_idle"] and "temporal" in o["cpu_percent_opening"]
+    client = await Client.connect(stack.env["CHRONIC_TEMPORAL_DEFAULT_ADDRESS"])
+    running = await client.count_workflows(
+        'WorkflowType="ApplicationWorkflow" AND ExecutionStatus="Running"'
+    )
+    assert running.count == 0
 
 
 def test_bench_people_are_valid_marked_and_stable() -> None:

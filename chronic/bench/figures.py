@@ -198,7 +198,11 @@ def print_open(figures: Mapping[str, Any], console: Console) -> None:
         ("describe namespace p50 / p99", _pair(health["describe_namespace_ms"], " ms", 1)),
         ("list running (visibility) p50 / p99", _pair(health["count_open_ms"], " ms", 1)),
         ("server CPU while opening", _fmt(o["cpu_percent_opening"].get("temporal"), " %")),
-        ("server CPU idle with them open", _fmt(o["cpu_percent_idle"].get("temporal"), " %")),
+        (
+            "server CPU idle: before / with them open",
+            f"{_fmt(o['cpu_percent_idle_before'].get('temporal'), ' %')} / "
+            f"{_fmt(o['cpu_percent_idle'].get('temporal'), ' %')}",
+        ),
         ("closed afterwards", f"{o['closed']} in {_fmt(o['closing_s'], ' s')}"),
     ]
     for label, value in rows:

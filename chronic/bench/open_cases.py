@@ -10,7 +10,8 @@ a timer and an offer row. With them open the bench reports:
   says how many it really holds); every role's and the server's memory. Python seldom gives
   memory back, so "before" is best taken on a freshly started stack;
 * server health: the gRPC health check, ``DescribeNamespace`` and a visibility count of the
-  running applications, each timed 10 times; the server's CPU while opening and while idle;
+  running applications, each timed 10 times; the server's CPU while opening, and idle
+  (``--idle-seconds``, 10) before and with the applications open;
 * the round trip of an Update with N open: ``accept`` on a random sample of them, one at a
   time, from the client's side (a sampled workflow that left the cache is replayed first,
   which is part of what is measured).
@@ -30,7 +31,7 @@ from typing import Any
 import sqlalchemy as sa
 from rich.console import Console
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
@@ -55,6 +56,9 @@ WORKFLOW_CACHE_SIZE: int = (
 
 _RUNNING = 'WorkflowType="ApplicationWorkflow" AND ExecutionStatus="Running"'
 CLOSE_REASON = "chronic bench --open: load test over"
+IDLE_SECONDS = 10.0
+"""Default of how long the stack's idle CPU is measured, before opening and with the
+applications open (after half as long for the workers to settle)."""
 
 
 async def _timed(call: Any, rounds: int = 10) -> list[float]:
@@ -148,6 +152,7 @@ async def run_open(
     db: Database,
     console: Console,
     update_samples: int = 100,
+    idle_seconds: float = IDLE_SECONDS,
 ) -> dict[str, Any]:
     """Open ``count`` applications at the accept stage, measure, close them; the figures."""
     say = lambda message: console.print(f"[dim]{message}[/]", highlight=False)  # noqa: E731
@@ -171,6 +176,9 @@ async def run_open(
     ids: list[str] = []
     errors: list[str] = []
     meter = CpuMeter(processes)
+    meter.start()
+    await asyncio.sleep(idle_seconds)
+    idle_before = meter.stop()
     with RssSampler(processes) as rss:
         say(f"submitting {count} applications (concurrency {options.concurrency}) …")
         meter.start()
@@ -194,15 +202,15 @@ async def run_open(
             pending = await _pending(db, ids)
             if len(pending) >= len(ids):
                 break
-            await asyncio.sleep(2.0)
+            await asyncio.sleep(0.5 if count <= 100 else 2.0)
         opening_s = time.perf_counter() - began
         opening_cpu = meter.stop()
         if len(pending) < len(ids):
             problems.append(f"only {len(pending)} of {len(ids)} reached the accept stage in time")
         say(f"{len(pending)} open after {opening_s:.0f} s; letting the workers settle …")
-        await asyncio.sleep(5.0)
+        await asyncio.sleep(idle_seconds / 2)
         meter.start()
-        await asyncio.sleep(10.0)
+        await asyncio.sleep(idle_seconds)
         idle_cpu = meter.stop()
         after = rss.sample()
         health_open = await server_health(client)
@@ -236,7 +244,8 @@ async def run_open(
                 await handle.execute_update(
                     ApplicationWorkflow.close, CloseApplication(actor=actor, reason=CLOSE_REASON)
                 )
-            except (WorkflowUpdateFailedError, RPCError) as error:
+                await handle.result()  # the run ends once the CLOSED SMS is handed over
+            except (WorkflowUpdateFailedError, WorkflowFailureError, RPCError) as error:
                 close_errors.append(f"{ids[index]}: {error}")
 
         await _gated(len(ids), options.concurrency, close_one)
@@ -272,6 +281,7 @@ async def run_open(
             "server_health": health_open,
             "cpu_percent_opening": opening_cpu,
             "cpu_percent_idle": idle_cpu,
+            "cpu_percent_idle_before": idle_before,
             "closed": len(ids) - left_open,
             "closing_s": round(closing_s, 1),
             "application_ids_sample": ids[:20],

@@ -10,7 +10,7 @@ from rich.console import Console
 
 from chronic.bench.driver import BenchError, BenchOptions, run_bench
 from chronic.bench.figures import print_open, print_throughput, write_json
-from chronic.bench.open_cases import run_open
+from chronic.bench.open_cases import IDLE_SECONDS, run_open
 from chronic.cli.demo import StackMissing, connect_to_stack
 from chronic.db import Database
 from chronic.demo import DemoPlanError
@@ -43,6 +43,9 @@ def bench(
     ),
     timeout: float = typer.Option(
         1800, min=10, help="Seconds a phase may take before the bench stops waiting."
+    ),
+    idle_seconds: float = typer.Option(
+        IDLE_SECONDS, min=0.5, help="With --open: seconds of idle CPU measured before and after."
     ),
     seed: int | None = typer.Option(None, help="Seed of the planned forms, to repeat a run."),
 ) -> None:
@@ -82,7 +85,13 @@ def bench(
         try:
             if open_count is not None:
                 return await run_open(
-                    settings, options, open_count, client=client, db=db, console=progress
+                    settings,
+                    options,
+                    open_count,
+                    client=client,
+                    db=db,
+                    console=progress,
+                    idle_seconds=idle_seconds,
                 )
             return await run_bench(settings, options, client=client, db=db, console=progress)
         finally:
