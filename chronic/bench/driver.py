@@ -181,6 +181,7 @@ async def baseline_worker(
 
     ``metrics`` is the host:port where it serves its SDK metrics, as the roles' workers do.
     """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     log = log_path.open("ab")
     process = await asyncio.create_subprocess_exec(
         sys.executable,
