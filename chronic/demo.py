@@ -45,6 +45,7 @@ from temporalio.service import RPCError
 
 from chronic.db import Database
 from chronic.seed import load_reference
+from chronic.seed.world import is_bench_name
 from chronic.settings import Settings
 from chronic.submission import SubmissionRefused, submit
 from models import search_attributes as sa_keys
@@ -274,8 +275,21 @@ async def plan_batch(
     *,
     rng: random.Random,
     today: date,
+    bench_people: bool = False,
+    instant_track: bool | None = None,
 ) -> tuple[list[PlannedApplication], list[str]]:
     """Persons, diseases, hospitals and materials for ``scenarios``; and what was skipped.
+
+    Each person appears once in a batch, never with an open application and never for a
+    disease they applied for this year (so the one-open rule and the yearly quota never get
+    in the way).
+
+    Args:
+        bench_people: plan with ``chronic bench``'s synthetic persons (names starting with
+            :data:`~chronic.seed.world.BENCH_NAME_PREFIX`) instead of the seeded register,
+            which never offers them.
+        instant_track: only diseases of the instant track (True), only two-stage ones
+            (False), or both (None).
 
     Raises:
         DemoPlanError: no insured person or no expert pool to work with.
@@ -323,7 +337,10 @@ async def plan_batch(
             _Candidate(p.id, p.id_number, p.name, p.mobile, p.insurance_type)
             for p in rows
             # The example applicants stay free for the examples/ files and the CLI walkthrough.
-            if p.id is not None and p.id_number not in reference and p.id not in open_persons
+            if p.id is not None
+            and p.id_number not in reference
+            and p.id not in open_persons
+            and is_bench_name(p.name) == bench_people
         ]
         refusal_person = (
             await session.exec(
@@ -344,15 +361,23 @@ async def plan_batch(
     if not qualified:
         raise DemoPlanError("no hospital of the required level in the database: run `chronic seed`")
     rng.shuffle(candidates)
-    used: set[int] = set()
-    diseases = list(policy.catalogue)
+    diseases = [
+        d for d in policy.catalogue if instant_track is None or d.instant_track == instant_track
+    ]
     rng.shuffle(diseases)
     cursor = 0
     planned: list[PlannedApplication] = []
     skipped: list[str] = []
+    pools: dict[str, dict[str, int]] = {}
 
-    def pool(category: str, hospital: str) -> int:
-        return sum(1 for e in experts if category in e.categories and e.hospital_code != hospital)
+    def pool_sizes(category: str) -> dict[str, int]:
+        """Experts of ``category`` not working at each qualified (diagnosing) hospital."""
+        if category not in pools:
+            pools[category] = {
+                h: sum(1 for e in experts if category in e.categories and e.hospital_code != h)
+                for h in qualified
+            }
+        return pools[category]
 
     for scenario in scenarios:
         if scenario is Scenario.REFUSAL:
@@ -369,7 +394,7 @@ async def plan_batch(
             if scenario is Scenario.ARBITRATION and disease.instant_track:
                 continue
             stages = 1 if disease.instant_track else (3 if scenario is Scenario.ARBITRATION else 2)
-            sizes = {h: pool(disease.category, h) for h in qualified}
+            sizes = pool_sizes(disease.category)
             best = max(sizes.values())
             if best < stages + extra:
                 continue
@@ -377,8 +402,7 @@ async def plan_batch(
                 (
                     c
                     for c in candidates
-                    if c.person_id not in used
-                    and (c.person_id, disease.code) not in applied
+                    if (c.person_id, disease.code) not in applied
                     and (not disease.resident_only or c.insurance_type == InsuranceType.RESIDENT)
                 ),
                 None,
@@ -396,7 +420,7 @@ async def plan_batch(
             )
             continue
         disease, hospital, person = chosen
-        used.add(person.person_id)
+        candidates.remove(person)  # once per batch; the next search starts at a free person
         rest = [h for h in qualified if h != hospital]
         others = [hospital, *rng.sample(rest, min(1, len(rest)))]
         good = _materials(rng, others, today, days_old=(7, 300))

@@ -10,6 +10,7 @@ import typer
 from chronic.cli import (
     admin,
     applications,
+    bench,
     codec,
     db,
     demo,
@@ -34,6 +35,7 @@ app.add_typer(admin.app, name="admin")
 app.add_typer(schema.app, name="schema")
 app.add_typer(sms.app, name="sms")
 app.command(name="demo")(demo.demo)
+app.command(name="bench")(bench.bench)
 app.command(name="codec-server")(codec.codec_server)
 
 

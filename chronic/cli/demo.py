@@ -79,13 +79,23 @@ async def _check_workers(client: Client) -> None:
         )
 
 
-async def _main(settings: Settings, ui_url: str, count: int, options: DemoOptions) -> DemoReport:
+async def connect_to_stack(settings: Settings) -> Client:
+    """A client of the running stack, once the database, Temporal and the five workers answer.
+
+    Raises:
+        StackMissing: a part is missing; the message says which and what to do.
+    """
     try:
         await migrate.check_reachable()  # the configured database, with its own hint
     except migrate.DatabaseUnreachable as error:
         raise StackMissing(str(error)) from None
     client = await _reach_temporal(settings)
     await _check_workers(client)
+    return client
+
+
+async def _main(settings: Settings, ui_url: str, count: int, options: DemoOptions) -> DemoReport:
+    client = await connect_to_stack(settings)
     db = Database.from_settings(settings)
     try:
         return await run_demo(

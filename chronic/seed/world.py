@@ -322,6 +322,69 @@ def generate_people(count: int, *, today: date, taken: set[str] | None = None) -
     return people
 
 
+BENCH_NAME_PREFIX = "压测"
+"""Names of the synthetic insured persons of ``chronic bench`` start with this (压测 = load
+test), followed by a six-digit index: ``压测000017``. They are never offered to the demo."""
+
+
+def is_bench_name(name: str) -> bool:
+    """Whether ``name`` is one of ``chronic bench``'s synthetic insured persons."""
+    return name.startswith(BENCH_NAME_PREFIX)
+
+
+def generate_bench_people(start: int, count: int) -> list[Person]:
+    """Synthetic insured persons ``start`` … ``start + count - 1`` for ``chronic bench``.
+
+    Valid ID numbers (python-stdnum's check) and mobiles, Faker ``zh_CN``; resident insurance
+    (every disease of the catalogue is open to them), insured normally, no settlement history.
+    Deterministic per index, from streams of their own (``bench/person/<index>``), so they
+    never depend on the demo world's people.
+    """
+    fake = Faker("zh_CN")
+    people = []
+    for index in range(start, start + count):
+        rng = _stream(fake, f"bench/person/{index}")
+        female = rng.random() < 0.5
+        born = _date_between(rng, _ADULT_BIRTHS)
+        people.append(
+            Person(
+                id_number=_id_number(rng, born=born, female=female),
+                name=f"{BENCH_NAME_PREFIX}{index:06d}",
+                mobile=_mobile(fake),
+                insurance_type=InsuranceType.RESIDENT,
+                insurance_status=InsuranceStatus.NORMAL,
+                history=(),
+            )
+        )
+    return people
+
+
+async def add_bench_people(db: Database, count: int, region: str) -> int:
+    """Register ``count`` more synthetic persons of ``chronic bench``; returns how many.
+
+    They are numbered on from the highest bench index already there. A generated ID number
+    that a registered person already has is skipped, and another index drawn instead.
+    """
+    table = _table("insured_person")
+    created = 0
+    async with db.engine.begin() as conn:
+        await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SEED_LOCK_KEY})
+        last = (
+            await conn.execute(
+                sa.select(sa.func.max(table.c.name)).where(
+                    table.c.name.startswith(BENCH_NAME_PREFIX)
+                )
+            )
+        ).scalar_one()
+        start = int(last.removeprefix(BENCH_NAME_PREFIX)) + 1 if last else 1
+        while created < count:
+            people = generate_bench_people(start, count - created)
+            start += len(people)
+            made, _ = await _insert_people(conn, people, region)
+            created += made.created
+    return created
+
+
 def qualified_hospitals(hospitals: tuple[ReferenceHospital, ...]) -> list[ReferenceHospital]:
     """Hospitals whose doctors may sit in the pool: public, level 2 or above (seed 002)."""
     return sorted(

@@ -1,0 +1,519 @@
+"""The throughput run of `chronic bench`: the whole process beside the bare baseline.
+
+One run, one server, the same concurrency and the same kind of experts for both:
+
+1. **probe** — one application through the whole process; its history (with its SMS
+   children) gives the baseline's program (:func:`chronic.bench.history.program_of`): the
+   same count of activities and Updates in the same order. It also warms the workers up.
+2. **baseline** — ``N`` :class:`~chronic.bench.baseline.BaselineWorkflow` runs on a worker of
+   their own (a subprocess), answered by experts who learn of offers from that worker's lines.
+3. **full flow** — ``N`` applications submitted like `chronic submit`
+   (:func:`chronic.submission.submit`), answered by experts who read the ``offer`` table.
+
+At most ``concurrency`` workflows are in flight in each phase; a new one starts when one ends.
+Latency is submit (or start) to result: ``handle.result()``, a long poll on the server, not a
+loop of queries. Throughput is completed workflows over the phase's wall time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import random
+import secrets
+import socket
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableSet
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from temporalio.client import Client, WorkflowFailureError
+
+from chronic.bench.baseline import BaselineInput, BaselineWorkflow
+from chronic.bench.baseline_worker import OFFER_LINE, READY_LINE
+from chronic.bench.experts import (
+    OPINION,
+    DatabaseOffers,
+    NotedOffers,
+    OfferSeen,
+    SimulatedExperts,
+    UpdateFigures,
+)
+from chronic.bench.figures import spread
+from chronic.bench.history import cost_summary, workflow_cost
+from chronic.bench.metrics import means, scrape
+from chronic.bench.people import plan_applications
+from chronic.bench.processes import CpuMeter, Processes, RssSampler, mib
+from chronic.db import Database
+from chronic.demo import PlannedApplication
+from chronic.settings import Settings
+from chronic.submission import submit
+from models.messages import AcceptOffer, Decide
+from models.policy import PolicyProfile
+from workers import ROLES
+from workers.runner import metrics_port
+from workflows.application import ApplicationWorkflow
+
+FEED_DESCRIPTION = (
+    "experts poll the business database's offer table (one indexed query per interval for "
+    "all applications in flight); the baseline's experts drain an in-memory list filled by "
+    "its offer activity, at the same interval; neither queries a workflow"
+)
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    applications: int = 200
+    concurrency: int = 20
+    poll_interval: float = 0.05
+    """Seconds between two looks of the simulated experts at their offers."""
+    sample: int = 20
+    """Histories fetched per flow for events and payload sizes."""
+    timeout: float = 1800.0
+    """Seconds a phase may take before the bench stops waiting."""
+    seed: int | None = None
+
+
+class BenchError(Exception):
+    """The bench could not run (the probe failed, the baseline worker did not start …)."""
+
+
+@dataclass
+class Batch:
+    """One phase: what was started, how each ended and how long it took."""
+
+    ids: list[str] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)
+    elapsed: float = 0.0
+    timed_out: bool = False
+
+    @property
+    def completed(self) -> int:
+        return len(self.latencies)
+
+    @property
+    def per_second(self) -> float:
+        return self.completed / self.elapsed if self.elapsed else 0.0
+
+
+async def run_batch(
+    count: int,
+    concurrency: int,
+    *,
+    start: Callable[[int], Awaitable[str]],
+    finish: Callable[[str], Awaitable[str]],
+    watched: MutableSet[str],
+    within: float,
+) -> Batch:
+    """Start ``count`` workflows, at most ``concurrency`` in flight, and wait for each result.
+
+    ``start(i)`` returns the workflow ID, ``finish(id)`` waits for the result and names the
+    outcome; IDs in flight are in ``watched`` (what the database feed looks at).
+    """
+    batch = Batch()
+    gate = asyncio.Semaphore(concurrency)
+    began = time.perf_counter()
+
+    async def one(index: int) -> None:
+        async with gate:
+            started = time.perf_counter()
+            try:
+                workflow_id = await start(index)
+            except Exception as error:  # counted and reported; the run goes on
+                batch.outcomes["not started"] += 1
+                batch.errors.append(f"start {index}: {type(error).__name__}: {error}")
+                return
+            batch.ids.append(workflow_id)
+            watched.add(workflow_id)
+            try:
+                outcome = await finish(workflow_id)
+            except WorkflowFailureError as error:
+                batch.outcomes["failed"] += 1
+                batch.errors.append(f"{workflow_id} failed: {error.cause or error}")
+                return
+            finally:
+                watched.discard(workflow_id)
+            batch.latencies.append(time.perf_counter() - started)
+            batch.outcomes[outcome] += 1
+
+    tasks = [asyncio.create_task(one(i)) for i in range(count)]
+    done, pending = await asyncio.wait(tasks, timeout=within)
+    batch.elapsed = time.perf_counter() - began
+    if pending:
+        batch.timed_out = True
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        batch.outcomes["unfinished"] += len(pending)
+    for task in done:
+        task.result()
+    return batch
+
+
+@asynccontextmanager
+async def answering(experts: SimulatedExperts) -> AsyncIterator[SimulatedExperts]:
+    """The experts answer offers while the block runs."""
+    task = asyncio.create_task(experts.run())
+    try:
+        yield experts
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+@asynccontextmanager
+async def baseline_worker(
+    task_queue: str, feed: NotedOffers, log_path: Path, metrics: str
+) -> AsyncIterator[int]:
+    """The baseline's worker as a subprocess, its offer lines noted in ``feed``; its pid.
+
+    ``metrics`` is the host:port where it serves its SDK metrics, as the roles' workers do.
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = log_path.open("ab")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "chronic.bench.baseline_worker",
+        task_queue,
+        metrics,
+        stdin=asyncio.subprocess.PIPE,  # its end of the pipe closes when the bench is gone
+        stdout=asyncio.subprocess.PIPE,
+        stderr=log,
+    )
+    assert process.stdout is not None
+    stdout = process.stdout
+
+    async def ready() -> None:
+        while (line := await stdout.readline()) and line.decode().strip() != READY_LINE:
+            pass
+        if not line:
+            raise BenchError(f"the baseline worker exited before polling; see {log_path}")
+
+    async def read() -> None:
+        while line := await stdout.readline():
+            text = line.decode()
+            if text.startswith(OFFER_LINE):
+                note = json.loads(text.removeprefix(OFFER_LINE))
+                feed.note(OfferSeen(note["workflow_id"], note["seq"], note["expert"]))
+
+    reader: asyncio.Task[None] | None = None
+    try:
+        try:
+            await asyncio.wait_for(ready(), 60)
+        except TimeoutError:
+            raise BenchError(
+                f"the baseline worker did not poll within 60 s; see {log_path}"
+            ) from None
+        reader = asyncio.create_task(read())
+        yield process.pid
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), 15)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        if reader is not None:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+        log.close()
+
+
+def _update_figures(figures: UpdateFigures) -> dict[str, Any]:
+    return {
+        "count": len(figures.all_round_trips()),
+        "round_trip_ms": spread(figures.all_round_trips(), scale=1000, digits=1),
+        "by_update_ms": {
+            name: spread(times, scale=1000, digits=1) for name, times in figures.round_trips.items()
+        },
+        "refused": figures.refused,
+        "failed": figures.failed[:10],
+    }
+
+
+def _batch_figures(batch: Batch) -> dict[str, Any]:
+    return {
+        "count": len(batch.ids) + batch.outcomes["not started"],
+        "completed": batch.completed,
+        "outcomes": dict(batch.outcomes),
+        "elapsed_s": round(batch.elapsed, 2),
+        "per_second": round(batch.per_second, 3),
+        "latency_ms": spread(batch.latencies, scale=1000, digits=0),
+        "timed_out": batch.timed_out,
+        "errors": batch.errors[:10],
+    }
+
+
+class _Bench:
+    def __init__(
+        self,
+        settings: Settings,
+        options: BenchOptions,
+        client: Client,
+        db: Database,
+        console: Console,
+    ) -> None:
+        self.settings = settings
+        self.options = options
+        self.client = client
+        self.db = db
+        self.console = console
+        self.policy: PolicyProfile = settings.policy(settings.region)
+        self.run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(2)
+        self.processes = Processes.of_dev_stack(settings.state_path)
+        self.processes.add("bench", os.getpid())
+        self.baseline_metrics = f"{settings.metrics_host}:{_free_port()}"
+        self.endpoints = {
+            role: f"http://{settings.metrics_host}:{port}/metrics"
+            for role in ROLES
+            if (port := metrics_port(role, settings)) is not None
+        }
+        self.endpoints["baseline worker"] = f"http://{self.baseline_metrics}/metrics"
+
+    def say(self, message: str) -> None:
+        self.console.print(f"[dim]{message}[/]", highlight=False)
+
+    # -- the full flow --
+
+    def real_experts(self, watched: MutableSet[str]) -> SimulatedExperts:
+        client = self.client
+
+        async def accept(offer: OfferSeen) -> object:
+            handle = client.get_workflow_handle_for(ApplicationWorkflow.run, offer.workflow_id)
+            return await handle.execute_update(
+                ApplicationWorkflow.accept, AcceptOffer(expert=offer.expert)
+            )
+
+        async def decide(offer: OfferSeen) -> object:
+            handle = client.get_workflow_handle_for(ApplicationWorkflow.run, offer.workflow_id)
+            return await handle.execute_update(
+                ApplicationWorkflow.decide,
+                Decide(expert=offer.expert, approve=True, opinion=OPINION),
+            )
+
+        return SimulatedExperts(
+            DatabaseOffers(self.db, watched),
+            accept=accept,
+            decide=decide,
+            interval=self.options.poll_interval,
+        )
+
+    async def full_flow(self, plans: list[PlannedApplication]) -> tuple[Batch, UpdateFigures]:
+        watched: set[str] = set()
+
+        async def start(index: int) -> str:
+            return await submit(
+                plans[index].form,
+                client=self.client,
+                db=self.db,
+                settings=self.settings,
+                policy=self.policy,
+            )
+
+        async def finish(application_id: str) -> str:
+            handle = self.client.get_workflow_handle_for(ApplicationWorkflow.run, application_id)
+            return str((await handle.result()).status)
+
+        async with answering(self.real_experts(watched)) as experts:
+            batch = await run_batch(
+                len(plans),
+                self.options.concurrency,
+                start=start,
+                finish=finish,
+                watched=watched,
+                within=self.options.timeout,
+            )
+        return batch, experts.figures
+
+    # -- the baseline --
+
+    async def baseline(
+        self, program: str, task_queue: str, feed: NotedOffers
+    ) -> tuple[Batch, UpdateFigures]:
+        client = self.client
+
+        async def start(index: int) -> str:
+            handle = await client.start_workflow(
+                BaselineWorkflow.run,
+                BaselineInput(program=program, expert=f"E{index % 997:03d}"),
+                id=f"bench-baseline-{self.run_id}-{index:05d}",
+                task_queue=task_queue,
+            )
+            return handle.id
+
+        async def finish(workflow_id: str) -> str:
+            await client.get_workflow_handle_for(BaselineWorkflow.run, workflow_id).result()
+            return "completed"
+
+        async def accept(offer: OfferSeen) -> object:
+            handle = client.get_workflow_handle_for(BaselineWorkflow.run, offer.workflow_id)
+            return await handle.execute_update(
+                BaselineWorkflow.accept, AcceptOffer(expert=offer.expert)
+            )
+
+        async def decide(offer: OfferSeen) -> object:
+            handle = client.get_workflow_handle_for(BaselineWorkflow.run, offer.workflow_id)
+            approve = Decide(expert=offer.expert, approve=True, opinion=OPINION)
+            return await handle.execute_update(BaselineWorkflow.decide, approve)
+
+        experts = SimulatedExperts(
+            feed, accept=accept, decide=decide, interval=self.options.poll_interval
+        )
+        async with answering(experts):
+            batch = await run_batch(
+                self.options.applications,
+                self.options.concurrency,
+                start=start,
+                finish=finish,
+                watched=set(),
+                within=self.options.timeout,
+            )
+        return batch, experts.figures
+
+    # -- the run --
+
+    async def run(self) -> dict[str, Any]:
+        options = self.options
+        rng = random.Random(options.seed)
+        self.say(f"planning {options.applications + 1} applications of bench persons …")
+        plans, registered = await plan_applications(
+            self.db, self.policy, options.applications + 1, rng=rng
+        )
+        problems: list[str] = []
+        task_queue = f"bench-baseline-{self.run_id}"
+        feed = NotedOffers()
+        log_path = self.settings.state_path / "bench-baseline-worker.log"
+        with RssSampler(self.processes) as rss:
+            async with baseline_worker(task_queue, feed, log_path, self.baseline_metrics) as pid:
+                self.processes.add("baseline worker", pid)
+                self.say("probe: one application through the whole process …")
+                probe, probe_updates = await self.full_flow(plans[:1])
+                if probe.outcomes.get("approved") != 1:
+                    raise BenchError(
+                        f"the probe application did not end approved: {dict(probe.outcomes)} "
+                        + "; ".join(probe.errors + probe_updates.failed)
+                    )
+                probe_cost, program = await workflow_cost(self.client, probe.ids[0])
+                self.say(
+                    f"probe {probe.ids[0]}: {probe_cost.activities} activities, "
+                    f"{probe_cost.updates} updates → baseline program {program}"
+                )
+                meter = CpuMeter(self.processes)
+                self.say(f"baseline: {options.applications} workflows …")
+                meter.start()
+                before = await scrape(self.endpoints)
+                base, base_updates = await self.baseline(program, task_queue, feed)
+                base_times = means(before, await scrape(self.endpoints))
+                base_cpu = meter.stop()
+            self.say(f"full flow: {options.applications} applications …")
+            meter.start()
+            before = await scrape(self.endpoints)
+            full, full_updates = await self.full_flow(plans[1:])
+            full_times = means(before, await scrape(self.endpoints))
+            full_cpu = meter.stop()
+        self.say("reading histories …")
+        full_cost = await cost_summary(self.client, full.ids or probe.ids, sample=options.sample)
+        base_cost = await cost_summary(self.client, base.ids, sample=options.sample)
+        for name, batch in (("full flow", full), ("baseline", base)):
+            if batch.completed < options.applications:
+                problems.append(
+                    f"{name}: {batch.completed} of {options.applications} completed "
+                    f"({dict(batch.outcomes)}); {'; '.join(batch.errors[:3])}"
+                )
+        for name, updates in (("full flow", full_updates), ("baseline", base_updates)):
+            problems += [f"{name} update given up: {line}" for line in updates.failed[:3]]
+        end = rss.processes.rss()
+        ratio = full.per_second / base.per_second if base.per_second else None
+        return {
+            "kind": "throughput",
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": machine(),
+            "settings": {
+                "applications": options.applications,
+                "concurrency": options.concurrency,
+                "poll_interval_s": options.poll_interval,
+                "history_sample": options.sample,
+                "region": self.policy.region,
+                "temporal": self.client.service_client.config.target_host,
+                "namespace": self.client.namespace,
+            },
+            "ratio": None if ratio is None else round(ratio, 3),
+            "full_flow": {
+                **_batch_figures(full),
+                "updates": _update_figures(full_updates),
+                "history": full_cost.as_json(),
+                "cpu_percent": full_cpu,
+                "task_times_ms": full_times,
+                "application_ids": full.ids,
+            },
+            "baseline": {
+                **_batch_figures(base),
+                "updates": _update_figures(base_updates),
+                "history": base_cost.as_json(),
+                "cpu_percent": base_cpu,
+                "task_times_ms": base_times,
+                "program": program,
+                "task_queue": task_queue,
+                "workflow_ids": base.ids,
+            },
+            "probe": {
+                "application_id": probe.ids[0],
+                "latency_ms": spread(probe.latencies, scale=1000, digits=0),
+                "activities": probe_cost.activities,
+                "updates": probe_cost.updates,
+                "events": probe_cost.events,
+            },
+            "server_cpu_percent": {
+                "full_flow": full_cpu.get("temporal"),
+                "baseline": base_cpu.get("temporal"),
+            },
+            "rss_mib": {
+                name: {"end": mib(end[name]) if name in end else None, "peak": mib(peak)}
+                for name, peak in rss.peak.items()
+            },
+            "expert_feed": FEED_DESCRIPTION,
+            "bench_persons_registered": registered,
+            "problems": problems,
+        }
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
+
+
+async def run_bench(
+    settings: Settings,
+    options: BenchOptions,
+    *,
+    client: Client,
+    db: Database,
+    console: Console,
+) -> dict[str, Any]:
+    """The throughput run on the running stack; the figures as a JSON-able dict."""
+    return await _Bench(settings, options, client, db, console).run()

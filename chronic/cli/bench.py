@@ -1,0 +1,117 @@
+"""`chronic bench`: throughput and latency of the whole process on the running stack."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from chronic.bench.driver import BenchError, BenchOptions, run_bench
+from chronic.bench.figures import print_open, print_throughput, write_json
+from chronic.bench.open_cases import IDLE_SECONDS, run_open
+from chronic.cli.demo import StackMissing, connect_to_stack
+from chronic.db import Database
+from chronic.demo import DemoPlanError
+from chronic.settings import get_settings
+
+
+def bench(
+    applications: int = typer.Option(
+        200, "--applications", "-n", min=1, max=100_000, help="Applications (and baseline runs)."
+    ),
+    concurrency: int = typer.Option(
+        20, "--concurrency", "-c", min=1, max=2_000, help="Workflows in flight at a time."
+    ),
+    open_count: int | None = typer.Option(
+        None,
+        "--open",
+        min=1,
+        max=100_000,
+        help="Instead of the throughput run: open N applications at the accept stage, report "
+        "memory, server health and update latency, then close them.",
+    ),
+    json_file: str | None = typer.Option(
+        None, "--json", help="Also write every figure to this file (JSON)."
+    ),
+    poll_interval: float = typer.Option(
+        0.05, min=0.005, max=5.0, help="Seconds between two looks of the experts at new offers."
+    ),
+    sample: int = typer.Option(
+        20, min=1, max=1_000, help="Histories read per flow for events and payload sizes."
+    ),
+    timeout: float = typer.Option(
+        1800, min=10, help="Seconds a phase may take before the bench stops waiting."
+    ),
+    idle_seconds: float = typer.Option(
+        IDLE_SECONDS, min=0.5, help="With --open: seconds of idle CPU measured before and after."
+    ),
+    seed: int | None = typer.Option(None, help="Seed of the planned forms, to repeat a run."),
+) -> None:
+    """Measure the running stack: the whole process beside a bare Temporal baseline.
+
+    Runs against the stack the settings point at (`chronic dev up`, or any Temporal and
+    PostgreSQL with the five workers polling) and needs no input. One application first
+    (the probe: its history shapes the baseline), then N baseline workflows (the same count
+    of activities and Updates, no database, a worker of their own), then N applications
+    through intake, initial review, re-review and approval. Simulated experts accept and
+    approve each offer as soon as it appears; they learn of offers from the database's offer
+    table (the baseline's from its worker), never by querying a workflow. Prints the ratio
+    to the baseline first, then latencies, history sizes, CPU and memory per process
+    (progress goes to standard error).
+
+    The applicants are synthetic insured persons of the bench (names 压测000001 …),
+    registered as needed; their applications stay on record.
+    """
+    settings = get_settings()
+    options = BenchOptions(
+        applications=applications,
+        concurrency=concurrency,
+        poll_interval=poll_interval,
+        sample=sample,
+        timeout=timeout,
+        seed=seed,
+    )
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=max(console.width, 120))
+    errors = Console(stderr=True, highlight=False, soft_wrap=True)
+    progress = Console(stderr=True, highlight=False)  # stdout starts with the figures
+
+    async def main() -> dict[str, object]:
+        client = await connect_to_stack(settings)
+        db = Database.from_settings(settings)
+        try:
+            if open_count is not None:
+                return await run_open(
+                    settings,
+                    options,
+                    open_count,
+                    client=client,
+                    db=db,
+                    console=progress,
+                    idle_seconds=idle_seconds,
+                )
+            return await run_bench(settings, options, client=client, db=db, console=progress)
+        finally:
+            await db.dispose()
+
+    try:
+        figures = asyncio.run(main())
+    except (StackMissing, DemoPlanError, BenchError) as error:
+        errors.print(f"chronic bench: {error}", markup=False)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        errors.print("chronic bench: interrupted")
+        raise typer.Exit(130) from None
+    if json_file is not None:
+        write_json(figures, Path(json_file))
+    if open_count is not None:
+        print_open(figures, console)
+    else:
+        print_throughput(figures, console)
+    if json_file is not None:
+        console.print(f"figures written to {json_file}")
+    if figures.get("problems"):
+        raise typer.Exit(1)
