@@ -183,10 +183,12 @@ class Destination(BaseModel):
 
     @property
     def label(self) -> str:
-        """``浙江省杭州市`` (a municipality once: ``上海市``)."""
-        if _short(self.city) == _short(self.province):
-            return self.province
-        return self.province + self.city
+        return destination_label(self.province, self.city)
+
+
+def destination_label(province: str, city: str) -> str:
+    """``浙江省杭州市``; a municipality once: ``上海市``."""
+    return province if _short(city) == _short(province) else province + city
 
 
 class ContactPerson(BaseModel):
@@ -204,7 +206,7 @@ class ContactPerson(BaseModel):
         return list(self.masked().items())
 
 
-class FilingUpload(BaseModel):
+class UploadRef(BaseModel):
     """One uploaded document (备案材料): what it is and where the scan is."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -267,7 +269,7 @@ class FilingForm(BaseModel):
         "FilingRules.temporary_validity_days after the start (else that period applies).",
     )
     contact: ContactPerson = Field(description="Contact person (联系人).")
-    uploads: list[FilingUpload] = Field(
+    uploads: list[UploadRef] = Field(
         min_length=1,
         description="ID card scan, and per filing type the admission certificate or referral "
         "letter (referral) or a residence proof (long-term).",
@@ -536,9 +538,10 @@ __all__ = [
     "FilingRef",
     "FilingRules",
     "FilingStatusChange",
-    "FilingUpload",
     "InsuredPlace",
     "LongTermFilingQuery",
+    "UploadRef",
+    "destination_label",
     "missing_uploads",
     "parse_filing",
     "validity",
