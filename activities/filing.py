@@ -25,7 +25,13 @@ from temporalio import activity
 from activities import audit
 from activities.errors import missing_record
 from chronic.db import Database
-from models.domain import FilingStatus, FilingType, InsuranceStatus, InsuranceType
+from models.domain import (
+    FilingStatus,
+    FilingType,
+    FilingUploadKind,
+    InsuranceStatus,
+    InsuranceType,
+)
 from models.filing import (
     INSURED_PLACES,
     FilingCheck,
@@ -106,6 +112,10 @@ class FilingIntakeActivities:
                     )
                 )
             )
+        # Columns hold the enums' values: typed again here.
+        kind, insured_as = FilingType(filing.filing_type), InsuranceType(filing.insurance_type)
+        registered_as = InsuranceType(person.insurance_type)
+        uploaded = {FilingUploadKind(k) for k in kinds}
         reasons: list[str] = []
         if person.insurance_status != InsuranceStatus.NORMAL:
             reasons.append(
@@ -119,19 +129,17 @@ class FilingIntakeActivities:
                 f"the register does not insure this person in {where}: file where the person "
                 "is insured"
             )
-        if filing.insurance_type != person.insurance_type:
+        if insured_as != registered_as:
             reasons.append(
-                f"the filing names {_INSURANCE[filing.insurance_type]} insurance, the register "
-                f"has {_INSURANCE[person.insurance_type]}: choose the insurance the person has"
+                f"the filing names {_INSURANCE[insured_as]} insurance, the register has "
+                f"{_INSURANCE[registered_as]}: choose the insurance the person has"
             )
         reasons += _date_problems(filing.start_date, submitted_on, rules)
-        reasons += missing_uploads(filing.filing_type, kinds)
+        reasons += missing_uploads(kind, uploaded)
         destination = destination_label(filing.destination_province, filing.destination_city)
         if reasons:
             return FilingCheck(filed=False, reasons=tuple(reasons), destination=destination)
-        valid_from, valid_to = validity(
-            filing.filing_type, filing.start_date, filing.end_date, rules
-        )
+        valid_from, valid_to = validity(kind, filing.start_date, filing.end_date, rules)
         return FilingCheck(
             filed=True, valid_from=valid_from, valid_to=valid_to, destination=destination
         )
