@@ -134,7 +134,7 @@ class FilingIntakeActivities:
                 f"the filing names {_INSURANCE[insured_as]} insurance, the register has "
                 f"{_INSURANCE[registered_as]}: choose the insurance the person has"
             )
-        reasons += _date_problems(filing.start_date, submitted_on, rules)
+        reasons += _date_problems(filing.start_date, filing.end_date, submitted_on, rules)
         reasons += missing_uploads(kind, uploaded)
         destination = destination_label(filing.destination_province, filing.destination_city)
         if reasons:
@@ -152,22 +152,31 @@ class FilingIntakeActivities:
             return await valid_long_term_filing(session, query.person_id, query.on)
 
 
-def _date_problems(start: date, submitted_on: date, rules: FilingRules) -> list[str]:
+def _date_problems(
+    start: date, end: date | None, submitted_on: date, rules: FilingRules
+) -> list[str]:
+    """The office's window for the start date around the submission, and an end not past."""
+    problems: list[str] = []
     earliest = submitted_on - timedelta(days=rules.start_days_before)
     latest = submitted_on + timedelta(days=rules.start_days_ahead)
     if start < earliest:
-        return [
+        problems.append(
             f"the start date {start.isoformat()} is more than {rules.start_days_before} days "
-            f"before the filing was submitted ({submitted_on.isoformat()}): a filing for care "
-            "that long ago is settled by reimbursement at the office, not by filing"
-        ]
-    if start > latest:
-        return [
+            f"before the filing was submitted ({submitted_on.isoformat()}): care that long ago "
+            "is reimbursed at the office, not filed"
+        )
+    elif start > latest:
+        problems.append(
             f"the start date {start.isoformat()} is more than {rules.start_days_ahead} days "
             f"after the filing was submitted ({submitted_on.isoformat()}): file again closer "
             "to the date"
-        ]
-    return []
+        )
+    if end is not None and end < submitted_on:
+        problems.append(
+            f"the end date {end.isoformat()} had passed when the filing was submitted "
+            f"({submitted_on.isoformat()}): nothing is left to file"
+        )
+    return problems
 
 
 class FilingRecordActivities:

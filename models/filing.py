@@ -412,8 +412,8 @@ _UPLOAD_NAMES = {
 def missing_uploads(kind: FilingType, present: set[FilingUploadKind]) -> list[str]:
     """What a ``kind`` filing lacks among its uploads, one reason per missing document."""
     return [
-        f"no {' or '.join(_UPLOAD_NAMES[k] for k in one_of)} among the uploads: a {kind.value} "
-        "filing needs it"
+        f"the uploads lack {' or '.join(_UPLOAD_NAMES[k] for k in one_of)}: a {kind.value} "
+        f"filing needs {'it' if len(one_of) == 1 else 'one of them'}"
         for one_of in REQUIRED_UPLOADS[kind]
         if not present.intersection(one_of)
     ]

@@ -293,11 +293,13 @@ async def test_a_long_term_filing_has_no_end_and_answers_jilins_question(world: 
 
 async def test_a_refused_filing_gets_every_reason_and_an_sms(world: World) -> None:
     # 刘芳: insurance suspended, employee insurance, insured in Sanmenxia. The filing names
-    # Wuhan, resident insurance, starts 40 days ago and lacks the admission certificate.
+    # Wuhan, resident insurance, starts 40 days ago, ended 5 days ago and lacks the admission
+    # certificate.
     form = filing(
         applicant__id_number=support.LIU_SUSPENDED,
         insured_place="420100",
         start_date=(date.today() - 40 * DAY).isoformat(),
+        end_date=(date.today() - 5 * DAY).isoformat(),
         uploads=[example()["uploads"][0]],  # the ID card only
     )
     handle = await submit(world, form)
@@ -308,7 +310,7 @@ async def test_a_refused_filing_gets_every_reason_and_an_sms(world: World) -> No
     assert refused.status == FilingStatus.REFUSED and refused.closed_at is not None
     assert refused.valid_from is None
     reasons = refused.reasons
-    assert list(result.reasons) == reasons and len(reasons) == 5, reasons
+    assert list(result.reasons) == reasons and len(reasons) == 6, reasons
     assert reasons[0].startswith("insurance status is suspended")
     assert "does not insure this person in 湖北省武汉市" in reasons[1]
     assert (
@@ -316,8 +318,10 @@ async def test_a_refused_filing_gets_every_reason_and_an_sms(world: World) -> No
         in (reasons[2])
     )
     assert "more than 30 days before the filing was submitted" in reasons[3]
-    assert reasons[4].startswith(
-        "no the admission certificate (住院证) or the referral letter (转诊证明)"
+    assert "had passed when the filing was submitted" in reasons[4]
+    assert reasons[5] == (
+        "the uploads lack the admission certificate (住院证) or the referral letter (转诊证明): "
+        "a referral filing needs one of them"
     )
     message = await sent(world.db, handle.id, "filing_refused")
     assert message.params["reason"].startswith("insurance status is suspended")
