@@ -19,14 +19,20 @@ async def record(
     actor: str,
     action: str,
     at: datetime,
+    filing_id: str | None = None,
     **detail: Any,
 ) -> bool:
-    """Append an audit event; False when a retried activity already wrote this step."""
+    """Append an audit event; False when a retried activity already wrote this step.
+
+    ``application_id`` or ``filing_id`` names the case the event is about (neither: the
+    register, e.g. an expert enrolled).
+    """
     result = await session.exec(
         insert(AuditEvent)
         .values(
             step_key=step_key,
             application_id=application_id,
+            filing_id=filing_id,
             actor=actor,
             action=action,
             detail=detail,

@@ -1,10 +1,10 @@
 """Notification activities: SMS to applicants and to hospitals, at most once per dedup key.
 
-Runs on the ``notification`` task queue. The request names its recipient by application or
-hospital; the number is looked up here, in the business database, so it never enters Temporal
-history. Every message is first written to the ``sms_outbox`` table under its dedup key (unique
-constraint) and committed; only then is the provider called, with the row locked, so a retried
-or duplicated activity finds the row already sent and does not send again.
+Runs on the ``notification`` task queue. The request names its recipient by application,
+out-of-area filing or hospital; the number is looked up here, in the business database, so it
+never enters Temporal history. Every message is first written to the ``sms_outbox`` table under
+its dedup key (unique constraint) and committed; only then is the provider called, with the row
+locked, so a retried or duplicated activity finds the row already sent and does not send again.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from chronic.sms.phone import InvalidPhoneNumber, scrub, to_e164
 from chronic.sms.templates import missing_params, render
 from models.domain import SmsStatus
 from models.notifications import SmsRequest, SmsResult
-from models.tables import Application, Hospital, SmsOutbox
+from models.tables import Application, FilingRecord, Hospital, SmsOutbox
 
 # Failure types a workflow's retry policy or error handling can match on.
 RECIPIENT_MISSING = "SmsRecipientMissing"
@@ -72,6 +72,8 @@ class NotificationActivities:
         values = dict(request.params)
         if request.application_id is not None:
             values["application_id"] = request.application_id
+        if request.filing_id is not None:
+            values["filing_id"] = request.filing_id
         missing = missing_params(request.template, values)
         if missing:
             raise ApplicationError(
@@ -104,10 +106,24 @@ class NotificationActivities:
         return stored
 
     async def _recipient(self, request: SmsRequest) -> str:
-        """The recipient's number (E.164), from the application or the hospital."""
+        """The recipient's number (E.164), from the application, the filing or the hospital."""
         template = request.template.value
         async with self._db.session() as session:
-            if request.application_id is not None:
+            if request.filing_id is not None:
+                who = f"filing {request.filing_id}"
+                raw = (
+                    await session.exec(
+                        select(FilingRecord.mobile).where(FilingRecord.id == request.filing_id)
+                    )
+                ).first()
+                if raw is None:
+                    raise ApplicationError(
+                        f"Cannot send SMS {template!r}: {who} does not exist; check the "
+                        "filing ID passed to send_sms",
+                        type=RECIPIENT_MISSING,
+                        non_retryable=True,
+                    )
+            elif request.application_id is not None:
                 who = f"application {request.application_id}"
                 raw = (
                     await session.exec(
@@ -199,7 +215,7 @@ class NotificationActivities:
             "retryable): %s",
             recorded[0],
             request.template.value,
-            request.application_id or "-",
+            request.application_id or request.filing_id or "-",
             request.hospital_code or "-",
             recorded[1],
             error,
@@ -228,6 +244,7 @@ class NotificationActivities:
         return insert(SmsOutbox).values(
             dedup_key=request.dedup_key,
             application_id=request.application_id,
+            filing_id=request.filing_id,
             template=request.template.value,
             recipient=recipient,
             params=params,
@@ -256,11 +273,13 @@ class NotificationActivities:
             ).one()
             where = (
                 f"outbox={row.id} template={request.template.value} "
-                f"application={request.application_id or '-'} "
+                f"application={request.application_id or request.filing_id or '-'} "
                 f"hospital={request.hospital_code or '-'}"
             )
-            if row.template != request.template.value or (
-                row.application_id != request.application_id
+            if (
+                row.template != request.template.value
+                or row.application_id != request.application_id
+                or row.filing_id != request.filing_id
             ):
                 raise ApplicationError(
                     f"SMS dedup key {request.dedup_key!r} was already used for another message "

@@ -30,7 +30,12 @@ def operator(settings: Settings | None = None) -> str:
 
 
 async def record_action(
-    session: AsyncSession, action: str, application_id: str | None, **detail: Any
+    session: AsyncSession,
+    action: str,
+    application_id: str | None,
+    *,
+    filing_id: str | None = None,
+    **detail: Any,
 ) -> str:
     """One audit event of the operator running this command, in the caller's transaction
     (the one that makes the change, where there is one); returns the operator."""
@@ -41,6 +46,7 @@ async def record_action(
         session,
         step_key=f"{action}:{uuid.uuid4().hex}",
         application_id=application_id,
+        filing_id=filing_id,
         actor=actor,
         action=action,
         at=datetime.now(UTC),

@@ -14,6 +14,10 @@ handful, not every open case every minute):
   audit event by ``system:reconciler`` and the CLOSED SMS to the applicant;
 - a running workflow is left alone.
 
+Open out-of-area filings (:mod:`chronic.filings`) get the same pass: a filing recorded
+without a workflow is started with :func:`chronic.filings.filing_input`, one whose workflow
+ended before deciding is closed (:func:`chronic.filings.close_filing`, the FILING_CLOSED SMS).
+
 Safe when several run at once (one per review worker): a start uses ``REJECT_DUPLICATE`` and
 ``FAIL`` (a second start raises and is ignored), a close is a conditional update (open row,
 seq below :data:`~models.messages.CLOSE_SEQ`) and the SMS is keyed by the application.
@@ -33,10 +37,13 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from chronic.closing import RECONCILER, close_application, ending_of
 from chronic.db import Database
+from chronic.filings import close_filing, filing_input, start_filing
 from chronic.settings import Settings
 from chronic.submission import application_input, is_grade_3a, start_application
-from models.tables import Application, Hospital, InsuredPerson
+from models.domain import FilingType
+from models.tables import Application, FilingRecord, Hospital, InsuredPerson
 from workflows.application import ApplicationWorkflow
+from workflows.filing import WORKFLOW_TYPE as FILING_WORKFLOW
 
 log = logging.getLogger("chronic.reconciler")
 
@@ -46,7 +53,7 @@ _CONCURRENCY = 8
 
 @dataclass
 class Report:
-    """What one pass did (application IDs)."""
+    """What one pass did (application and filing IDs)."""
 
     started: list[str] = field(default_factory=list)
     closed: list[str] = field(default_factory=list)
@@ -67,6 +74,15 @@ class _Open:
     submitted_at: datetime
     diagnosing_hospital: str
     diagnosed_at_grade_3a: bool
+
+
+@dataclass(frozen=True)
+class _OpenFiling:
+    id: str
+    filing_type: FilingType
+    insured_place: str
+    id_number: str
+    submitted_at: datetime
 
 
 class Reconciler:
@@ -120,14 +136,26 @@ class Reconciler:
                     log.warning("reconciler: %s: %s", row.id, error)
                     report.errors.append(row.id)
 
+        async def one_filing(row: _OpenFiling) -> None:
+            async with limit:
+                try:
+                    await self._reconcile_filing(row, report)
+                except Exception as error:
+                    log.warning("reconciler: %s: %s", row.id, error)
+                    report.errors.append(row.id)
+
         rows, running = await self._open_rows(), await self._running()
         await asyncio.gather(*(one(row) for row in rows if row.id not in running))
+        filings = await self._open_filings()
+        if filings:
+            running = await self._running(FILING_WORKFLOW)
+            await asyncio.gather(*(one_filing(f) for f in filings if f.id not in running))
         return report
 
-    async def _running(self) -> set[str]:
-        """IDs of the running application workflows; empty when the server cannot list them
+    async def _running(self, workflow_type: str = ApplicationWorkflow.__name__) -> set[str]:
+        """IDs of the running workflows of a type; empty when the server cannot list them
         (then every open row is described, as visibility may lag anyway)."""
-        query = f"WorkflowType = '{ApplicationWorkflow.__name__}' AND ExecutionStatus = 'Running'"
+        query = f"WorkflowType = '{workflow_type}' AND ExecutionStatus = 'Running'"
         try:
             return {execution.id async for execution in self.client.list_workflows(query)}
         except RPCError as error:
@@ -155,6 +183,58 @@ class Reconciler:
                 )
                 for a, id_number, hospital in rows.all()
             ]
+
+    async def _open_filings(self) -> list[_OpenFiling]:
+        async with self.db.session() as session:
+            rows = await session.exec(
+                select(FilingRecord, col(InsuredPerson.id_number))
+                .join(InsuredPerson, col(InsuredPerson.id) == col(FilingRecord.person_id))
+                .where(col(FilingRecord.closed_at).is_(None))
+                .order_by(col(FilingRecord.submitted_at))
+            )
+            return [
+                _OpenFiling(f.id, f.filing_type, f.insured_place, id_number, f.submitted_at)
+                for f, id_number in rows.all()
+            ]
+
+    async def _reconcile_filing(self, row: _OpenFiling, report: Report) -> None:
+        report.described.append(row.id)
+        try:
+            description = await self.client.get_workflow_handle(row.id).describe()
+        except RPCError as error:
+            if error.status != RPCStatusCode.NOT_FOUND:
+                raise
+            if row.submitted_at > datetime.now(UTC) - self.min_age:
+                return  # a submission may be starting it right now
+            request = filing_input(
+                row.id,
+                filing_type=row.filing_type,
+                insured_place=row.insured_place,
+                id_number=row.id_number,
+                submitted_at=row.submitted_at,
+                settings=self.settings,
+                search_attributes=self.search_attributes,
+            )
+            try:
+                await start_filing(self.client, request)
+            except WorkflowAlreadyStartedError:
+                return
+            log.info("reconciler: started the workflow of %s", row.id)
+            report.started.append(row.id)
+            return
+        ending = await ending_of(self.client, description)
+        if ending is None:
+            return
+        if await close_filing(
+            self.db,
+            self.client,
+            row.id,
+            reason=ending.reason,
+            sms_reason=ending.sms_reason,
+            actor=RECONCILER,
+        ):
+            log.info("reconciler: closed %s: %s", row.id, ending.reason)
+            report.closed.append(row.id)
 
     async def _reconcile(self, row: _Open, report: Report) -> None:
         report.described.append(row.id)

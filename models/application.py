@@ -520,7 +520,7 @@ def _path(loc: tuple[str | int, ...]) -> str:
     return path or FORM_PATH
 
 
-def _message(error: Any) -> str:
+def _message(error: Any, hint: str = SCHEMA_HINT) -> str:
     """A readable message for one pydantic error, with what to do about it."""
     kind: str = error["type"]
     ctx: dict[str, Any] = error.get("ctx") or {}
@@ -534,9 +534,9 @@ def _message(error: Any) -> str:
             "quote or bracket is usually just before that place"
         )
     if kind == "missing":
-        return f"required field is missing: add it ({SCHEMA_HINT})"
+        return f"required field is missing: add it ({hint})"
     if kind == "extra_forbidden":
-        return f"unknown field: remove it or correct its spelling ({SCHEMA_HINT})"
+        return f"unknown field: remove it or correct its spelling ({hint})"
     if kind == "too_short" and error["loc"] == ("materials",):
         return (
             "no materials: attach at least one (diagnosis certificate, inpatient record, "
@@ -553,7 +553,7 @@ def _message(error: Any) -> str:
     if kind == "literal_error":
         return f"must be {ctx.get('expected')}"
     if kind in {"model_type", "dict_type", "model_attributes_type"}:
-        return f"must be a JSON object {{...}} ({SCHEMA_HINT})"
+        return f"must be a JSON object {{...}} ({hint})"
     if kind == "list_type":
         return "must be a JSON list [...]"
     if kind == "string_type":
@@ -561,13 +561,39 @@ def _message(error: Any) -> str:
     return str(error["msg"])
 
 
-def problems_of(error: ValidationError) -> list[FormProblem]:
-    """Turn a pydantic ValidationError about an ApplicationForm into readable problems."""
+def problems_of(error: ValidationError, *, hint: str = SCHEMA_HINT) -> list[FormProblem]:
+    """Turn a pydantic ValidationError about a form into readable problems.
+
+    ``hint`` says where the form's fields are listed (``chronic schema application`` unless
+    the form is another one, e.g. a filing).
+    """
     # include_input=False: the rejected input may be an ID or mobile number.
     return [
-        FormProblem(path=_path(tuple(e["loc"])), message=_message(e))
+        FormProblem(path=_path(tuple(e["loc"])), message=_message(e, hint))
         for e in error.errors(include_url=False, include_input=False)
     ]
+
+
+def form_text(data: bytes | str) -> str:
+    """The text of a submitted file: UTF-8, a byte-order mark tolerated (Windows editors).
+
+    Raises:
+        FormError: the bytes are not UTF-8.
+    """
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8-sig")
+        except UnicodeDecodeError as error:
+            raise FormError(
+                [
+                    FormProblem(
+                        path=FORM_PATH,
+                        message=f"the file is not UTF-8 text (byte {error.start}): save it "
+                        "as UTF-8 and submit it again",
+                    )
+                ]
+            ) from None
+    return data.removeprefix("\ufeff")
 
 
 def parse_form(data: bytes | str, *, today: date | None = None) -> ApplicationForm:
@@ -585,20 +611,7 @@ def parse_form(data: bytes | str, *, today: date | None = None) -> ApplicationFo
     Raises:
         FormError: with every problem found, not just the first.
     """
-    if isinstance(data, bytes):
-        try:
-            data = data.decode("utf-8-sig")
-        except UnicodeDecodeError as error:
-            raise FormError(
-                [
-                    FormProblem(
-                        path=FORM_PATH,
-                        message=f"the file is not UTF-8 text (byte {error.start}): save it "
-                        "as UTF-8 and submit it again",
-                    )
-                ]
-            ) from None
-    data = data.removeprefix("\ufeff")
+    data = form_text(data)
     context: dict[str, Any] = {"today": today} if today is not None else {}
     try:
         return ApplicationForm.model_validate_json(data, context=context)

@@ -114,3 +114,48 @@ class SmsStatus(StrEnum):
     PENDING = "pending"
     SENT = "sent"
     FAILED = "failed"
+
+
+class FilingType(StrEnum):
+    """备案类型 of an out-of-area care filing (异地就医备案), as the national platform lists them.
+
+    The first three are long-term (异地长期居住人员): the person lives at the destination, and
+    only they satisfy Jilin's rule for remote applicants (seed 003). The others are temporary
+    outings (临时外出就医人员); seed 001 walks through a referral (异地转诊就医人员).
+    """
+
+    LONG_TERM_RESIDENCE = "long_term_residence"  # 异地长期居住人员
+    RETIRED_RESETTLED = "retired_resettled"  # 异地安置退休人员
+    STATIONED_WORKER = "stationed_worker"  # 常驻异地工作人员
+    REFERRAL = "referral"  # 异地转诊就医人员 (seed 001)
+    TEMPORARY = "temporary"  # 其他临时外出就医人员
+
+    @property
+    def long_term(self) -> bool:
+        """True for the kinds of people who live at the destination (no end date)."""
+        return self in _LONG_TERM_FILINGS
+
+
+_LONG_TERM_FILINGS = frozenset(
+    {FilingType.LONG_TERM_RESIDENCE, FilingType.RETIRED_RESETTLED, FilingType.STATIONED_WORKER}
+)
+
+
+class FilingUploadKind(StrEnum):
+    """Documents uploaded with a filing (备案材料上传; seed 001: 身份证、住院证)."""
+
+    ID_CARD = "id_card"  # 身份证
+    ADMISSION_CERTIFICATE = "admission_certificate"  # 住院证
+    REFERRAL_LETTER = "referral_letter"  # 转诊证明 / 转院证明
+    RESIDENCE_PROOF = "residence_proof"  # 居住证明、居住证或个人承诺书
+    OTHER = "other"
+
+
+class FilingStatus(StrEnum):
+    """Where a filing stands; also the ``ChronicStatus`` search attribute of its workflow."""
+
+    SUBMITTED = "submitted"
+    FILED = "filed"  # 备案成功: valid from valid_from to valid_to (None = long-term)
+    REFUSED = "refused"  # with reasons; a corrected filing can be submitted again
+    EXPIRED = "expired"  # a temporary filing past its end date
+    CLOSED = "closed"  # ended without a decision: the process failed or was cancelled

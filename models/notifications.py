@@ -1,9 +1,10 @@
 """SMS notifications as they travel through Temporal: which message, to whom, with what values.
 
 Pure pydantic and workflow-safe (no database or HTTP imports). A request names its recipient
-only by reference — the application (whose contact mobile the applicant gave on the form) or
-the hospital (whose insurance desk receives expert notices). The notification activity looks the
-number up in the business database, so no phone number or name ever enters workflow history.
+only by reference — the application (whose contact mobile the applicant gave on the form), the
+out-of-area filing (likewise) or the hospital (whose insurance desk receives expert notices).
+The notification activity looks the number up in the business database, so no phone number or
+name ever enters workflow history.
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ class SmsAudience(StrEnum):
 
     APPLICANT = "applicant"  # the contact mobile of an application
     HOSPITAL = "hospital"  # the insurance desk of a hospital (hospital.notice_mobile)
+    FILING = "filing"  # the mobile given on an out-of-area filing (filing.mobile)
 
 
 class SmsTemplate(StrEnum):
     """The messages the office sends. Their Chinese text lives in :mod:`chronic.sms.templates`.
 
     The params each template needs (all non-personal) are listed next to it; for applicant
-    templates the activity adds ``application_id`` itself.
+    templates the activity adds ``application_id`` itself, for filing templates ``filing_id``.
     """
 
     SUBMITTED = "submitted"  # no params: the application was received
@@ -38,12 +40,21 @@ class SmsTemplate(StrEnum):
     CLOSED = "closed"  # reason: the application ended without a decision (office, system)
     EXAMINATION_SCHEDULED = "examination_scheduled"  # at, place: on-site examination (鉴定)
     EXPERT_DISQUALIFIED = "expert_disqualified"  # to the hospital: expert_code, strikes
+    FILING_FILED = "filing_filed"  # destination, validity (out-of-area filing done)
+    FILING_REFUSED = "filing_refused"  # reason
+    FILING_CLOSED = "filing_closed"  # reason: the filing ended without a decision
 
     @property
     def audience(self) -> SmsAudience:
-        """Whether the message goes to an applicant or to a hospital's insurance desk."""
+        """Whether the message goes to an applicant, a filer or a hospital's insurance desk."""
         if self is SmsTemplate.EXPERT_DISQUALIFIED:
             return SmsAudience.HOSPITAL
+        if self in (
+            SmsTemplate.FILING_FILED,
+            SmsTemplate.FILING_REFUSED,
+            SmsTemplate.FILING_CLOSED,
+        ):
+            return SmsAudience.FILING
         return SmsAudience.APPLICANT
 
 
@@ -54,8 +65,8 @@ class _Message(BaseModel):
 class SmsRequest(_Message):
     """Argument of the ``send_sms`` activity.
 
-    Exactly one of ``application_id`` (applicant templates) and ``hospital_code`` (hospital
-    templates) says who receives the message.
+    Exactly one of ``application_id`` (applicant templates), ``filing_id`` (filing templates)
+    and ``hospital_code`` (hospital templates) says who receives the message.
     """
 
     dedup_key: str = Field(
@@ -67,6 +78,7 @@ class SmsRequest(_Message):
     template: SmsTemplate
     application_id: str | None = Field(default=None, max_length=32)
     hospital_code: str | None = Field(default=None, max_length=16)
+    filing_id: str | None = Field(default=None, max_length=32)
     params: dict[str, str] = Field(
         default_factory=dict,
         description="Template values. Non-personal only: no names, ID numbers or mobiles.",
@@ -74,21 +86,24 @@ class SmsRequest(_Message):
 
     @model_validator(mode="after")
     def _one_recipient_matching_the_template(self) -> SmsRequest:
-        if (self.application_id is None) == (self.hospital_code is None):
+        recipients = {
+            SmsAudience.APPLICANT: self.application_id,
+            SmsAudience.HOSPITAL: self.hospital_code,
+            SmsAudience.FILING: self.filing_id,
+        }
+        named = [audience for audience, value in recipients.items() if value is not None]
+        if len(named) != 1:
             raise ValueError(
                 "an SmsRequest names exactly one recipient: set application_id for a message "
-                "to the applicant or hospital_code for one to a hospital, not both or neither"
+                "to the applicant, filing_id for one about an out-of-area filing or "
+                "hospital_code for one to a hospital"
             )
         audience = self.template.audience
-        if audience is SmsAudience.APPLICANT and self.application_id is None:
+        if named[0] is not audience:
+            field, who = _RECIPIENT_FIELDS[audience]
             raise ValueError(
-                f"template {self.template.value!r} goes to the applicant: set application_id "
-                "instead of hospital_code"
-            )
-        if audience is SmsAudience.HOSPITAL and self.hospital_code is None:
-            raise ValueError(
-                f"template {self.template.value!r} goes to a hospital's insurance desk: set "
-                "hospital_code instead of application_id"
+                f"template {self.template.value!r} goes to {who}: set {field} instead of "
+                f"{_RECIPIENT_FIELDS[named[0]][0]}"
             )
         for name, value in self.params.items():
             # The rule of every typed text (models.text): ID and mobile numbers never travel.
@@ -101,6 +116,12 @@ class SmsRequest(_Message):
         return self
 
 
+_RECIPIENT_FIELDS = {
+    SmsAudience.APPLICANT: ("application_id", "the applicant"),
+    SmsAudience.HOSPITAL: ("hospital_code", "a hospital's insurance desk"),
+    SmsAudience.FILING: ("filing_id", "the person who filed an out-of-area filing"),
+}
+
 REASON_MAX = 60
 """An SMS carries at most this much of a reason, on one line; the full text is in the records."""
 
@@ -108,6 +129,16 @@ REASON_MAX = 60
 def reason_param(reason: str) -> str:
     """A reason as an SMS parameter (see :data:`REASON_MAX`)."""
     return text.clip(reason, REASON_MAX)
+
+
+def filing_closed_sms(filing_id: str, reason: str) -> SmsRequest:
+    """The FILING_CLOSED SMS: one per filing (key ``FIL:closed``), whoever closes it."""
+    return SmsRequest(
+        dedup_key=f"{filing_id}:closed",
+        template=SmsTemplate.FILING_CLOSED,
+        filing_id=filing_id,
+        params={"reason": reason_param(reason)},
+    )
 
 
 def closed_sms(application_id: str, reason: str) -> SmsRequest:
@@ -142,5 +173,6 @@ __all__ = [
     "SmsResult",
     "SmsTemplate",
     "closed_sms",
+    "filing_closed_sms",
     "reason_param",
 ]

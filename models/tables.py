@@ -21,6 +21,9 @@ from models.domain import (
     ApplicationStatus,
     ExpertStatus,
     ExpertTitle,
+    FilingStatus,
+    FilingType,
+    FilingUploadKind,
     HospitalGrade,
     InsuranceStatus,
     InsuranceType,
@@ -244,6 +247,9 @@ class SmsOutbox(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     dedup_key: str = Field(max_length=200, unique=True)
     application_id: str | None = Field(default=None, max_length=32, index=True)
+    filing_id: str | None = Field(
+        default=None, max_length=32, index=True, description="A message about a filing."
+    )
     template: str = Field(max_length=64)
     recipient: str = Field(max_length=20)
     params: dict[str, Any] = Field(
@@ -266,6 +272,7 @@ class AuditEvent(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     step_key: str = Field(max_length=200, unique=True)
     application_id: str | None = Field(default=None, max_length=32, index=True)
+    filing_id: str | None = Field(default=None, max_length=32, index=True)
     actor: str = Field(max_length=64, description="system, clerk, expert:E042, hospital:H01 …")
     action: str = Field(max_length=64)
     detail: dict[str, Any] = Field(
@@ -288,12 +295,77 @@ class OfficeNotice(SQLModel, table=True):
     resolved_at: datetime | None = _timestamp(nullable=True)
 
 
+class FilingRecord(SQLModel, table=True):
+    """An out-of-area care filing (异地就医备案, seed 001); the ID is also the workflow ID.
+
+    The applicant's name and ID number are the register's (``person_id``); the row keeps what
+    the register does not have: the mobile given on the form (the result SMS goes to it) and
+    the contact person.
+    """
+
+    __tablename__ = "filing"
+    __table_args__ = (
+        # One filing in progress per person: the race-free guard of submission.
+        sa.Index(
+            "uq_filing_open_per_person",
+            "person_id",
+            unique=True,
+            postgresql_where=sa.text("closed_at IS NULL"),
+        ),
+    )
+
+    id: str = Field(primary_key=True, max_length=32, description="FIL-YYYYMMDD-XXXXXX.")
+    person_id: int = Field(foreign_key="insured_person.id", index=True)
+    mobile: str = Field(max_length=20, description="Mobile given on the form (E.164).")
+    insured_place: str = Field(max_length=6, description="Code of the insured place (参保地).")
+    destination_province: str = Field(max_length=20)
+    destination_city: str = Field(max_length=40)
+    insurance_type: InsuranceType = _enum(InsuranceType)
+    filing_type: FilingType = _enum(FilingType)
+    start_date: date
+    end_date: date | None = None
+    contact_name: str = Field(max_length=40)
+    contact_mobile: str = Field(max_length=20)
+    status: FilingStatus = _enum(FilingStatus, index=True)
+    status_seq: int = Field(
+        default=0,
+        sa_column_kwargs={"server_default": "0"},
+        description="Order of status writes: a late retry never overwrites a newer one.",
+    )
+    reasons: list[str] = Field(
+        default_factory=list,
+        sa_column=sa.Column(postgresql.JSONB, nullable=False, server_default="[]"),
+        description="Why it was refused or closed.",
+    )
+    valid_from: date | None = None
+    valid_to: date | None = Field(default=None, description="None = long-term.")
+    submitted_at: datetime = _timestamp()
+    closed_at: datetime | None = _timestamp(nullable=True)
+    expired_at: datetime | None = _timestamp(nullable=True)
+
+
+class FilingUpload(SQLModel, table=True):
+    """A document uploaded with a filing (备案材料: ID card, admission certificate …)."""
+
+    __tablename__ = "filing_upload"
+    __table_args__ = (sa.UniqueConstraint("filing_id", "position"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    filing_id: str = Field(foreign_key="filing.id", index=True)
+    position: int = Field(ge=0)
+    kind: FilingUploadKind = _enum(FilingUploadKind)
+    file_ref: str = Field(max_length=500)
+    sha256: str = Field(max_length=64)
+
+
 __all__ = [
     "Application",
     "AuditEvent",
     "Benefit",
     "Disease",
     "Expert",
+    "FilingRecord",
+    "FilingUpload",
     "Hospital",
     "InsuredPerson",
     "Material",

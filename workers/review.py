@@ -1,5 +1,7 @@
 """Review role: decision records, status changes, benefits, audit on the ``review`` queue.
 
+Also the status writes of out-of-area filings (``record_filing_status``).
+
 The review worker also runs the reconciler (:mod:`chronic.reconciler`): once at start, then
 every ``CHRONIC_RECONCILE_INTERVAL_SECONDS``.
 """
@@ -15,6 +17,7 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.filing import FilingRecordActivities
 from activities.review import ReviewActivities
 from chronic.reconciler import Reconciler
 from workers import queues
@@ -25,6 +28,7 @@ TASK_QUEUE = queues.REVIEW
 
 def build(client: Client, resources: Resources, *, graceful_shutdown: timedelta) -> Worker:
     review = ReviewActivities(resources.database())
+    filing = FilingRecordActivities(resources.database())
     return Worker(
         client,
         task_queue=TASK_QUEUE,
@@ -33,6 +37,7 @@ def build(client: Client, resources: Resources, *, graceful_shutdown: timedelta)
             review.change_status,
             review.issue_benefit,
             review.office_notice,
+            filing.record_filing_status,
         ],
         graceful_shutdown_timeout=graceful_shutdown,
     )

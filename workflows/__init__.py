@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from workflows.application import ApplicationWorkflow
+from workflows.filing import OutOfAreaFilingWorkflow
 from workflows.sms import SmsDelivery
 
-WORKFLOWS = [ApplicationWorkflow, SmsDelivery]
+WORKFLOWS = [ApplicationWorkflow, OutOfAreaFilingWorkflow, SmsDelivery]
 """Every workflow the orchestration worker runs."""

@@ -16,6 +16,7 @@ from chronic.cli import (
     demo,
     dev,
     expert,
+    filing,
     schema,
     seed,
     sms,
@@ -31,6 +32,7 @@ app.command(name="submit")(applications.submit)
 app.command(name="resubmit")(applications.resubmit)
 app.command(name="status")(applications.status)
 app.add_typer(expert.app, name="expert")
+app.add_typer(filing.app, name="filing")
 app.add_typer(admin.app, name="admin")
 app.add_typer(schema.app, name="schema")
 app.add_typer(sms.app, name="sms")

@@ -4,7 +4,8 @@ The lead registers this sub-app in ``chronic/cli/__init__.py`` as ``chronic sche
 module does not register itself. Clerks and hospital integrators use it to write forms:
 ``chronic schema application`` prints the JSON schema of :class:`ApplicationForm`,
 ``chronic schema diseases`` lists the disease codes of a region's catalogue, and says when it is
-a sample rather than a seed's list (Sanmenxia).
+a sample rather than a seed's list (Sanmenxia); ``chronic schema filing`` prints the JSON schema
+of an out-of-area care filing (:class:`models.filing.FilingForm`).
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from rich.console import Console
 from rich.table import Table
 
 from models.application import ApplicationForm
+from models.filing import FilingForm
 from models.policy import available_regions, load_policy
 
 app = typer.Typer(
-    no_args_is_help=True, help="Show the application form's JSON schema and the disease codes."
+    no_args_is_help=True,
+    help="Show the JSON schemas of the application and filing forms, and the disease codes.",
 )
 console = Console()
 
@@ -31,6 +34,12 @@ def application() -> None:
     # typer.echo, not rich: the output is meant to be redirected into a file or a tool, and
     # rich would wrap long lines and colour the JSON.
     typer.echo(json.dumps(schema, indent=2, ensure_ascii=False))
+
+
+@app.command()
+def filing() -> None:
+    """Print the JSON schema of an out-of-area care filing (`chronic filing submit`)."""
+    typer.echo(json.dumps(FilingForm.model_json_schema(), indent=2, ensure_ascii=False))
 
 
 @app.command()

@@ -62,7 +62,8 @@ class Resent:
 @app.command(name="list")
 def list_(
     application: Annotated[
-        str | None, typer.Argument(metavar="[APP]", help="Only this application's messages.")
+        str | None,
+        typer.Argument(metavar="[APP]", help="Only this application's (or filing's) messages."),
     ] = None,
     failed: Annotated[bool, typer.Option("--failed", help="Only messages not sent.")] = False,
     limit: Annotated[int, typer.Option(min=1, help="At most this many, newest first.")] = 200,
@@ -76,7 +77,10 @@ def list_(
 
         query = select(SmsOutbox).order_by(col(SmsOutbox.id).desc()).limit(limit)
         if application is not None:
-            query = query.where(SmsOutbox.application_id == application)
+            query = query.where(
+                (col(SmsOutbox.application_id) == application)
+                | (col(SmsOutbox.filing_id) == application)
+            )
         if failed:
             query = query.where(SmsOutbox.status == SmsStatus.FAILED)
         async with database() as db, db.session() as session:
@@ -127,6 +131,8 @@ def _print_rows(rows: Sequence[SmsOutbox]) -> None:
 def _addressee(row: SmsOutbox) -> str:
     if row.application_id:
         return str(row.application_id)
+    if row.filing_id:
+        return str(row.filing_id)
     hospital = (row.params or {}).get("hospital_code")
     return f"hospital {hospital}" if hospital else "hospital"
 
@@ -231,7 +237,7 @@ async def rebuild_request(db: Database, row: SmsOutbox) -> SmsRequest:
 
     hospital_code: str | None = None
     expert_code = (row.params or {}).get("expert_code")
-    if row.application_id is None and expert_code:
+    if row.application_id is None and row.filing_id is None and expert_code:
         async with db.session() as session:
             expert = await session.get(Expert, expert_code)
         hospital_code = expert.hospital_code if expert is not None else None
@@ -259,6 +265,7 @@ async def _resend_one(client: Client, db: Database, row: SmsOutbox, wait: float)
             session,
             RESEND_ACTION,
             row.application_id,
+            filing_id=row.filing_id,
             outbox_id=row.id,
             dedup_key=row.dedup_key,
             template=row.template,

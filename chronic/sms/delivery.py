@@ -37,7 +37,7 @@ async def start_delivery(client: Client, request: SmsRequest) -> bool:
     return True
 
 
-ADDED_BY_ACTIVITY = ("application_id", "hospital_code", "text")
+ADDED_BY_ACTIVITY = ("application_id", "filing_id", "hospital_code", "text")
 """Keys of an outbox row's params that ``send_sms`` adds; a rebuilt request leaves them out."""
 
 
@@ -55,7 +55,7 @@ def request_from_outbox(row: SmsOutbox, *, hospital_code: str | None = None) -> 
     """
     params = dict(row.params or {})
     template = SmsTemplate(row.template)
-    if row.application_id is None:
+    if row.application_id is None and row.filing_id is None:
         hospital_code = params.get("hospital_code") or hospital_code
         if not hospital_code:
             raise ValueError(f"outbox row {row.id} does not say which hospital it was for")
@@ -65,6 +65,7 @@ def request_from_outbox(row: SmsOutbox, *, hospital_code: str | None = None) -> 
         dedup_key=row.dedup_key,
         template=template,
         application_id=row.application_id,
+        filing_id=row.filing_id,
         hospital_code=hospital_code,
         params={k: str(v) for k, v in params.items() if k not in ADDED_BY_ACTIVITY},
     )

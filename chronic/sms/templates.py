@@ -86,6 +86,24 @@ TEMPLATES: Mapping[SmsTemplate, TemplateSpec] = {
         params=("expert_code", "strikes"),
         code_setting="aliyun_template_expert_disqualified",
     ),
+    SmsTemplate.FILING_FILED: TemplateSpec(
+        text="您的异地就医备案（编号${filing_id}）已办理，就医地${destination}，备案有效期"
+        "${validity}。请在就医地联网定点医疗机构凭医保电子凭证或社保卡就医直接结算。",
+        params=("filing_id", "destination", "validity"),
+        code_setting="aliyun_template_filing_filed",
+    ),
+    SmsTemplate.FILING_REFUSED: TemplateSpec(
+        text="您的异地就医备案（编号${filing_id}）未通过，原因：${reason}。请按要求补正后"
+        "重新申请备案。",
+        params=("filing_id", "reason"),
+        code_setting="aliyun_template_filing_refused",
+    ),
+    SmsTemplate.FILING_CLOSED: TemplateSpec(
+        text="您的异地就医备案（编号${filing_id}）已终止办理，原因：${reason}。如有疑问请联系"
+        "医保经办机构，可重新申请备案。",
+        params=("filing_id", "reason"),
+        code_setting="aliyun_template_filing_closed",
+    ),
 }
 
 
