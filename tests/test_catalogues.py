@@ -267,9 +267,11 @@ def test_schema_diseases_says_the_catalogue_is_a_sample() -> None:
 # --- The loader ------------------------------------------------------------------------------
 
 
-def test_catalogue_files_are_not_policy_regions() -> None:
+def test_catalogue_files_are_not_policy_regions_and_profiles_read_them() -> None:
     assert available_catalogues() == ["jilin", "wuhan"]
-    assert not set(available_catalogues()) & set(available_regions())
+    assert "catalogues" not in available_regions()
+    # A profile names its transcribed catalogue instead of copying it.
+    assert load_policy("wuhan").catalogue == load_catalogue("wuhan").policy_diseases()
 
 
 def test_catalogue_gives_policy_profile_entries(wuhan: Catalogue) -> None:

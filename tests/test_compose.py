@@ -48,6 +48,7 @@ from chronic.codec_server import codec_token, running_codec_server, ui_origins
 from chronic.db import Database
 from chronic.embedded.temporal import find_binary
 from chronic.settings import Settings
+from chronic.sms.templates import TEMPLATES
 from chronic.temporal_client import connect_options
 from models import search_attributes
 from workers import ROLES
@@ -717,3 +718,15 @@ async def test_the_namespace_job_script_runs_against_a_temporal_server(
         }
     finally:
         await env.shutdown()
+
+
+def test_the_notification_service_is_given_every_sms_templates_code(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """A template added to the product and forgotten here would fail only in production."""
+    [notification] = [s for s in services.values() if role_of(s) == "notification"]
+    passed = set(notification.get("environment") or {})  # passed through from the host
+    example = (ROOT / "deploy" / "chronic.env.example").read_text(encoding="utf-8")
+    for template in TEMPLATES.values():
+        assert template.env_var in passed, template.env_var
+        assert f"# {template.env_var}=" in example, template.env_var
