@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -93,6 +94,13 @@ class Settings(BaseSettings):
         "the reconciler never races a submission in flight.",
     )
     log_level: str = Field(default="INFO")
+    workflow_sandbox: Literal["shared", "strict"] = Field(
+        default="shared",
+        description="strict: every workflow run re-imports the workflow code in its own "
+        "sandbox (about 280 KiB a cached workflow more); shared: the workflow code is imported "
+        "once and shared, the sandbox still isolating everything else. The test suite runs "
+        "strict, so a non-deterministic call in workflow code fails there.",
+    )
     operator: str | None = Field(
         default=None,
         description="Who runs operator commands (admin, sms resend) for the audit trail; "

@@ -190,6 +190,19 @@ class PolicyProfile(BaseModel):
         return self.model_copy(update=durations)
 
 
+_SHARED: dict[PolicyProfile, PolicyProfile] = {}
+
+
+def shared(policy: PolicyProfile) -> PolicyProfile:
+    """The process's one instance of a profile equal to ``policy``.
+
+    Every application carries its profile (the rules in force at submission); thousands of
+    cached workflows of one region hold equal profiles, and one shared, immutable instance
+    saves each of them its own copy of the catalogue and tracks.
+    """
+    return _SHARED.setdefault(policy, policy)
+
+
 def available_regions() -> list[str]:
     """Regions that ship a profile."""
     folder = resources.files("models.policies")

@@ -38,6 +38,8 @@ os.environ.setdefault(
     ),
 )
 os.environ.setdefault("CHRONIC_CODEC_CURRENT_KEY_ID", "test-1")
+# Workflow code runs in the full per-run sandbox here: a non-deterministic call fails a test.
+os.environ.setdefault("CHRONIC_WORKFLOW_SANDBOX", "strict")
 
 pytest_plugins = [
     "tests.fixtures.database",

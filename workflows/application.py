@@ -81,6 +81,7 @@ with workflow.unsafe.imports_passed_through():
         WithdrawOffer,
     )
     from models.notifications import SmsRequest, SmsTemplate, closed_sms, reason_param
+    from models.policy import shared
     from models.process import (
         ExpertReview,
         HospitalAssessment,
@@ -153,6 +154,7 @@ class _Offer:
 class ApplicationWorkflow:
     @workflow.init
     def __init__(self, request: ApplicationInput) -> None:
+        request = request.model_copy(update={"policy": shared(request.policy)})
         self._request = request
         self._policy = request.policy
         disease = request.policy.disease(request.disease_code)
