@@ -16,6 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 
 from activities.errors import missing_record
+from activities.filing import valid_long_term_filing
 from chronic.db import Database
 from chronic.workdays import WorkdayCalendar, add_working_days
 from models.domain import ApplicationStatus, InsuranceStatus, InsuranceType, MaterialKind
@@ -101,6 +102,14 @@ class IntakeActivities:
             person = await session.get(InsuredPerson, application.person_id, with_for_update=True)
             assert person is not None  # foreign key
             refusals = await self._refusals(session, policy, application, person)
+            if request.requires_long_term_filing and application.out_of_area:
+                filing = await valid_long_term_filing(session, person.id or 0, today)
+                if filing is None:
+                    refusals.append(
+                        f"no valid long-term out-of-area filing (长期异地就医备案) on {today}: "
+                        "an applicant living outside the region files one first "
+                        "(chronic filing submit), then applies again"
+                    )
             if refusals:
                 return IntakeOutcome(accepted=False, refused=True, reasons=tuple(refusals))
             returns = await self._material_problems(session, policy, request, today)

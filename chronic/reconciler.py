@@ -74,6 +74,7 @@ class _Open:
     submitted_at: datetime
     diagnosing_hospital: str
     diagnosed_at_grade_3a: bool
+    out_of_area: bool
 
 
 @dataclass(frozen=True)
@@ -180,6 +181,7 @@ class Reconciler:
                     a.submitted_at,
                     a.diagnosing_hospital_code,
                     is_grade_3a(hospital),
+                    a.out_of_area,
                 )
                 for a, id_number, hospital in rows.all()
             ]
@@ -275,6 +277,7 @@ class Reconciler:
             search_attributes=self.search_attributes,
             diagnosing_hospital=row.diagnosing_hospital,
             diagnosed_at_grade_3a=row.diagnosed_at_grade_3a,
+            out_of_area=row.out_of_area,
         )
         try:
             await start_application(self.client, request)

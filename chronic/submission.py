@@ -112,6 +112,7 @@ async def submit(
         search_attributes=search_attributes,
         diagnosing_hospital=form.diagnosing_hospital,
         diagnosed_at_grade_3a=diagnosing is not None and is_grade_3a(diagnosing),
+        out_of_area=form.out_of_area,
     )
     if client is None:
         raise StartDeferred(application_id, "Temporal could not be reached")
@@ -134,6 +135,7 @@ def application_input(
     search_attributes: bool = True,
     diagnosing_hospital: str | None = None,
     diagnosed_at_grade_3a: bool = False,
+    out_of_area: bool = False,
 ) -> ApplicationInput:
     """The start argument of an application's workflow (submission and the reconciler).
 
@@ -143,7 +145,9 @@ def application_input(
     disease = policy.disease(disease_code)
     if disease is None:
         raise ValueError(f"disease {disease_code} is not in the {policy.region} catalogue")
-    track = policy.track_for(disease, diagnosed_at_grade_3a=diagnosed_at_grade_3a)
+    track = policy.track_for(
+        disease, diagnosed_at_grade_3a=diagnosed_at_grade_3a, out_of_area=out_of_area
+    )
     return ApplicationInput(
         application_id=application_id,
         policy=policy,
@@ -244,6 +248,7 @@ async def _record(
                 designated_hospital_code=form.designated_hospital,
                 submitted_by=form.submitted_by,
                 submitted_at=now,
+                out_of_area=form.out_of_area,
             )
         )
         try:

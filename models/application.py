@@ -431,6 +431,11 @@ class ApplicationForm(BaseModel):
     materials: list[MaterialRef] = Field(
         min_length=1, description="Diagnosis certificate, inpatient record, exam and lab reports."
     )
+    out_of_area: bool = Field(
+        default=False,
+        description="The applicant lives outside the region (异地); where the region asks, a "
+        "valid long-term out-of-area filing is required (Jilin).",
+    )
     submitted_by: Literal["applicant", "hospital"] = Field(
         default="applicant",
         description="Who submitted: the applicant, or a hospital on the applicant's behalf.",

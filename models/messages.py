@@ -80,6 +80,10 @@ class IntakeRequest(_Message):
     round: int
     policy: PolicyProfile
     checked_at: datetime
+    requires_long_term_filing: bool = Field(
+        default=False,
+        description="The track asks an out-of-area applicant for a valid long-term filing.",
+    )
 
 
 class MaterialsRound(_Message):

@@ -12,7 +12,7 @@ import tomllib
 from datetime import date, timedelta
 from importlib import resources
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from models.domain import HospitalLevel
 from models.process import STANDARD_TRACKS, Track, TrackCondition
@@ -112,6 +112,11 @@ class PolicyProfile(BaseModel):
         STANDARD_TRACKS,
         description="The process: the first track whose condition holds is the application's.",
     )
+    assessment_hospitals: tuple[str, ...] = Field(
+        (),
+        description="Codes of the designated assessment hospitals (鉴定医疗机构), for tracks "
+        "whose assessment any of them may make (Jilin, seed 003 table 3).",
+    )
     catalogue: tuple[Disease, ...]
     catalogue_sample: bool = Field(
         False,
@@ -121,6 +126,12 @@ class PolicyProfile(BaseModel):
     catalogue_source: str = Field(
         "", description="Where the catalogue comes from (seed and section, or what it samples)."
     )
+
+    @field_validator("benefit_validity", "designated_hospital_changes_per_year", mode="before")
+    @classmethod
+    def _unbounded(cls, value: object) -> object:
+        # TOML has no null: "long_term" (a benefit without end) and "unlimited" (changes).
+        return None if value in ("long_term", "unlimited") else value
 
     @model_validator(mode="after")
     def _check(self) -> PolicyProfile:
@@ -159,13 +170,16 @@ class PolicyProfile(BaseModel):
             problems.append(f"{label} comes from a private hospital: a public one is required")
         return problems
 
-    def track_for(self, disease: Disease, *, diagnosed_at_grade_3a: bool) -> Track:
+    def track_for(
+        self, disease: Disease, *, diagnosed_at_grade_3a: bool, out_of_area: bool = False
+    ) -> Track:
         """The application's way through the process (the first track whose condition holds)."""
         for track in self.tracks:
             if track.when.holds(
                 instant_track=disease.instant_track,
                 track_a=disease.track_a,
                 diagnosed_at_grade_3a=diagnosed_at_grade_3a,
+                out_of_area=out_of_area,
             ):
                 return track
         raise LookupError(f"no track of {self.region} applies to {disease.code}")
@@ -226,4 +240,8 @@ def load_policy(region: str) -> PolicyProfile:
         transcribed = load_catalogue(catalogue)
         data["catalogue"] = [d.model_dump() for d in transcribed.policy_diseases()]
         data.setdefault("catalogue_source", transcribed.source)
+        if transcribed.assessment_hospitals:
+            data.setdefault(
+                "assessment_hospitals", [h.code for h in transcribed.assessment_hospitals]
+            )
     return PolicyProfile.model_validate(data)

@@ -45,6 +45,11 @@ class _Step(BaseModel):
 
 class IntakeChecks(_Step):
     kind: Literal[StepKind.INTAKE_CHECKS] = StepKind.INTAKE_CHECKS
+    requires_long_term_filing: bool = Field(
+        False,
+        description="The applicant lives elsewhere: a valid long-term out-of-area filing "
+        "(长期异地就医备案) is required, else the application is refused (Jilin, seed 003).",
+    )
 
 
 class OfficeAcceptance(_Step):
@@ -70,6 +75,13 @@ class HospitalAssessment(_Step):
     kind: Literal[StepKind.HOSPITAL_ASSESSMENT] = StepKind.HOSPITAL_ASSESSMENT
     on_site_examination: bool = Field(
         False, description="The hospital may examine the applicant in person before deciding."
+    )
+    assessors: Literal["designated", "assessment_hospitals", "any"] = Field(
+        "designated",
+        description="Who may assess: the hospital the office designated (or the diagnosing "
+        "one); any of the profile's assessment_hospitals, the one the applicant visits "
+        "(Jilin); or any hospital, for applicants living elsewhere (assessed where they "
+        "live). The first that acts holds the assessment.",
     )
     window: timedelta = Field(
         timedelta(days=20), description="Office rule: the hospital gives its opinion by then."
@@ -108,12 +120,23 @@ class TrackCondition(BaseModel):
     diagnosed_at_grade_3a: bool | None = Field(
         None, description="The diagnosing hospital is a 三甲 hospital of the region."
     )
+    out_of_area: bool | None = Field(
+        None, description="The applicant lives outside the region (异地)."
+    )
 
-    def holds(self, *, instant_track: bool, track_a: bool, diagnosed_at_grade_3a: bool) -> bool:
+    def holds(
+        self,
+        *,
+        instant_track: bool,
+        track_a: bool,
+        diagnosed_at_grade_3a: bool,
+        out_of_area: bool = False,
+    ) -> bool:
         facts = {
             "instant_track": instant_track,
             "track_a": track_a,
             "diagnosed_at_grade_3a": diagnosed_at_grade_3a,
+            "out_of_area": out_of_area,
         }
         return all(
             wanted is None or facts[name] == wanted for name, wanted in self.model_dump().items()

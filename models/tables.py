@@ -168,6 +168,11 @@ class Application(SQLModel, table=True):
         sa_column_kwargs={"server_default": sa.false()},
         description="The SLA target was counted without the official holiday list of its year.",
     )
+    out_of_area: bool = Field(
+        default=False,
+        sa_column_kwargs={"server_default": sa.false()},
+        description="The applicant lives outside the region (异地): it chose the track.",
+    )
 
 
 class Material(SQLModel, table=True):

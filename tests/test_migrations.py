@@ -215,7 +215,7 @@ def test_cli_downgrades_one_step_with_minus_one(fresh_database: Database) -> Non
     run = chronic_db("downgrade", "-1", database_url=fresh_database.url)
 
     assert run.returncode == 0, run.stderr
-    assert "downgraded" in run.stdout and "from 0003 (head) to 0002" in run.stdout
+    assert "downgraded" in run.stdout and "from 0004 (head) to 0003" in run.stdout
 
 
 def test_cli_says_in_one_line_that_postgres_is_unreachable() -> None:

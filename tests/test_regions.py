@@ -8,7 +8,7 @@ on-site examination with its SMS), the office confirming or refusing.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -21,6 +21,8 @@ from temporalio.client import WorkflowUpdateFailedError
 from models.application import ApplicationForm
 from models.domain import (
     ApplicationStatus,
+    FilingStatus,
+    FilingType,
     HospitalGrade,
     InsuranceStatus,
     InsuranceType,
@@ -37,7 +39,7 @@ from models.messages import (
     ScheduleExamination,
 )
 from models.policy import PolicyProfile, load_policy
-from models.tables import AuditEvent, Hospital, InsuredPerson
+from models.tables import AuditEvent, FilingRecord, Hospital, InsuredPerson
 from tests import support
 from tests.fixtures.world import World
 from workflows.application import ApplicationWorkflow
@@ -331,3 +333,130 @@ async def _actors(world: World, application_id: str) -> list[tuple[str, str]]:
             )
         )
         return [(actor, action) for actor, action in rows.all()]
+
+
+# ---- Jilin: assessment hospitals, instant effect, applicants living elsewhere -------------------
+
+JILIN = load_policy("jilin")
+
+
+async def _jilin_world(world: World, *, long_term_filing: bool = False) -> str:
+    """Jilin's five assessment hospitals, a level-2 hospital and one insured person."""
+    body = "22010219750315123"
+    id_number = body + ric.calc_check_digit(body + "0")
+    async with world.db.session() as session:
+        for code in JILIN.assessment_hospitals:
+            session.add(
+                Hospital(code=code, name=code, level=3, grade=HospitalGrade.A, region="jilin")
+            )
+        session.add(
+            Hospital(
+                code="JL90", name="长春市某二级医院", level=2, grade=HospitalGrade.A, region="jilin"
+            )
+        )
+        person = InsuredPerson(
+            id_number=id_number,
+            name="测试",
+            mobile="+8613803981234",
+            insurance_type=InsuranceType.EMPLOYEE,
+            insurance_status=InsuranceStatus.NORMAL,
+            region="jilin",
+        )
+        session.add(person)
+        await session.flush()
+        if long_term_filing:
+            today = date.today()
+            session.add(
+                FilingRecord(
+                    id="FIL-20260101-TEST01",
+                    person_id=person.id or 0,
+                    mobile="+8613803981234",
+                    insured_place="220000",
+                    destination_province="海南省",
+                    destination_city="三亚市",
+                    insurance_type=InsuranceType.EMPLOYEE,
+                    filing_type=FilingType.LONG_TERM_RESIDENCE,
+                    start_date=today - timedelta(days=100),
+                    contact_name="测试",
+                    contact_mobile="+8613803981234",
+                    status=FilingStatus.FILED,
+                    valid_from=today - timedelta(days=100),
+                    submitted_at=datetime.now(UTC) - timedelta(days=101),
+                )
+            )
+    return id_number
+
+
+def _jilin_form(id_number: str, *, out_of_area: bool = False) -> ApplicationForm:
+    return ApplicationForm.model_validate(
+        {
+            "region": "jilin",
+            "applicant": {"name": "测试", "id_number": id_number, "mobile": "13803981234"},
+            "disease_code": "AF",
+            "case_number": "ZY-0002",
+            "diagnosing_hospital": "JL90",
+            "designated_hospital": "JL90",
+            "materials": [support.material(hospital="JL90")],
+            "out_of_area": out_of_area,
+        }
+    )
+
+
+async def test_jilin_local_an_assessment_hospital_files_it_and_it_takes_effect_at_once(
+    world: World,
+) -> None:
+    person = await _jilin_world(world)
+    handle = await world.start(application=_jilin_form(person), policy=JILIN)
+    wf = ApplicationWorkflow
+    progress = await _waiting(handle, ReviewStage.HOSPITAL_ASSESSMENT)
+    assert progress.track == "local" and "a designated assessment hospital" in progress.waiting_for
+    await _refused(
+        handle.execute_update(wf.hospital_opinion, HospitalOpinion(hospital="JL90", approve=True)),
+        "not a designated assessment hospital of jilin",
+    )
+    await handle.execute_update(
+        wf.hospital_opinion, HospitalOpinion(hospital="JL02", approve=True, opinion="符合")
+    )
+    result = await handle.result()
+    assert result.status == ApplicationStatus.APPROVED
+    assert [d.stage for d in result.decisions] == [ReviewStage.HOSPITAL_ASSESSMENT]
+    assert result.benefit is not None and result.benefit.valid_to is None  # long-term
+    approved = [s for s in await support.outbox(world.db, handle) if s.template == "approved"]
+    assert len(approved) == 1 and approved[0].params["valid_to"] == "长期"
+
+
+async def test_jilin_out_of_area_applicant_without_a_long_term_filing_is_refused(
+    world: World,
+) -> None:
+    person = await _jilin_world(world)
+    handle = await world.start(application=_jilin_form(person, out_of_area=True), policy=JILIN)
+    result = await handle.result()
+    assert result.status == ApplicationStatus.REFUSED
+    assert "no valid long-term out-of-area filing" in result.reasons[0]
+    rejected = [s for s in await support.outbox(world.db, handle) if s.template == "rejected"]
+    assert len(rejected) == 1
+
+
+async def test_jilin_out_of_area_applicant_with_a_filing_is_assessed_where_they_live(
+    world: World,
+) -> None:
+    person = await _jilin_world(world, long_term_filing=True)
+    handle = await world.start(application=_jilin_form(person, out_of_area=True), policy=JILIN)
+    wf = ApplicationWorkflow
+    progress = await _waiting(handle, ReviewStage.HOSPITAL_ASSESSMENT)
+    assert progress.track == "out_of_area"
+    exam = ScheduleExamination(
+        hospital="HN0301", at=progress.submitted_at + timedelta(days=2), place="三亚市人民医院"
+    )
+    await handle.execute_update(wf.schedule_examination, exam)
+    await _refused(
+        handle.execute_update(wf.hospital_opinion, HospitalOpinion(hospital="JL01", approve=True)),
+        "not the assessment hospital",
+    )
+    await handle.execute_update(
+        wf.hospital_opinion, HospitalOpinion(hospital="HN0301", approve=True)
+    )
+    result = await handle.result()
+    assert result.status == ApplicationStatus.APPROVED
+    sms = [s.template for s in await support.outbox(world.db, handle)]
+    assert sms == ["submitted", "examination_scheduled", "approved"]

@@ -301,7 +301,7 @@ class ApplicationWorkflow:
                 continue
             match step:
                 case IntakeChecks():
-                    await self._intake()
+                    await self._intake(step)
                 case OfficeAcceptance():
                     await self._office_acceptance(step)
                 case ExpertReview():
@@ -318,7 +318,7 @@ class ApplicationWorkflow:
             raise ApplicationError(f"track {self._track.name} ended without a decision")
         return decision
 
-    async def _intake(self) -> None:
+    async def _intake(self, step: IntakeChecks) -> None:
         """Seed 002 step 1–2: insurance, catalogue, quota, materials; refuse, return or accept."""
         while True:
             self._waiting_for = f"intake checks of materials round {self._round}"
@@ -330,6 +330,7 @@ class ApplicationWorkflow:
                     round=self._round,
                     policy=self._policy,
                     checked_at=workflow.now(),
+                    requires_long_term_filing=step.requires_long_term_filing,
                 ),
                 queue=queues.INTAKE,
                 result_type=IntakeOutcome,
@@ -703,10 +704,11 @@ class ApplicationWorkflow:
     async def _hospital_assessment(self, step: HospitalAssessment) -> DecisionView:
         """The designated hospital decides from the records, or first examines the applicant
         on site (date and place by SMS); its opinion is the decision the office confirms."""
-        hospital = self._assessment_hospital or self._request.diagnosing_hospital
-        if hospital is None:
-            raise ApplicationError("no hospital was designated to assess this application")
-        self._assessment_hospital = hospital
+        if step.assessors == "designated":
+            hospital = self._assessment_hospital or self._request.diagnosing_hospital
+            if hospital is None:
+                raise ApplicationError("no hospital was designated to assess this application")
+            self._assessment_hospital = hospital
         if self._stage != ReviewStage.HOSPITAL_ASSESSMENT:
             await self._set_status(
                 ApplicationStatus.IN_REVIEW, ReviewStage.HOSPITAL_ASSESSMENT, step="assessment"
@@ -716,8 +718,10 @@ class ApplicationWorkflow:
             await self._office_wait(
                 lambda told=told: self._opinion is not None or self._examinations > told,
                 step.window,
-                f"the opinion of {hospital}",
+                f"the opinion of {self._assessment_hospital or _ASSESSORS[step.assessors]}",
             )
+            hospital = self._assessment_hospital
+            assert hospital is not None  # the first hospital that acted holds it
             if self._opinion is not None:
                 break
             assert self._examination is not None
@@ -1403,6 +1407,7 @@ class ApplicationWorkflow:
     @workflow.update
     async def schedule_examination(self, action: ScheduleExamination) -> Progress:
         """The assessment hospital asks the applicant in; the applicant is told by SMS."""
+        self._assessment_hospital = self._assessment_hospital or action.hospital
         self._examination = action
         self._examinations += 1
         asked = self._examinations
@@ -1423,6 +1428,7 @@ class ApplicationWorkflow:
     @workflow.update
     async def hospital_opinion(self, action: HospitalOpinion) -> DecisionView:
         """The assessment hospital's opinion (鉴定意见); returns it as recorded."""
+        self._assessment_hospital = self._assessment_hospital or action.hospital
         self._opinion = action
         await self._settled(lambda: self._decided(ReviewStage.HOSPITAL_ASSESSMENT) is not None)
         decision = self._decided(ReviewStage.HOSPITAL_ASSESSMENT)
@@ -1486,13 +1492,23 @@ class ApplicationWorkflow:
             not isinstance(step, HospitalAssessment)
             or self._stage != ReviewStage.HOSPITAL_ASSESSMENT
             or self._opinion is not None
-            or self._assessment_hospital is None
+            or (step.assessors == "designated" and self._assessment_hospital is None)
         ):
             raise ValueError(
                 f"application {self._request.application_id} does not wait for a hospital's "
                 f"assessment now ({self._status}, {self._stage})"
             )
-        if hospital != self._assessment_hospital:
+        if self._assessment_hospital is None:  # the first that acts holds the assessment
+            if step.assessors == "assessment_hospitals" and (
+                hospital not in self._policy.assessment_hospitals
+            ):
+                raise ValueError(
+                    f"{hospital} is not a designated assessment hospital of "
+                    f"{self._policy.region}: one of {', '.join(self._policy.assessment_hospitals)}"
+                )
+            if problem := text.problem(hospital, field="the hospital code", max_length=16):
+                raise ValueError(problem)
+        elif hospital != self._assessment_hospital:
             raise ValueError(
                 f"{hospital} is not the assessment hospital of this application "
                 f"({self._assessment_hospital} is)"
@@ -1584,6 +1600,11 @@ class ApplicationWorkflow:
         return offer
 
 
+_ASSESSORS = {
+    "designated": "the designated hospital",
+    "assessment_hospitals": "a designated assessment hospital",
+    "any": "an assessment hospital where the applicant lives",
+}
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
