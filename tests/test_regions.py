@@ -18,6 +18,7 @@ from sqlmodel import col
 from stdnum.cn import ric
 from temporalio.client import WorkflowUpdateFailedError
 
+from chronic.db import Database
 from models.application import ApplicationForm
 from models.domain import (
     ApplicationStatus,
@@ -122,10 +123,14 @@ def test_a_profile_whose_process_cannot_run_is_refused_with_the_reason(
 
 
 async def _wuhan_world(world: World) -> str:
+    return await wuhan_register(world.db)
+
+
+async def wuhan_register(db: Database) -> str:
     """Wuhan hospitals and one insured person of Wuhan in the register; the person's ID."""
     body = "42010619800101123"
     id_number = body + ric.calc_check_digit(body + "0")  # stdnum wants a placeholder digit
-    async with world.db.session() as session:
+    async with db.session() as session:
         for code, name, level, grade in [
             (TONGJI, "华中科技大学同济医学院附属同济医院", 3, HospitalGrade.A),
             (ERJIA, "武汉市第九医院", 2, HospitalGrade.A),
@@ -149,7 +154,7 @@ async def _wuhan_world(world: World) -> str:
     return id_number
 
 
-def _wuhan_form(id_number: str, disease: str, diagnosing: str) -> ApplicationForm:
+def wuhan_form(id_number: str, disease: str, diagnosing: str) -> ApplicationForm:
     return ApplicationForm.model_validate(
         {
             "region": "wuhan",
@@ -185,7 +190,7 @@ async def test_wuhan_track_a_office_accepts_the_diagnosing_hospital_assesses_off
     world: World,
 ) -> None:
     person = await _wuhan_world(world)
-    handle = await world.start(application=_wuhan_form(person, "CA", TONGJI), policy=WUHAN)
+    handle = await world.start(application=wuhan_form(person, "CA", TONGJI), policy=WUHAN)
     wf = ApplicationWorkflow
     progress = await _waiting(handle, ReviewStage.OFFICE_ACCEPTANCE)
     assert progress.track == "a" and "accept or return" in progress.waiting_for
@@ -227,7 +232,7 @@ async def test_wuhan_track_b_return_resubmit_assessment_hospital_examination_the
     world: World,
 ) -> None:
     person = await _wuhan_world(world)
-    handle = await world.start(application=_wuhan_form(person, "DM", ERJIA), policy=WUHAN)
+    handle = await world.start(application=wuhan_form(person, "DM", ERJIA), policy=WUHAN)
     wf = ApplicationWorkflow
     progress = await _waiting(handle, ReviewStage.OFFICE_ACCEPTANCE)
     assert progress.track == "b"
@@ -289,7 +294,7 @@ async def test_wuhan_track_b_return_resubmit_assessment_hospital_examination_the
 
 async def test_wuhan_office_may_refuse_a_positive_opinion_with_its_reason(world: World) -> None:
     person = await _wuhan_world(world)
-    handle = await world.start(application=_wuhan_form(person, "CA", TONGJI), policy=WUHAN)
+    handle = await world.start(application=wuhan_form(person, "CA", TONGJI), policy=WUHAN)
     wf = ApplicationWorkflow
     await _waiting(handle, ReviewStage.OFFICE_ACCEPTANCE)
     await handle.execute_update(wf.office_accept, OfficeAccept(clerk="clerk:sun"))
@@ -307,7 +312,7 @@ async def test_an_office_step_past_its_window_alerts_the_desk_and_keeps_waiting(
     world: World,
 ) -> None:
     person = await _wuhan_world(world)
-    handle = await world.start(application=_wuhan_form(person, "CA", TONGJI), policy=WUHAN)
+    handle = await world.start(application=wuhan_form(person, "CA", TONGJI), policy=WUHAN)
     await _waiting(handle, ReviewStage.OFFICE_ACCEPTANCE)
     await world.env.sleep(timedelta(days=6))
     async with world.db.session() as session:

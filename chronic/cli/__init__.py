@@ -17,6 +17,7 @@ from chronic.cli import (
     dev,
     expert,
     filing,
+    office,
     schema,
     seed,
     sms,
@@ -32,6 +33,8 @@ app.command(name="submit")(applications.submit)
 app.command(name="resubmit")(applications.resubmit)
 app.command(name="status")(applications.status)
 app.add_typer(expert.app, name="expert")
+app.add_typer(office.office, name="office")
+app.add_typer(office.hospital, name="hospital")
 app.add_typer(filing.app, name="filing")
 app.add_typer(admin.app, name="admin")
 app.add_typer(schema.app, name="schema")
