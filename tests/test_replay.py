@@ -8,7 +8,7 @@ goes through ``workflow.patched`` or worker versioning. To record them again (af
 that is meant to be incompatible, with a new workflow type or version):
 
     CHRONIC_RECORD_HISTORIES=1 CHRONIC_CODEC_CURRENT_KEY_ID=replay-1 \
-        uv run pytest tests/test_replay.py -k record
+        uv run pytest tests/test_replay.py -k "record and (wuhan or jilin)"
 """
 
 from __future__ import annotations
@@ -24,7 +24,18 @@ from temporalio.worker import Replayer
 
 from chronic.temporal_client import data_converter
 from models.domain import ApplicationStatus, MaterialKind
-from models.messages import AcceptOffer, CloseApplication, Decide, RequestMaterials, Resubmission
+from models.messages import (
+    AcceptOffer,
+    CloseApplication,
+    Decide,
+    HospitalOpinion,
+    OfficeAccept,
+    OfficeConfirm,
+    OfficeReturn,
+    RequestMaterials,
+    Resubmission,
+    ScheduleExamination,
+)
 from tests import support
 from tests.fixtures.world import World
 from workflows import WORKFLOWS
@@ -45,7 +56,7 @@ async def test_recorded_history_replays(name: str) -> None:
 
 
 def test_every_region_has_recorded_histories() -> None:
-    assert {name.split("/")[0] for name in RECORDED} >= {"sanmenxia"}
+    assert {name.split("/")[0] for name in RECORDED} >= {"sanmenxia", "wuhan", "jilin"}
 
 
 # ---- recording -------------------------------------------------------------------------------
@@ -115,12 +126,80 @@ async def _lapse_then_office_close(world: World) -> support.Handle:
     return handle
 
 
+async def _wuhan_track_a(world: World) -> support.Handle:
+    from tests.test_regions import TONGJI, WUHAN, wuhan_form, wuhan_register
+
+    person = await wuhan_register(world.db)
+    handle = await world.start(application=wuhan_form(person, "CA", TONGJI), policy=WUHAN)
+    await support.eventually(handle, lambda p: "accept or return" in p.waiting_for)
+    await handle.execute_update(ApplicationWorkflow.office_accept, OfficeAccept(clerk="clerk:r"))
+    await handle.execute_update(
+        ApplicationWorkflow.hospital_opinion, HospitalOpinion(hospital=TONGJI, approve=True)
+    )
+    await support.eventually(handle, lambda p: p.stage == "office_confirmation")
+    await handle.execute_update(
+        ApplicationWorkflow.office_confirm, OfficeConfirm(clerk="clerk:r", confirm=True)
+    )
+    return handle
+
+
+async def _wuhan_track_b_returned_examined(world: World) -> support.Handle:
+    from tests.test_regions import ASSESSOR, ERJIA, WUHAN, wuhan_form, wuhan_register
+
+    person = await wuhan_register(world.db)
+    handle = await world.start(application=wuhan_form(person, "DM", ERJIA), policy=WUHAN)
+    await support.eventually(handle, lambda p: "accept or return" in p.waiting_for)
+    await handle.execute_update(
+        ApplicationWorkflow.office_return, OfficeReturn(clerk="clerk:r", reasons="病种不符")
+    )
+    await support.eventually(handle, support.waits_for_resubmission)
+    await handle.execute_update(
+        ApplicationWorkflow.resubmit,
+        Resubmission(materials=support.items(support.material(hospital=ERJIA))),
+    )
+    await support.eventually(handle, lambda p: "accept or return" in p.waiting_for)
+    await handle.execute_update(
+        ApplicationWorkflow.office_accept, OfficeAccept(clerk="clerk:r", hospital=ASSESSOR)
+    )
+    progress = await handle.query(ApplicationWorkflow.progress)
+    await handle.execute_update(
+        ApplicationWorkflow.schedule_examination,
+        ScheduleExamination(
+            hospital=ASSESSOR, at=progress.submitted_at + timedelta(days=3), place="门诊楼"
+        ),
+    )
+    await handle.execute_update(
+        ApplicationWorkflow.hospital_opinion,
+        HospitalOpinion(hospital=ASSESSOR, approve=False, opinion="证据不足"),
+    )
+    await support.eventually(handle, lambda p: p.stage == "office_confirmation")
+    await handle.execute_update(
+        ApplicationWorkflow.office_confirm, OfficeConfirm(clerk="clerk:r", confirm=True)
+    )
+    return handle
+
+
+async def _jilin_local_instant(world: World) -> support.Handle:
+    from tests.test_regions import JILIN, _jilin_form, _jilin_world
+
+    person = await _jilin_world(world)
+    handle = await world.start(application=_jilin_form(person), policy=JILIN)
+    await support.eventually(handle, lambda p: p.stage == "hospital_assessment")
+    await handle.execute_update(
+        ApplicationWorkflow.hospital_opinion, HospitalOpinion(hospital="JL02", approve=True)
+    )
+    return handle
+
+
 SCENARIOS: dict[str, Callable[[World], Awaitable[support.Handle]]] = {
-    "two-stage-approval": _two_stage_approval,
-    "instant-track": _instant_track,
-    "materials-requested-then-rejected": _materials_requested_then_rejected,
-    "returned-never-resubmitted": _returned_and_never_resubmitted,
-    "lapse-then-office-close": _lapse_then_office_close,
+    "sanmenxia/two-stage-approval": _two_stage_approval,
+    "sanmenxia/instant-track": _instant_track,
+    "sanmenxia/materials-requested-then-rejected": _materials_requested_then_rejected,
+    "sanmenxia/returned-never-resubmitted": _returned_and_never_resubmitted,
+    "sanmenxia/lapse-then-office-close": _lapse_then_office_close,
+    "wuhan/track-a-approved": _wuhan_track_a,
+    "wuhan/track-b-returned-examined-rejected": _wuhan_track_b_returned_examined,
+    "jilin/local-instant-filing": _jilin_local_instant,
 }
 
 
@@ -133,6 +212,6 @@ async def test_record_history(world: World, name: str) -> None:
     await handle.result()
     await support.outbox(world.db, handle)
     history = await handle.fetch_history()
-    target = HISTORIES / "sanmenxia" / f"{name}.json"
+    target = HISTORIES / f"{name}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(history.to_json(), encoding="utf-8")
