@@ -21,4 +21,5 @@ pytest_plugins = [
     "tests.fixtures.temporal",
     "tests.fixtures.world",
     "tests.fixtures.cli",
+    "tests.fixtures.proof",
 ]
