@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
@@ -271,6 +272,9 @@ async def test_kill_9_of_temporal_mid_load_all_finish(rig: Rig, proof: Proof) ->
         outcome = await run_load(rig, proof, kill_temporal)
         [fault] = faults
         assert fault.at_finished < APPLICATIONS, "the kill came after the load"
+        assert fault.new_pid is not None
+        database = str(rig.stack.state / "temporal.db")
+        assert database in psutil.Process(fault.new_pid).cmdline(), "not on the same database"
         deferred = len(outcome.load.deferred)
         proof.summary(
             summary(
@@ -302,6 +306,9 @@ async def test_kill_9_of_postgres_mid_load_activities_retry_all_finish(
         outcome = await run_load(rig, proof, kill_postgres)
         [fault] = faults
         assert fault.at_finished < APPLICATIONS, "the kill came after the load"
+        assert fault.new_pid is not None
+        data = str(rig.stack.state / "postgres")
+        assert data in psutil.Process(fault.new_pid).cmdline(), "not on the same data folder"
         assert sum(outcome.histories.retried.values()) > 0, "no activity met the outage"
         proof.summary(
             summary(
