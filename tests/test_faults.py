@@ -104,7 +104,6 @@ async def rig(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Rig]:
         # A start that finds Temporal away is the reconciler's within seconds, not minutes.
         "CHRONIC_RECONCILE_INTERVAL_SECONDS": "5",
         "CHRONIC_RECONCILE_MIN_AGE_SECONDS": "10",
-        "CHRONIC_PG_FSYNC_OFF": "1",  # a process crash loses nothing the kernel has
     }
     async with dev_up(log, env) as stack:
         settings = Settings(
