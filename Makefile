@@ -1,10 +1,11 @@
 # The two commands of a fresh machine (only Python and PyPI needed):
 #   make demo   — the whole stack on its embedded default, and the demo through it
 #   make test   — ruff, mypy and the test suite
+#   make proof  — the proof tests: faults under load and one role scaled out (marker `faults`)
 SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 
-.PHONY: install demo test lint browser
+.PHONY: install demo test proof lint browser
 
 .tools/bin/uv:
 	python3 -m venv .tools && .tools/bin/pip install -q uv
@@ -31,3 +32,8 @@ browser:
 
 test: install lint browser
 	$(UV) run pytest -q
+
+# Four loads of 100 applications on one `dev up` stack: kill -9 of each worker role, of
+# Temporal and of Postgres mid-load, and the assignment role on four processes (README, Tests).
+proof: install
+	$(UV) run pytest -m faults -q

@@ -46,4 +46,5 @@ pytest_plugins = [
     "tests.fixtures.temporal",
     "tests.fixtures.world",
     "tests.fixtures.cli",
+    "tests.fixtures.proof",
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import urllib.request
 from datetime import timedelta
 
 import asyncpg
@@ -9,8 +11,11 @@ import pytest
 
 from chronic.embedded.postgres import EmbeddedPostgres
 from chronic.embedded.temporal import DevServer
+from chronic.settings import Settings
 from chronic.temporal_client import connect_options
 from models.policy import load_policy
+from workers import ROLES
+from workers.runner import _runtime, metrics_port
 
 
 async def test_embedded_postgres_creates_a_database_once(
@@ -50,3 +55,27 @@ def test_dev_server_registers_every_search_attribute(tmp_path) -> None:
 def test_temporal_address_comes_from_envconfig(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TEMPORAL_ADDRESS", "temporal.example:7233")
     assert connect_options()["target_host"] == "temporal.example:7233"
+
+
+def test_a_second_worker_of_a_role_takes_the_next_metrics_port() -> None:
+    """`chronic worker assignment` twice on one machine: the second does not die on the first's
+    metrics port, it serves on the role's next slot (base + len(ROLES) + N)."""
+    index = list(ROLES).index("assignment")
+    with socket.socket() as first:  # the first assignment worker's endpoint
+        while True:
+            first.bind(("127.0.0.1", 0))
+            port = first.getsockname()[1]
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port + len(ROLES))) != 0:
+                    break
+            first.close()
+            first = socket.socket()
+        first.listen()
+        settings = Settings(_env_file=None, metrics_port_base=port - index)
+        assert metrics_port("assignment", settings) == port
+        runtime = _runtime("assignment", settings)
+        assert runtime is not None
+        second = metrics_port("assignment", settings, slot=1)
+        assert second == port + len(ROLES)
+        with urllib.request.urlopen(f"http://127.0.0.1:{second}/metrics", timeout=10) as page:
+            assert page.status == 200

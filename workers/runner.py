@@ -45,25 +45,53 @@ def role_module(role: str) -> RoleModule:
     return module
 
 
-def metrics_port(role: str, settings: Settings) -> int | None:
-    """The Prometheus port of ``role``'s worker, or None when metrics are off."""
+METRICS_SLOTS = 16
+"""Metrics ports tried per role: a second, third … process of one role on one machine takes
+the next free slot instead of failing on the first one's port."""
+
+
+def metrics_port(role: str, settings: Settings, slot: int = 0) -> int | None:
+    """The Prometheus port of ``role``'s worker in ``slot`` (0: the first process of the role
+    on this machine; slot k listens on base + k × len(ROLES) + N, so slots of different roles
+    never collide), or None when metrics are off."""
     if settings.metrics_port_base is None:
         return None
-    return settings.metrics_port_base + list(ROLES).index(role)
+    return settings.metrics_port_base + slot * len(ROLES) + list(ROLES).index(role)
 
 
 def _runtime(role: str, settings: Settings) -> Runtime | None:
-    """A Temporal runtime exporting the SDK's and the product's metrics for Prometheus."""
-    port = metrics_port(role, settings)
-    if port is None:
-        return None
-    address = f"{settings.metrics_host}:{port}"
-    log.info("worker %s metrics on http://%s/metrics", role, address)
-    return Runtime(
-        telemetry=TelemetryConfig(
-            metrics=PrometheusConfig(bind_address=address),
-            global_tags={"role": role},
-        )
+    """A Temporal runtime exporting the SDK's and the product's metrics for Prometheus, on the
+    role's first free metrics slot (several processes of one role can run side by side)."""
+    taken: list[str] = []
+    for slot in range(METRICS_SLOTS):
+        port = metrics_port(role, settings, slot)
+        if port is None:
+            return None
+        address = f"{settings.metrics_host}:{port}"
+        try:
+            runtime = Runtime(
+                telemetry=TelemetryConfig(
+                    metrics=PrometheusConfig(bind_address=address),
+                    global_tags={"role": role},
+                )
+            )
+        except ValueError as error:  # "Failed starting Prometheus exporter: Address already in use"
+            if "in use" not in str(error):
+                raise
+            taken.append(address)
+            continue
+        if taken:
+            log.warning(
+                "worker %s: metrics port(s) %s in use (another %s worker on this machine?)",
+                role,
+                ", ".join(taken),
+                role,
+            )
+        log.info("worker %s metrics on http://%s/metrics", role, address)
+        return runtime
+    raise RuntimeError(
+        f"worker {role}: all {METRICS_SLOTS} metrics ports of the role are in use "
+        f"({taken[0]} … {taken[-1]}); set CHRONIC_METRICS_PORT_BASE to a free range"
     )
 
 
