@@ -295,8 +295,12 @@ class _Bench:
 
         async def accept(offer: OfferSeen) -> object:
             handle = client.get_workflow_handle_for(ApplicationWorkflow.run, offer.workflow_id)
+            # One Update ID per offer and action: a resend after a lost answer is the same
+            # Update, not a second accept refused as "already accepted".
             return await handle.execute_update(
-                ApplicationWorkflow.accept, AcceptOffer(expert=offer.expert)
+                ApplicationWorkflow.accept,
+                AcceptOffer(expert=offer.expert),
+                id=f"{offer.workflow_id}:accept:{offer.seq}",
             )
 
         async def decide(offer: OfferSeen) -> object:
@@ -304,6 +308,7 @@ class _Bench:
             return await handle.execute_update(
                 ApplicationWorkflow.decide,
                 Decide(expert=offer.expert, approve=True, opinion=OPINION),
+                id=f"{offer.workflow_id}:decide:{offer.seq}",
             )
 
         return SimulatedExperts(

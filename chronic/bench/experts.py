@@ -22,11 +22,13 @@ such refusals leave no history and are counted (``refused``).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col, select
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
@@ -34,6 +36,8 @@ from temporalio.service import RPCError
 from chronic.db import Database
 from models.domain import OfferStatus
 from models.tables import Offer
+
+log = logging.getLogger(__name__)
 
 OPINION = "诊断明确，材料齐全，符合认定标准"
 """The opinion of every simulated approval."""
@@ -101,6 +105,7 @@ class UpdateFigures:
 
     round_trips: dict[str, list[float]] = field(default_factory=dict)
     refused: int = 0
+    read_errors: int = 0  # offer reads that failed (the database restarting): tried again
     failed: list[str] = field(default_factory=list)
 
     def all_round_trips(self) -> list[float]:
@@ -138,7 +143,13 @@ class SimulatedExperts:
         """Poll and answer until cancelled."""
         try:
             while True:
-                for offer in await self.feed.poll():
+                try:
+                    offers = await self.feed.poll()
+                except (OSError, SQLAlchemyError) as error:
+                    self.figures.read_errors += 1
+                    log.info("simulated experts: reading offers failed (%s); trying again", error)
+                    offers = []
+                for offer in offers:
                     key = (offer.workflow_id, offer.seq)
                     if key in self._seen:
                         continue
