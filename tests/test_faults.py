@@ -101,6 +101,7 @@ async def rig(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Rig]:
     env = {
         # The session's payload key, so this process reads what the stack's workers write.
         "CHRONIC_CODEC_KEYS": os.environ["CHRONIC_CODEC_KEYS"],
+        "CHRONIC_CODEC_CURRENT_KEY_ID": os.environ["CHRONIC_CODEC_CURRENT_KEY_ID"],
         # A start that finds Temporal away is the reconciler's within seconds, not minutes.
         "CHRONIC_RECONCILE_INTERVAL_SECONDS": "5",
         "CHRONIC_RECONCILE_MIN_AGE_SECONDS": "10",
