@@ -34,6 +34,7 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from chronic.cli.output import (
+    ApplicationArg,
     CommandFailed,
     console,
     database,
@@ -59,7 +60,6 @@ app = typer.Typer(
     help="Operators: close, retry or assign a stuck application; notices; stuck cases.",
 )
 
-ApplicationArg = Annotated[str, typer.Argument(metavar="APP", help="Application ID.")]
 ANSWER_TIMEOUT = timedelta(seconds=10)
 """How long `admin close` / `admin assign` wait for the workflow to answer its Update."""
 STUCK_ATTEMPTS = 3

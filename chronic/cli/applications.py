@@ -8,11 +8,8 @@ is the application ID alone, so a script can take it with ``tail -1``.
 from __future__ import annotations
 
 import json
-import re
-import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -21,12 +18,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from chronic.cli.forms import FileArgument, name, parse_file, read, record_and_start
 from chronic.cli.output import (
+    ApplicationArg,
     CommandFailed,
     console,
     database,
     disease_label,
-    fail,
     local,
     next_line,
     policy_of,
@@ -40,7 +38,6 @@ from chronic.cli.output import (
 )
 from models.application import (
     ApplicationForm,
-    FormError,
     MaterialRef,
     parse_form,
     problems_of,
@@ -48,36 +45,9 @@ from models.application import (
 from models.messages import MaterialItem, OfferView, Progress, Resubmission
 from workflows.application import ApplicationWorkflow
 
-FileArgument = Annotated[
-    str, typer.Argument(metavar="FILE.json", help="The JSON file, or - to read standard input.")
-]
-
-
-def _read(path: str) -> bytes:
-    if path == "-":
-        stream = sys.stdin
-        return stream.buffer.read() if hasattr(stream, "buffer") else stream.read().encode()
-    try:
-        return Path(path).read_bytes()
-    except OSError as error:
-        fail(f"cannot read {path}: {error.strerror or error}")
-
-
-def _name(path: str) -> str:
-    return "standard input" if path == "-" else path
-
 
 def _parse(path: str) -> ApplicationForm:
-    """The validated form in ``path``; every problem listed on stderr and exit 1 otherwise."""
-    data = _read(path)
-    try:
-        return parse_form(data)
-    except FormError as error:
-        print_problems(
-            f"{_name(path)} is not a valid application",
-            ((p.path, p.message) for p in error.problems),
-        )
-        raise typer.Exit(1) from None
+    return parse_file(path, parse_form, "application")
 
 
 # ---- submit ---------------------------------------------------------------------------------
@@ -93,44 +63,17 @@ def submit(file: FileArgument) -> None:
     form = _parse(file)
 
     async def main() -> tuple[str, str | None]:
-        # The database layer (SQLAlchemy, asyncpg) is imported by this command only: the
-        # others talk to Temporal alone and start faster without it.
         from chronic.settings import get_settings
-        from chronic.submission import StartDeferred, SubmissionRefused
         from chronic.submission import submit as submit_application
 
-        async with database() as db:
-            unreachable: str | None = None
-            try:
-                client = await temporal()
-            except CommandFailed as error:
-                client, unreachable = None, str(error).split(" — ")[0]
-            try:
-                app_id = await submit_application(
-                    form, client=client, db=db, settings=get_settings()
-                )
-                return app_id, None
-            except StartDeferred as deferred:
-                return deferred.application_id, unreachable or deferred.cause
-            except SubmissionRefused as refused:
-                print_problems(
-                    f"{_name(file)} was not submitted", (_split(p) for p in refused.problems)
-                )
-                raise typer.Exit(1) from None
+        settings = get_settings()
+        return await record_and_start(
+            file,
+            lambda client, db: submit_application(form, client=client, db=db, settings=settings),
+        )
 
     application_id, deferred = run(main)
     _print_submitted(form, application_id, deferred)
-
-
-_FIELD_PATH = re.compile(
-    r"^(?P<path>[a-z_]+(?:\[\d+\])?(?:\.[a-z_]+(?:\[\d+\])?)*): (?P<message>.+)$", re.S
-)
-
-
-def _split(problem: str) -> tuple[str | None, str]:
-    """``"applicant.id_number: no insured …"`` → (path, message) when it starts with a path."""
-    found = _FIELD_PATH.match(problem)
-    return (found["path"], found["message"]) if found else (None, problem)
 
 
 def _print_submitted(
@@ -196,7 +139,7 @@ class _MaterialsFile(BaseModel):
 
 def _materials(path: str) -> tuple[MaterialItem, ...]:
     """The materials of ``path``: ``{"materials": [...]}`` or a whole application form."""
-    data = _read(path)
+    data = read(path)
     try:
         parsed = json.loads(data.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError):
@@ -208,7 +151,7 @@ def _materials(path: str) -> tuple[MaterialItem, ...]:
             refs = _MaterialsFile.model_validate(parsed).materials
         except ValidationError as error:
             print_problems(
-                f"{_name(path)} holds no valid materials",
+                f"{name(path)} holds no valid materials",
                 ((p.path, p.message) for p in problems_of(error)),
             )
             raise typer.Exit(1) from None
@@ -216,7 +159,7 @@ def _materials(path: str) -> tuple[MaterialItem, ...]:
 
 
 def resubmit(
-    application: Annotated[str, typer.Argument(metavar="APP", help="Application ID.")],
+    application: ApplicationArg,
     file: FileArgument,
 ) -> None:
     """Bring corrected or supplementary materials for APP (a returned or paused application).
@@ -249,7 +192,7 @@ def resubmit(
 
 
 def status(
-    application: Annotated[str, typer.Argument(metavar="APP", help="Application ID.")],
+    application: ApplicationArg,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the Progress as JSON (for scripts).")
     ] = False,

@@ -16,7 +16,9 @@ import typer
 from rich.markup import escape
 
 from chronic.cli.output import (
+    ApplicationArg,
     CommandFailed,
+    approval,
     console,
     database,
     disease_label,
@@ -49,7 +51,6 @@ app = typer.Typer(
 
 _EXPERT_CODE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
-ApplicationArg = Annotated[str, typer.Argument(metavar="APP", help="Application ID.")]
 ExpertOption = Annotated[
     str, typer.Option("--expert", "-e", metavar="E", help="Your expert code, e.g. E001.")
 ]
@@ -171,10 +172,7 @@ def decide(
     reject: Annotated[bool, typer.Option("--reject", help="Reject the application.")] = False,
 ) -> None:
     """Approve or reject APP, which you have accepted (exactly one of --approve / --reject)."""
-    if approve == reject:
-        raise typer.BadParameter(
-            "give exactly one of --approve or --reject", param_hint="'--approve' / '--reject'"
-        )
+    approve = approval(approve, reject)
 
     async def main() -> tuple[DecisionView, Progress | None]:
         client = await temporal()

@@ -16,17 +16,15 @@ import typer
 from pydantic import BaseModel, ConfigDict
 from rich.markup import escape
 
-from chronic.cli.applications import FileArgument, _name, _read, _split
+from chronic.cli.forms import FileArgument, parse_file, record_and_start
 from chronic.cli.output import (
     CommandFailed,
     console,
     database,
     local,
-    print_problems,
     run,
     temporal,
 )
-from models.application import FormError
 from models.domain import FilingStatus, FilingType
 from models.filing import INSURED_PLACES, FilingForm, FilingProgress, parse_filing
 
@@ -36,15 +34,7 @@ app = typer.Typer(
 
 
 def _parse(path: str) -> FilingForm:
-    """The validated filing in ``path``; every problem listed on stderr and exit 1 otherwise."""
-    data = _read(path)
-    try:
-        return parse_filing(data)
-    except FormError as error:
-        print_problems(
-            f"{_name(path)} is not a valid filing", ((p.path, p.message) for p in error.problems)
-        )
-        raise typer.Exit(1) from None
+    return parse_file(path, parse_filing, "filing")
 
 
 # ---- submit ---------------------------------------------------------------------------------
@@ -61,27 +51,16 @@ def submit(file: FileArgument) -> None:
 
     async def main() -> tuple[str, str | None]:
         from chronic.actor import operator
-        from chronic.filings import StartDeferred, SubmissionRefused, submit_filing
+        from chronic.filings import submit_filing
         from chronic.settings import get_settings
 
-        async with database() as db:
-            unreachable: str | None = None
-            try:
-                client = await temporal()
-            except CommandFailed as error:
-                client, unreachable = None, str(error).split(" — ")[0]
-            try:
-                filing_id = await submit_filing(
-                    form, client=client, db=db, settings=get_settings(), actor=operator()
-                )
-                return filing_id, None
-            except StartDeferred as deferred:
-                return deferred.application_id, unreachable or deferred.cause
-            except SubmissionRefused as refused:
-                print_problems(
-                    f"{_name(file)} was not submitted", (_split(p) for p in refused.problems)
-                )
-                raise typer.Exit(1) from None
+        settings, actor = get_settings(), operator()
+        return await record_and_start(
+            file,
+            lambda client, db: submit_filing(
+                form, client=client, db=db, settings=settings, actor=actor
+            ),
+        )
 
     filing_id, deferred = run(main)
     applicant = form.applicant.masked()

@@ -18,7 +18,9 @@ from rich.markup import escape
 
 from chronic.actor import operator
 from chronic.cli.output import (
+    ApplicationArg,
     CommandFailed,
+    approval,
     console,
     local,
     next_line,
@@ -49,7 +51,6 @@ hospital = typer.Typer(
     help="An assessment hospital's steps: schedule an on-site examination, give the opinion.",
 )
 
-ApplicationArg = Annotated[str, typer.Argument(metavar="APP", help="Application ID.")]
 HospitalOption = Annotated[
     str, typer.Option("--hospital", "-H", metavar="H", help="Your hospital's code, e.g. W01.")
 ]
@@ -182,10 +183,7 @@ def opinion(
     reject: Annotated[bool, typer.Option("--reject", help="It is not (say why).")] = False,
 ) -> None:
     """Give the assessment of APP (鉴定意见): exactly one of --approve / --reject."""
-    if approve == reject:
-        raise typer.BadParameter(
-            "give exactly one of --approve or --reject", param_hint="'--approve' / '--reject'"
-        )
+    approve = approval(approve, reject)
 
     async def main() -> tuple[DecisionView, Progress | None]:
         client = await temporal()

@@ -18,7 +18,7 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -47,6 +47,18 @@ if TYPE_CHECKING:  # the database layer loads only in the commands that use it
 # soft_wrap: a line is never broken at the terminal width (scripts grep and `tail -1` them).
 console = Console(soft_wrap=True, highlight=False)
 errors = Console(stderr=True, soft_wrap=True, highlight=False)
+
+ApplicationArg = Annotated[str, typer.Argument(metavar="APP", help="Application ID.")]
+
+
+def approval(approve: bool, reject: bool) -> bool:
+    """True for --approve, False for --reject; a usage error unless exactly one is given."""
+    if approve == reject:
+        raise typer.BadParameter(
+            "give exactly one of --approve or --reject", param_hint="'--approve' / '--reject'"
+        )
+    return approve
+
 
 T = TypeVar("T")
 Handle = WorkflowHandle[ApplicationWorkflow, Progress]
