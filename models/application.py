@@ -70,7 +70,7 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _HEX = re.compile(r"^[0-9a-fA-F]*$")
 
 
-def _problem(message: str) -> PydanticCustomError:
+def form_problem(message: str) -> PydanticCustomError:
     """A validation error whose message is shown to the clerk exactly as written.
 
     PydanticCustomError (unlike ValueError) carries no "Value error, " prefix. Given no
@@ -138,41 +138,41 @@ def _check_id_number(value: str, info: ValidationInfo) -> str:
     """
     number = clean(value, " -").upper().strip()  # clean() also folds full-width digits
     if len(number) == 15 and number.isdigit():
-        raise _problem(
+        raise form_problem(
             "ID number has 15 digits (first-generation card): give the 18-digit number of the "
             "current resident ID card"
         )
     if len(number) != 18:
-        raise _problem(
+        raise form_problem(
             f"ID number must have 18 characters, not {len(number)}: re-type the 18-digit "
             "number from the ID card"
         )
     if not number[:17].isdigit() or not (number[17].isdigit() or number[17] == "X"):
-        raise _problem(
+        raise form_problem(
             "ID number may contain only digits, with X allowed as the last character: re-type "
             "the 18-digit number from the ID card"
         )
     expected = ric.calc_check_digit(number)
     if number[17] != expected:
-        raise _problem(
+        raise form_problem(
             f"ID number check digit is wrong (expected {expected}): re-type the 18-digit "
             "number from the ID card and compare every digit"
         )
     try:
         born = ric.get_birth_date(number)
     except StdnumValidationError:
-        raise _problem(
+        raise form_problem(
             "ID number holds no valid birth date (digits 7-14 must be a date YYYYMMDD): re-type "
             "the 18-digit number from the ID card"
         ) from None
     # The birth date itself is not quoted in messages: they may end up in logs.
     if born.year < 1900:
-        raise _problem(
+        raise form_problem(
             "ID number gives a birth year before 1900: re-type the 18-digit number from the ID card"
         )
     today = _today(info)
     if today is not None and born > today:
-        raise _problem(
+        raise form_problem(
             "ID number gives a birth date in the future (digits 7-14): re-type the 18-digit "
             "number from the ID card"
         )
@@ -198,25 +198,25 @@ def _check_mobile(value: str) -> str:
     try:
         parsed = phonenumbers.parse(value.strip(), "CN")
     except phonenumbers.NumberParseException:
-        raise _problem(f"mobile number is not a phone number: {what_to_do}") from None
+        raise form_problem(f"mobile number is not a phone number: {what_to_do}") from None
     if not phonenumbers.is_valid_number(parsed):
-        raise _problem(f"mobile number is not a valid phone number: {what_to_do}")
+        raise form_problem(f"mobile number is not a valid phone number: {what_to_do}")
     if parsed.country_code != 86:
-        raise _problem(
+        raise form_problem(
             f"mobile number is not a mainland China (+86) number, and the result SMS is sent "
             f"only to mainland mobiles: {what_to_do}"
         )
     kind = phonenumbers.number_type(parsed)
     if kind not in _MOBILE_TYPES:
         name = _TYPE_NAMES.get(kind, "not a mobile number")
-        raise _problem(f"mobile number is {name}, and the result is sent by SMS: {what_to_do}")
+        raise form_problem(f"mobile number is {name}, and the result is sent by SMS: {what_to_do}")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
 def _check_hospital_code(value: str) -> str:
     code = value.strip().upper()
     if not _HOSPITAL_CODE.match(code):
-        raise _problem(
+        raise form_problem(
             "hospital code must be a capital letter followed by 1-15 letters or digits "
             "(e.g. H01): use the code from the hospital list, not the hospital's name"
         )
@@ -231,7 +231,7 @@ def _check_sha256(value: str) -> str:
         problem = "may contain only the hexadecimal characters 0-9 and a-f"
     else:
         problem = f"must be 64 hexadecimal characters, not {len(digest)}"
-    raise _problem(
+    raise form_problem(
         f"sha256 {problem}: compute it again from the scanned file (`sha256sum <file>`) "
         "and copy all of it"
     )
@@ -240,7 +240,7 @@ def _check_sha256(value: str) -> str:
 def _check_not_future(value: date, info: ValidationInfo) -> date:
     today = _today(info)
     if today is not None and value > today:
-        raise _problem(
+        raise form_problem(
             f"issue date {value.isoformat()} is in the future (today is {today.isoformat()}): "
             "copy the date printed on the document"
         )
@@ -249,6 +249,30 @@ def _check_not_future(value: date, info: ValidationInfo) -> date:
 
 def _upper_stripped(value: Any) -> Any:
     return value.strip().upper() if isinstance(value, str) else value
+
+
+def stripped(value: Any) -> Any:
+    return value.strip() if isinstance(value, str) else value
+
+
+Stripped = Annotated[str, BeforeValidator(stripped)]
+"""Text with the spaces around it removed before it is checked."""
+
+
+def _check_file_name(value: str) -> str:
+    # File names travel into workflows and status views: a scan named after the ID number is
+    # refused by the free-text rule.
+    reason = text.problem(value, field="the file name")
+    if reason is not None:
+        raise form_problem(reason)
+    return value
+
+
+ScanFile = Annotated[
+    Stripped,
+    AfterValidator(_check_file_name),
+    Field(min_length=1, max_length=500, description="Path or URI of the scanned file."),
+]
 
 
 ResidentIdNumber = Annotated[
@@ -373,27 +397,8 @@ class MaterialRef(BaseModel):
     issued_on: Annotated[date, AfterValidator(_check_not_future)] = Field(
         description="Date printed on the document; not in the future."
     )
-    file: str = Field(
-        min_length=1,
-        max_length=500,
-        description="Path or URI of the scanned file.",
-        examples=["scans/dm-diagnosis-certificate-H01.pdf"],
-    )
+    file: ScanFile = Field(examples=["scans/dm-diagnosis-certificate-H01.pdf"])
     sha256: Sha256Hex
-
-    @field_validator("file", mode="before")
-    @classmethod
-    def _strip_file(cls, value: Any) -> Any:
-        return value.strip() if isinstance(value, str) else value
-
-    @field_validator("file")
-    @classmethod
-    def _file_name_is_plain_text(cls, value: str) -> str:
-        # The file name travels into the workflow: a scan named after the ID number is refused.
-        reason = text.problem(value, field="the file name")
-        if reason is not None:
-            raise _problem(reason)
-        return value
 
 
 class ApplicationForm(BaseModel):
@@ -452,7 +457,7 @@ class ApplicationForm(BaseModel):
         try:
             _policy(region, info)
         except LookupError:
-            raise _problem(
+            raise form_problem(
                 f"no policy for region {region!r}: use one of {', '.join(available_regions())}"
             ) from None
         return region
@@ -468,7 +473,7 @@ class ApplicationForm(BaseModel):
             return code
         policy = _policy(region, info)
         if policy is not None and policy.disease(code) is None:
-            raise _problem(
+            raise form_problem(
                 f"disease code {code!r} is not in the {region} catalogue: "
                 + DISEASES_HINT.format(region=region)
             )

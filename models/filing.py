@@ -24,18 +24,16 @@ activity messages below) holds the filing ID, codes, dates and an HMAC of the ID
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from typing import Annotated, Any
+from typing import Any
 
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
     ValidationInfo,
     field_validator,
 )
-from pydantic_core import PydanticCustomError
 
 from models import text
 from models.application import (
@@ -44,7 +42,10 @@ from models.application import (
     FormError,
     FormProblem,
     MainlandMobile,
+    ScanFile,
     Sha256Hex,
+    Stripped,
+    form_problem,
     form_text,
     mask_mobile,
     mask_name,
@@ -124,26 +125,13 @@ def _short(name: str) -> str:
 _PROVINCE_BY_SHORT = {_short(p): p for p in PROVINCES}
 
 
-def _stripped(value: Any) -> Any:
-    return value.strip() if isinstance(value, str) else value
-
-
-Stripped = Annotated[str, BeforeValidator(_stripped)]
-"""Text with the spaces around it removed before it is checked."""
-
-
-def _problem(message: str) -> PydanticCustomError:
-    """A problem shown to the clerk exactly as written (see models.application)."""
-    return PydanticCustomError("chronic_form", message)
-
-
 def _plain_text(value: str, field: str, max_length: int) -> str:
     """The free-text rule of models.text, and not empty."""
     if not value:
-        raise _problem(f"{field} is empty: write it out")
+        raise form_problem(f"{field} is empty: write it out")
     reason = text.problem(value, field=field, max_length=max_length)
     if reason is not None:
-        raise _problem(reason)
+        raise form_problem(reason)
     return value
 
 
@@ -170,7 +158,7 @@ class Destination(BaseModel):
     def _known_province(cls, value: str) -> str:
         province = _PROVINCE_BY_SHORT.get(_short(value))
         if province is None:
-            raise _problem(
+            raise form_problem(
                 f"province {value!r} is not a mainland province-level division: write its name "
                 "as 浙江省, 上海市 or 广西壮族自治区 (`chronic schema filing` lists all 31)"
             )
@@ -212,22 +200,8 @@ class UploadRef(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     kind: FilingUploadKind
-    file: Stripped = Field(
-        min_length=1,
-        max_length=500,
-        description="Path or URI of the scanned file.",
-        examples=["scans/id-card.jpg"],
-    )
+    file: ScanFile = Field(examples=["scans/id-card.jpg"])
     sha256: Sha256Hex
-
-    @field_validator("file")
-    @classmethod
-    def _file_name_is_plain_text(cls, value: str) -> str:
-        # The file name is shown in status views: a scan named after the ID number is refused.
-        reason = text.problem(value, field="the file name")
-        if reason is not None:
-            raise _problem(reason)
-        return value
 
 
 class FilingForm(BaseModel):
@@ -280,7 +254,7 @@ class FilingForm(BaseModel):
     def _known_place(cls, code: str) -> str:
         if code not in INSURED_PLACES:
             known = ", ".join(f"{p.code} ({p.name})" for p in INSURED_PLACES.values())
-            raise _problem(f"insured place {code!r} is not one this office serves: use {known}")
+            raise form_problem(f"insured place {code!r} is not one this office serves: use {known}")
         return code
 
     @field_validator("destination")
@@ -292,7 +266,7 @@ class FilingForm(BaseModel):
             and destination.province == place.province
             and _short(destination.city) == _short(place.city)
         ):
-            raise _problem(
+            raise form_problem(
                 f"the destination {destination.label} is the insured place itself ({place.name}): "
                 "a filing is for care elsewhere"
             )
@@ -305,17 +279,17 @@ class FilingForm(BaseModel):
         if end is None or kind is None or start is None:
             return end
         if kind.long_term:
-            raise _problem(
+            raise form_problem(
                 f"a {kind.value} filing is long-term and has no end date: leave end_date out "
                 "(it stays valid until the office cancels it)"
             )
         if end < start:
-            raise _problem(
+            raise form_problem(
                 f"end date {end.isoformat()} is before the start date {start.isoformat()}"
             )
         longest = FilingRules().temporary_validity_days
         if end > start + timedelta(days=longest - 1):
-            raise _problem(
+            raise form_problem(
                 f"a temporary filing covers at most {longest} days (until "
                 f"{(start + timedelta(days=longest - 1)).isoformat()}): for a longer stay file "
                 "as long_term_residence"
