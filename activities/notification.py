@@ -108,54 +108,37 @@ class NotificationActivities:
     async def _recipient(self, request: SmsRequest) -> str:
         """The recipient's number (E.164), from the application, the filing or the hospital."""
         template = request.template.value
+
+        def missing(who: str, what: str) -> ApplicationError:
+            return ApplicationError(
+                f"Cannot send SMS {template!r}: {who} {what}",
+                type=RECIPIENT_MISSING,
+                non_retryable=True,
+            )
+
         async with self._db.session() as session:
             if request.filing_id is not None:
-                who = f"filing {request.filing_id}"
-                raw = (
-                    await session.exec(
-                        select(FilingRecord.mobile).where(FilingRecord.id == request.filing_id)
-                    )
-                ).first()
-                if raw is None:
-                    raise ApplicationError(
-                        f"Cannot send SMS {template!r}: {who} does not exist; check the "
-                        "filing ID passed to send_sms",
-                        type=RECIPIENT_MISSING,
-                        non_retryable=True,
-                    )
+                who, passed = f"filing {request.filing_id}", "filing ID"
+                raw = await session.scalar(
+                    select(FilingRecord.mobile).where(FilingRecord.id == request.filing_id)
+                )
             elif request.application_id is not None:
-                who = f"application {request.application_id}"
-                raw = (
-                    await session.exec(
-                        select(Application.mobile).where(Application.id == request.application_id)
-                    )
-                ).first()
-                if raw is None:
-                    raise ApplicationError(
-                        f"Cannot send SMS {template!r}: {who} does not exist; check the "
-                        "application ID passed to send_sms",
-                        type=RECIPIENT_MISSING,
-                        non_retryable=True,
-                    )
+                who, passed = f"application {request.application_id}", "application ID"
+                raw = await session.scalar(
+                    select(Application.mobile).where(Application.id == request.application_id)
+                )
             else:
-                who = f"hospital {request.hospital_code}"
+                who, passed = f"hospital {request.hospital_code}", "hospital code"
                 hospital = await session.get(Hospital, request.hospital_code)
-                if hospital is None:
-                    raise ApplicationError(
-                        f"Cannot send SMS {template!r}: {who} does not exist; check the "
-                        "hospital code passed to send_sms",
-                        type=RECIPIENT_MISSING,
-                        non_retryable=True,
+                if hospital is not None and not hospital.notice_mobile:
+                    raise missing(
+                        who,
+                        "has no notice mobile; set hospital.notice_mobile for its insurance "
+                        "desk and resend it (`chronic sms resend`)",
                     )
-                if not hospital.notice_mobile:
-                    raise ApplicationError(
-                        f"Cannot send SMS {template!r}: {who} has no notice mobile; set "
-                        "hospital.notice_mobile for its insurance desk and resend it "
-                        "(`chronic sms resend`)",
-                        type=RECIPIENT_MISSING,
-                        non_retryable=True,
-                    )
-                raw = hospital.notice_mobile
+                raw = hospital.notice_mobile if hospital is not None else None
+            if raw is None:
+                raise missing(who, f"does not exist; check the {passed} passed to send_sms")
         try:
             return to_e164(raw)
         except InvalidPhoneNumber as exc:
