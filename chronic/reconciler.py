@@ -27,8 +27,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Protocol
 
 from sqlmodel import col, select
 from temporalio.client import Client
@@ -86,6 +89,22 @@ class _OpenFiling:
     submitted_at: datetime
 
 
+class _Close(Protocol):
+    """``close_application`` or ``close_filing``: close an open row, tell the person."""
+
+    async def __call__(
+        self,
+        db: Database,
+        client: Client,
+        case_id: str,
+        /,
+        *,
+        reason: str,
+        sms_reason: str,
+        actor: str,
+    ) -> bool: ...
+
+
 class Reconciler:
     """Makes rows and workflows agree; see the module docstring."""
 
@@ -129,28 +148,37 @@ class Reconciler:
         report = Report()
         limit = asyncio.Semaphore(_CONCURRENCY)
 
-        async def one(row: _Open) -> None:
+        async def one(
+            case_id: str,
+            submitted_at: datetime,
+            start: Callable[[], Awaitable[object]],
+            close: _Close,
+        ) -> None:
             async with limit:
                 try:
-                    await self._reconcile(row, report)
+                    await self._reconcile(case_id, submitted_at, start, close, report)
                 except Exception as error:  # one bad row does not stop the pass
-                    log.warning("reconciler: %s: %s", row.id, error)
-                    report.errors.append(row.id)
-
-        async def one_filing(row: _OpenFiling) -> None:
-            async with limit:
-                try:
-                    await self._reconcile_filing(row, report)
-                except Exception as error:
-                    log.warning("reconciler: %s: %s", row.id, error)
-                    report.errors.append(row.id)
+                    log.warning("reconciler: %s: %s", case_id, error)
+                    report.errors.append(case_id)
 
         rows, running = await self._open_rows(), await self._running()
-        await asyncio.gather(*(one(row) for row in rows if row.id not in running))
+        await asyncio.gather(
+            *(
+                one(row.id, row.submitted_at, partial(self._start, row), close_application)
+                for row in rows
+                if row.id not in running
+            )
+        )
         filings = await self._open_filings()
         if filings:
             running = await self._running(FILING_WORKFLOW)
-            await asyncio.gather(*(one_filing(f) for f in filings if f.id not in running))
+            await asyncio.gather(
+                *(
+                    one(f.id, f.submitted_at, partial(self._start_filing, f), close_filing)
+                    for f in filings
+                    if f.id not in running
+                )
+            )
         return report
 
     async def _running(self, workflow_type: str = ApplicationWorkflow.__name__) -> set[str]:
@@ -199,74 +227,46 @@ class Reconciler:
                 for f, id_number in rows.all()
             ]
 
-    async def _reconcile_filing(self, row: _OpenFiling, report: Report) -> None:
-        report.described.append(row.id)
+    async def _reconcile(
+        self,
+        case_id: str,
+        submitted_at: datetime,
+        start: Callable[[], Awaitable[object]],
+        close: _Close,
+        report: Report,
+    ) -> None:
+        """One open row (an application or a filing): start its missing workflow, or close the
+        row of a workflow that ended without closing it."""
+        report.described.append(case_id)
         try:
-            description = await self.client.get_workflow_handle(row.id).describe()
+            description = await self.client.get_workflow_handle(case_id).describe()
         except RPCError as error:
             if error.status != RPCStatusCode.NOT_FOUND:
                 raise
-            if row.submitted_at > datetime.now(UTC) - self.min_age:
+            if submitted_at > datetime.now(UTC) - self.min_age:
                 return  # a submission may be starting it right now
-            request = filing_input(
-                row.id,
-                filing_type=row.filing_type,
-                insured_place=row.insured_place,
-                id_number=row.id_number,
-                submitted_at=row.submitted_at,
-                settings=self.settings,
-                search_attributes=self.search_attributes,
-            )
             try:
-                await start_filing(self.client, request)
+                await start()
             except WorkflowAlreadyStartedError:
-                return
-            log.info("reconciler: started the workflow of %s", row.id)
-            report.started.append(row.id)
+                return  # another reconciler (or the submission) was first
+            log.info("reconciler: started the workflow of %s", case_id)
+            report.started.append(case_id)
             return
         ending = await ending_of(self.client, description)
         if ending is None:
             return
-        if await close_filing(
+        if await close(
             self.db,
             self.client,
-            row.id,
+            case_id,
             reason=ending.reason,
             sms_reason=ending.sms_reason,
             actor=RECONCILER,
         ):
-            log.info("reconciler: closed %s: %s", row.id, ending.reason)
-            report.closed.append(row.id)
+            log.info("reconciler: closed %s: %s", case_id, ending.reason)
+            report.closed.append(case_id)
 
-    async def _reconcile(self, row: _Open, report: Report) -> None:
-        report.described.append(row.id)
-        handle = self.client.get_workflow_handle(row.id)
-        try:
-            description = await handle.describe()
-        except RPCError as error:
-            if error.status != RPCStatusCode.NOT_FOUND:
-                raise
-            if row.submitted_at > datetime.now(UTC) - self.min_age:
-                return  # a submission may be starting it right now
-            if await self._start(row):
-                report.started.append(row.id)
-            return
-        ending = await ending_of(self.client, description)
-        if ending is None:
-            return
-        closed = await close_application(
-            self.db,
-            self.client,
-            row.id,
-            reason=ending.reason,
-            sms_reason=ending.sms_reason,
-            actor=RECONCILER,
-        )
-        if closed:
-            log.info("reconciler: closed %s: %s", row.id, ending.reason)
-            report.closed.append(row.id)
-
-    async def _start(self, row: _Open) -> bool:
+    async def _start(self, row: _Open) -> object:
         request = application_input(
             row.id,
             policy=self.settings.policy(row.region),
@@ -279,9 +279,16 @@ class Reconciler:
             diagnosed_at_grade_3a=row.diagnosed_at_grade_3a,
             out_of_area=row.out_of_area,
         )
-        try:
-            await start_application(self.client, request)
-        except WorkflowAlreadyStartedError:
-            return False  # another reconciler (or the submission) was first
-        log.info("reconciler: started the workflow of %s", row.id)
-        return True
+        return await start_application(self.client, request)
+
+    async def _start_filing(self, row: _OpenFiling) -> object:
+        request = filing_input(
+            row.id,
+            filing_type=row.filing_type,
+            insured_place=row.insured_place,
+            id_number=row.id_number,
+            submitted_at=row.submitted_at,
+            settings=self.settings,
+            search_attributes=self.search_attributes,
+        )
+        return await start_filing(self.client, request)
