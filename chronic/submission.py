@@ -94,14 +94,12 @@ async def submit(
     now = datetime.now(UTC)
     application_id = new_application_id(now, zone)
     try:
-        await _record(form, application_id, now, zone, db, policy)
+        diagnosing = await _record(form, application_id, now, zone, db, policy)
     except _AlreadyOpen as already:
         # The failed transaction is rolled back by now; explain from a fresh one.
         raise SubmissionRefused(
             [await _already_open(db, already.person_id, form.disease_code)]
         ) from None
-    async with db.session() as session:
-        diagnosing = await session.get(Hospital, form.diagnosing_hospital)
     request = application_input(
         application_id,
         policy=policy,
@@ -111,7 +109,7 @@ async def submit(
         settings=settings,
         search_attributes=search_attributes,
         diagnosing_hospital=form.diagnosing_hospital,
-        diagnosed_at_grade_3a=diagnosing is not None and is_grade_3a(diagnosing),
+        diagnosed_at_grade_3a=is_grade_3a(diagnosing),
         out_of_area=form.out_of_area,
     )
     if client is None:
@@ -216,13 +214,15 @@ async def _record(
     zone: timezone,
     db: Database,
     policy: PolicyProfile,
-) -> None:
-    """Write the row and the first round of materials, and commit."""
+) -> Hospital:
+    """Write the row and the first round of materials, and commit; returns the diagnosing
+    hospital (its grade chooses the track)."""
     async with db.session() as session:
         person = await session.scalar(
             sa.select(InsuredPerson).where(col(InsuredPerson.id_number) == form.applicant.id_number)
         )
-        problems = await _unknown_hospitals(session, form)
+        hospitals = await _hospitals(session, form)
+        problems = _unknown_hospitals(form, hospitals)
         if person is None:
             problems.insert(
                 0,
@@ -270,19 +270,27 @@ async def _record(
             )
             for i, m in enumerate(form.materials)
         )
+        return hospitals[form.diagnosing_hospital]
 
 
-async def _unknown_hospitals(session: AsyncSession, form: ApplicationForm) -> list[str]:
-    wanted = {
+def _named_hospitals(form: ApplicationForm) -> dict[str, str]:
+    """Every hospital code the form names, by its path in the form."""
+    return {
         "diagnosing_hospital": form.diagnosing_hospital,
         "designated_hospital": form.designated_hospital,
         **{f"materials[{i}].hospital": m.hospital for i, m in enumerate(form.materials)},
     }
-    known = set(
-        await session.scalars(
-            sa.select(col(Hospital.code)).where(col(Hospital.code).in_(set(wanted.values())))
-        )
-    )
+
+
+async def _hospitals(session: AsyncSession, form: ApplicationForm) -> dict[str, Hospital]:
+    """The register's rows of the hospitals the form names, by code (one query)."""
+    codes = set(_named_hospitals(form).values())
+    rows = await session.scalars(sa.select(Hospital).where(col(Hospital.code).in_(codes)))
+    return {h.code: h for h in rows}
+
+
+def _unknown_hospitals(form: ApplicationForm, known: dict[str, Hospital]) -> list[str]:
+    wanted = _named_hospitals(form)
     return [
         f"{path}: no hospital with code {code} in the register; check the code with the "
         "hospital's insurance desk"
