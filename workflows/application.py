@@ -594,14 +594,7 @@ class ApplicationWorkflow:
         The hospital register is read now, so the update's validator can hold resubmitted
         materials to intake's rules (known hospital, level, public, age) at the door.
         """
-        register = await _step(
-            "hospital_register",
-            self._policy.region,
-            queue=queues.INTAKE,
-            result_type=list[HospitalRef],
-            summary="hospital register for the resubmission check",
-        )
-        self._hospitals = {h.code: h for h in register}
+        await self._load_register("hospital register for the resubmission check")
         self._resubmission = None
         self._resubmission_deadline = workflow.now() + self._policy.resubmission_window
 
@@ -799,13 +792,14 @@ class ApplicationWorkflow:
         await self._notice("overdue", f"{self._request.application_id}: {what} was due {due}")
         await workflow.wait_condition(condition)
 
-    async def _load_register(self) -> None:
+    async def _load_register(self, summary: str = "hospital register") -> None:
+        """The region's hospitals, for validators that check a hospital code at the door."""
         register = await _step(
             "hospital_register",
             self._policy.region,
             queue=queues.INTAKE,
             result_type=list[HospitalRef],
-            summary="hospital register",
+            summary=summary,
         )
         self._hospitals = {h.code: h for h in register}
 
