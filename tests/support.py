@@ -12,6 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import col
+from stdnum.cn import ric
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.service import RPCError
 
@@ -65,18 +66,50 @@ def form(
     *,
     materials: list[dict[str, Any]] | None = None,
     diagnosing_hospital: str = "H01",
+    region: str = "sanmenxia",
+    designated_hospital: str = "H05",
+    **fields: Any,
 ) -> ApplicationForm:
     return ApplicationForm.model_validate(
         {
-            "region": "sanmenxia",
+            "region": region,
             "applicant": {"name": "测试", "id_number": id_number, "mobile": "13803981234"},
             "disease_code": disease,
             "case_number": "BA-0001",
             "diagnosing_hospital": diagnosing_hospital,
-            "designated_hospital": "H05",
+            "designated_hospital": designated_hospital,
             "materials": materials or [material(), material(MaterialKind.LAB_RESULT)],
+            **fields,
         }
     )
+
+
+async def insured_person(
+    db: Database,
+    *,
+    place: str,
+    born: date,
+    sequence: int,
+    region: str = "sanmenxia",
+    insurance_type: InsuranceType = InsuranceType.EMPLOYEE,
+) -> tuple[str, int]:
+    """A new person insured normally, with a valid ID number (birth place, date, sequence);
+    returns the ID number and the row's id."""
+    body = f"{place}{born:%Y%m%d}{sequence % 1000:03d}"
+    id_number = body + ric.calc_check_digit(body + "0")  # stdnum wants a placeholder digit
+    async with db.session() as session:
+        person = InsuredPerson(
+            id_number=id_number,
+            name="测试",
+            mobile="+8613803981234",
+            insurance_type=insurance_type,
+            insurance_status=InsuranceStatus.NORMAL,
+            region=region,
+        )
+        session.add(person)
+        await session.flush()
+        assert person.id is not None
+        return id_number, person.id
 
 
 def items(*materials: dict[str, Any]) -> tuple[MaterialItem, ...]:

@@ -27,7 +27,6 @@ import sqlalchemy as sa
 from hypothesis import Phase, example, given, settings
 from hypothesis import strategies as st
 from sqlmodel import col
-from stdnum.cn import ric
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
 
@@ -35,8 +34,6 @@ from models import text
 from models.domain import (
     ApplicationStatus,
     ExpertStatus,
-    InsuranceStatus,
-    InsuranceType,
     MaterialKind,
 )
 from models.messages import (
@@ -51,7 +48,7 @@ from models.messages import (
 )
 from models.notifications import SmsTemplate
 from models.policy import load_policy
-from models.tables import Application, Expert, InsuredPerson, Offer, Review
+from models.tables import Application, Expert, Offer, Review
 from tests import support
 from tests.fixtures.world import World
 from tests.strategies import any_text, examples, medical_text, personal_text
@@ -379,19 +376,10 @@ async def _new_person(world: World, number: int) -> str:
     guard and the yearly quota never refuse the submission; experts start with a clean record
     (strikes of earlier examples would otherwise empty the pool for every later one)."""
     born = date(1960, 1, 1) + timedelta(days=number)
-    body = f"411202{born:%Y%m%d}{number % 1000:03d}"
-    id_number = body + ric.calc_check_digit(body + "0")
+    id_number, _ = await support.insured_person(
+        world.db, place="411202", born=born, sequence=number
+    )
     async with world.db.session() as session:
-        session.add(
-            InsuredPerson(
-                id_number=id_number,
-                name="测试",
-                mobile="+8613803981234",
-                insurance_type=InsuranceType.EMPLOYEE,
-                insurance_status=InsuranceStatus.NORMAL,
-                region="sanmenxia",
-            )
-        )
         await session.exec(
             sa.update(Expert).values(status=ExpertStatus.ACTIVE, consecutive_strikes=0)
         )

@@ -15,7 +15,6 @@ import pytest
 import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlmodel import col
-from stdnum.cn import ric
 from temporalio.client import WorkflowUpdateFailedError
 
 from chronic.db import Database
@@ -25,7 +24,6 @@ from models.domain import (
     FilingStatus,
     FilingType,
     HospitalGrade,
-    InsuranceStatus,
     InsuranceType,
     ReviewDecision,
     ReviewStage,
@@ -40,7 +38,7 @@ from models.messages import (
     ScheduleExamination,
 )
 from models.policy import PolicyProfile, load_policy
-from models.tables import AuditEvent, FilingRecord, Hospital, InsuredPerson
+from models.tables import AuditEvent, FilingRecord, Hospital
 from tests import support
 from tests.fixtures.world import World
 from workflows.application import ApplicationWorkflow
@@ -128,8 +126,14 @@ async def _wuhan_world(world: World) -> str:
 
 async def wuhan_register(db: Database) -> str:
     """Wuhan hospitals and one insured person of Wuhan in the register; the person's ID."""
-    body = "42010619800101123"
-    id_number = body + ric.calc_check_digit(body + "0")  # stdnum wants a placeholder digit
+    id_number, _ = await support.insured_person(
+        db,
+        place="420106",
+        born=date(1980, 1, 1),
+        sequence=123,
+        region="wuhan",
+        insurance_type=InsuranceType.RESIDENT,
+    )
     async with db.session() as session:
         for code, name, level, grade in [
             (TONGJI, "华中科技大学同济医学院附属同济医院", 3, HospitalGrade.A),
@@ -141,30 +145,17 @@ async def wuhan_register(db: Database) -> str:
                     code=code, name=name, level=level, grade=grade, public=True, region="wuhan"
                 )
             )
-        session.add(
-            InsuredPerson(
-                id_number=id_number,
-                name="测试",
-                mobile="+8613803981234",
-                insurance_type=InsuranceType.RESIDENT,
-                insurance_status=InsuranceStatus.NORMAL,
-                region="wuhan",
-            )
-        )
     return id_number
 
 
 def wuhan_form(id_number: str, disease: str, diagnosing: str) -> ApplicationForm:
-    return ApplicationForm.model_validate(
-        {
-            "region": "wuhan",
-            "applicant": {"name": "测试", "id_number": id_number, "mobile": "13803981234"},
-            "disease_code": disease,
-            "case_number": "ZY-0001",
-            "diagnosing_hospital": diagnosing,
-            "designated_hospital": diagnosing,
-            "materials": [support.material(hospital=diagnosing)],
-        }
+    return support.form(
+        id_number,
+        disease,
+        region="wuhan",
+        diagnosing_hospital=diagnosing,
+        designated_hospital=diagnosing,
+        materials=[support.material(hospital=diagnosing)],
     )
 
 
@@ -347,8 +338,9 @@ JILIN = load_policy("jilin")
 
 async def _jilin_world(world: World, *, long_term_filing: bool = False) -> str:
     """Jilin's five assessment hospitals, a level-2 hospital and one insured person."""
-    body = "22010219750315123"
-    id_number = body + ric.calc_check_digit(body + "0")
+    id_number, person_id = await support.insured_person(
+        world.db, place="220102", born=date(1975, 3, 15), sequence=123, region="jilin"
+    )
     async with world.db.session() as session:
         for code in JILIN.assessment_hospitals:
             session.add(
@@ -359,22 +351,12 @@ async def _jilin_world(world: World, *, long_term_filing: bool = False) -> str:
                 code="JL90", name="长春市某二级医院", level=2, grade=HospitalGrade.A, region="jilin"
             )
         )
-        person = InsuredPerson(
-            id_number=id_number,
-            name="测试",
-            mobile="+8613803981234",
-            insurance_type=InsuranceType.EMPLOYEE,
-            insurance_status=InsuranceStatus.NORMAL,
-            region="jilin",
-        )
-        session.add(person)
-        await session.flush()
         if long_term_filing:
             today = date.today()
             session.add(
                 FilingRecord(
                     id="FIL-20260101-TEST01",
-                    person_id=person.id or 0,
+                    person_id=person_id,
                     mobile="+8613803981234",
                     insured_place="220000",
                     destination_province="海南省",
@@ -393,17 +375,14 @@ async def _jilin_world(world: World, *, long_term_filing: bool = False) -> str:
 
 
 def _jilin_form(id_number: str, *, out_of_area: bool = False) -> ApplicationForm:
-    return ApplicationForm.model_validate(
-        {
-            "region": "jilin",
-            "applicant": {"name": "测试", "id_number": id_number, "mobile": "13803981234"},
-            "disease_code": "AF",
-            "case_number": "ZY-0002",
-            "diagnosing_hospital": "JL90",
-            "designated_hospital": "JL90",
-            "materials": [support.material(hospital="JL90")],
-            "out_of_area": out_of_area,
-        }
+    return support.form(
+        id_number,
+        "AF",
+        region="jilin",
+        diagnosing_hospital="JL90",
+        designated_hospital="JL90",
+        materials=[support.material(hospital="JL90")],
+        out_of_area=out_of_area,
     )
 
 
