@@ -50,7 +50,7 @@ with workflow.unsafe.imports_passed_through():
     from stdnum.util import clean
 
 from models import text
-from models.domain import MaterialKind
+from models.domain import HOSPITAL_CODE, MaterialKind
 from models.policy import PolicyProfile, available_regions, load_policy
 
 CHINA_TIME = timezone(timedelta(hours=8), "CST")
@@ -65,7 +65,6 @@ FORM_PATH = "(form)"
 SCHEMA_HINT = "`chronic schema application` shows every field"
 DISEASES_HINT = "run `chronic schema diseases --region {region}` to see the valid codes"
 
-_HOSPITAL_CODE = re.compile(r"^[A-Z][A-Z0-9]{1,15}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _HEX = re.compile(r"^[0-9a-fA-F]*$")
 
@@ -215,7 +214,7 @@ def _check_mobile(value: str) -> str:
 
 def _check_hospital_code(value: str) -> str:
     code = value.strip().upper()
-    if not _HOSPITAL_CODE.match(code):
+    if not HOSPITAL_CODE.match(code):
         raise form_problem(
             "hospital code must be a capital letter followed by 1-15 letters or digits "
             "(e.g. H01): use the code from the hospital list, not the hospital's name"
@@ -302,7 +301,7 @@ HospitalCode = Annotated[
     AfterValidator(_check_hospital_code),
     Field(
         description="Hospital code from the hospital list (e.g. H01).",
-        json_schema_extra={"pattern": _HOSPITAL_CODE.pattern},
+        json_schema_extra={"pattern": HOSPITAL_CODE.pattern},
         examples=["H01"],
     ),
 ]

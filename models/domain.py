@@ -6,7 +6,11 @@ offer (a pushed review task the expert accepts or declines), review stage, retur
 
 from __future__ import annotations
 
+import re
 from enum import IntEnum, StrEnum
+
+HOSPITAL_CODE = re.compile(r"^[A-Z][A-Z0-9]{1,15}$")
+"""A hospital's code in the register (H01, W03, JL02): a capital letter, then letters or digits."""
 
 
 class HospitalLevel(IntEnum):

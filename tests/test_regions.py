@@ -429,6 +429,12 @@ async def test_jilin_out_of_area_applicant_with_a_filing_is_assessed_where_they_
     wf = ApplicationWorkflow
     progress = await _waiting(handle, ReviewStage.HOSPITAL_ASSESSMENT)
     assert progress.track == "out_of_area"
+    await _refused(
+        handle.execute_update(
+            wf.hospital_opinion, HospitalOpinion(hospital="三亚医院", approve=True)
+        ),
+        "is not a hospital code",
+    )
     exam = ScheduleExamination(
         hospital="HN0301", at=progress.submitted_at + timedelta(days=2), place="三亚市人民医院"
     )

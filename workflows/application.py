@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
     from models import search_attributes as sa
     from models import text
     from models.domain import (
+        HOSPITAL_CODE,
         ApplicationStatus,
         OfferStatus,
         ReviewDecision,
@@ -1500,8 +1501,11 @@ class ApplicationWorkflow:
                     f"{hospital} is not a designated assessment hospital of "
                     f"{self._policy.region}: one of {', '.join(self._policy.assessment_hospitals)}"
                 )
-            if problem := text.problem(hospital, field="the hospital code", max_length=16):
-                raise ValueError(problem)
+            if not HOSPITAL_CODE.match(hospital):
+                raise ValueError(
+                    f"{hospital!r} is not a hospital code (a capital letter, then up to 15 "
+                    "letters or digits): use the code the office registered for your hospital"
+                )
         elif hospital != self._assessment_hospital:
             raise ValueError(
                 f"{hospital} is not the assessment hospital of this application "
