@@ -25,7 +25,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, NoReturn
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.common import SearchAttributeKey
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
@@ -95,11 +95,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workers import queues
     from workflows.sms import send_beside
-
-_DB_ACTIVITY = timedelta(seconds=30)
-# Database and provider outages are retried with backoff until they pass; only errors marked
-# non-retryable (a missing record, an invalid number) stop the retries.
-_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=5))
+    from workflows.steps import cause, run_step
 
 _UNSET = object()  # "never published", distinct from a published None (attribute unset)
 _REVIEW_STAGES = (
@@ -235,10 +231,10 @@ class ApplicationWorkflow:
         except (ActivityError, ChildWorkflowError, ApplicationError) as error:
             # A step failed for good (a missing record, a refused write): the application
             # cannot go on. Close it, tell the applicant, and fail visibly with the cause.
-            workflow.logger.error("application process failed: %s", _cause(error))
+            workflow.logger.error("application process failed: %s", cause(error))
             await self._close_at_the_end("processing failed; the office has been alerted")
             raise ApplicationError(
-                f"application process failed: {_cause(error)}", non_retryable=True
+                f"application process failed: {cause(error)}", non_retryable=True
             ) from error
         return await self._finish()
 
@@ -257,12 +253,12 @@ class ApplicationWorkflow:
             try:
                 await delivery
             except ChildWorkflowError as error:
-                workflow.logger.warning("SMS delivery %s failed: %s", delivery.id, _cause(error))
+                workflow.logger.warning("SMS delivery %s failed: %s", delivery.id, cause(error))
         self._deliveries.clear()
 
     async def _process(self, request: ApplicationInput) -> None:
         if request.resume is None:
-            sla = await _step(
+            sla = await run_step(
                 "sla_due_at",
                 SlaRequest(
                     start=request.submitted_at.astimezone(self._zone),
@@ -324,7 +320,7 @@ class ApplicationWorkflow:
         while True:
             self._waiting_for = f"intake checks of materials round {self._round}"
             self._publish()
-            outcome = await _step(
+            outcome = await run_step(
                 "check_intake",
                 IntakeRequest(
                     application_id=self._request.application_id,
@@ -416,7 +412,7 @@ class ApplicationWorkflow:
         wait = self._policy.no_expert_retry_interval
         while True:
             assignment, self._assignment = self._assignment, None
-            drawn = await _step(
+            drawn = await run_step(
                 "draw_expert",
                 DrawRequest(
                     application_id=self._request.application_id,
@@ -484,7 +480,7 @@ class ApplicationWorkflow:
         self._publish()
 
     async def _notice(self, kind: str, message: str, *, resolved: bool = False) -> None:
-        await _step(
+        await run_step(
             "office_notice",
             OfficeNoticeRequest(
                 step_key=f"{self._request.application_id}:{kind}:{self._notices}",
@@ -618,7 +614,7 @@ class ApplicationWorkflow:
                 resubmission = self._resubmission
                 assert resubmission is not None
                 token = self._resubmissions
-                recorded = await _step(
+                recorded = await run_step(
                     "record_materials",
                     MaterialsRound(
                         application_id=self._request.application_id,
@@ -795,7 +791,7 @@ class ApplicationWorkflow:
 
     async def _load_register(self, summary: str = "hospital register") -> None:
         """The region's hospitals, for validators that check a hospital code at the door."""
-        register = await _step(
+        register = await run_step(
             "hospital_register",
             self._policy.region,
             queue=queues.INTAKE,
@@ -809,7 +805,7 @@ class ApplicationWorkflow:
         if decision.decision == ReviewDecision.APPROVE:
             approved_on = workflow.now().astimezone(self._zone).date()
             validity = self._policy.benefit_validity
-            self._benefit = await _step(
+            self._benefit = await run_step(
                 "issue_benefit",
                 BenefitRequest(
                     application_id=self._request.application_id,
@@ -853,7 +849,7 @@ class ApplicationWorkflow:
         try:
             await self._record_close(reason, actor=actor)
         except ActivityError as error:  # the records cannot be written: say so, loudly
-            workflow.logger.error("could not close the application: %s", _cause(error))
+            workflow.logger.error("could not close the application: %s", cause(error))
 
     async def _record_close(self, reason: str, *, actor: str) -> None:
         """Row closed with the reason, an open offer withdrawn (it leaves the expert's list
@@ -875,7 +871,7 @@ class ApplicationWorkflow:
     # ---- steps that write -----------------------------------------------------------------
 
     async def _answer(self, offer: _Offer, *, deadline: datetime | None = None) -> StrikeOutcome:
-        outcome: StrikeOutcome = await _step(
+        outcome: StrikeOutcome = await run_step(
             "answer_offer",
             OfferAnswer(
                 offer_id=offer.made.offer_id,
@@ -943,7 +939,7 @@ class ApplicationWorkflow:
 
     async def _review_record(self, offer: _Offer, decision: ReviewDecision, opinion: str) -> None:
         offer.reviews += 1
-        await _step(
+        await run_step(
             "record_review",
             ReviewRecord(
                 application_id=self._request.application_id,
@@ -973,7 +969,7 @@ class ApplicationWorkflow:
         self._status, self._stage = status, stage
         self._status_seq += 1
         self._publish()
-        await _step(
+        await run_step(
             "change_status",
             StatusChange(
                 application_id=self._request.application_id,
@@ -1612,33 +1608,6 @@ def _refuse_text(value: str | None, field: str, max_length: int) -> None:
         reason = text.problem(value, field=field, max_length=max_length)
         if reason is not None:
             raise ValueError(reason)
-
-
-async def _step(
-    activity: str,
-    arg: object,
-    *,
-    queue: str,
-    summary: str,
-    result_type: type[Any] | None = None,
-) -> Any:
-    """Run a database activity: short timeout, retried with backoff until the database is back."""
-    return await workflow.execute_activity(
-        activity,
-        arg,
-        task_queue=queue,
-        result_type=result_type,
-        start_to_close_timeout=_DB_ACTIVITY,
-        retry_policy=_RETRY,
-        summary=summary,
-    )
-
-
-def _cause(error: BaseException) -> str:
-    """The innermost message of a Temporal failure chain (no stack trace)."""
-    while getattr(error, "cause", None) is not None:
-        error = error.cause  # type: ignore[attr-defined]
-    return str(error)
 
 
 def _remaining(deadline: datetime) -> timedelta:

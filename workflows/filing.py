@@ -26,7 +26,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.common import SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 from temporalio.workflow import ChildWorkflowHandle
 
@@ -46,14 +46,11 @@ with workflow.unsafe.imports_passed_through():
     from models.notifications import SmsRequest, SmsTemplate, filing_closed_sms, reason_param
     from workers import queues
     from workflows.sms import send_beside
+    from workflows.steps import cause, run_step
 
 WORKFLOW_TYPE = "OutOfAreaFilingWorkflow"
 """The workflow type name (the UI's ``WorkflowType`` filter)."""
 
-_DB_ACTIVITY = timedelta(seconds=30)
-# Database outages are retried with backoff until they pass; only non-retryable errors (a
-# missing row) stop the retries.
-_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=5))
 _DECIDED = (FilingStatus.FILED, FilingStatus.REFUSED, FilingStatus.EXPIRED)
 _UNSET = object()
 
@@ -89,26 +86,24 @@ class OutOfAreaFilingWorkflow:
             process.result()
         except (ActivityError, ChildWorkflowError, ApplicationError) as error:
             # A step failed for good: close the filing, tell the person, fail visibly.
-            workflow.logger.error("filing process failed: %s", _cause(error))
+            workflow.logger.error("filing process failed: %s", cause(error))
             await self._close_at_the_end("processing failed; the office has been alerted")
             raise ApplicationError(
-                f"filing process failed: {_cause(error)}", non_retryable=True
+                f"filing process failed: {cause(error)}", non_retryable=True
             ) from error
         return await self._finish()
 
     async def _process(self) -> None:
         request = self._request
-        check = await workflow.execute_activity(
+        check = await run_step(
             CHECK_FILING,
             FilingCheckRequest(
                 filing_id=request.filing_id,
                 rules=request.rules,
                 submitted_on=request.submitted_at.astimezone(self._zone).date(),
             ),
-            task_queue=queues.INTAKE,
+            queue=queues.INTAKE,
             result_type=FilingCheck,
-            start_to_close_timeout=_DB_ACTIVITY,
-            retry_policy=_RETRY,
             summary="filing checks: register, dates, uploads",
         )
         self._check = check
@@ -157,7 +152,7 @@ class OutOfAreaFilingWorkflow:
             try:
                 await delivery
             except ChildWorkflowError as error:
-                workflow.logger.warning("SMS delivery %s failed: %s", delivery.id, _cause(error))
+                workflow.logger.warning("SMS delivery %s failed: %s", delivery.id, cause(error))
         return self.progress()
 
     async def _close_at_the_end(self, reason: str, *, actor: str = "system") -> None:
@@ -170,7 +165,7 @@ class OutOfAreaFilingWorkflow:
                 FilingStatus.CLOSED, step="closed", reasons=(reason,), closed=True, actor=actor
             )
         except ActivityError as error:  # the row cannot be written: say so, still tell
-            workflow.logger.error("could not close the filing: %s", _cause(error))
+            workflow.logger.error("could not close the filing: %s", cause(error))
         await self._send(filing_closed_sms(self._request.filing_id, reason))
         self._finished_at = workflow.now()
 
@@ -188,7 +183,7 @@ class OutOfAreaFilingWorkflow:
         actor: str = "system",
     ) -> None:
         self._seq += 1
-        await workflow.execute_activity(
+        await run_step(
             RECORD_FILING_STATUS,
             FilingStatusChange(
                 filing_id=self._request.filing_id,
@@ -202,9 +197,7 @@ class OutOfAreaFilingWorkflow:
                 valid_to=valid_to,
                 closed=closed,
             ),
-            task_queue=queues.REVIEW,
-            start_to_close_timeout=_DB_ACTIVITY,
-            retry_policy=_RETRY,
+            queue=queues.REVIEW,
             summary=f"filing status {status}",
         )
         self._status = status
@@ -284,13 +277,6 @@ def _validity_text(valid_from: date, valid_to: date | None) -> str:
     if valid_to is None:
         return f"{valid_from.isoformat()}起长期有效"
     return f"{valid_from.isoformat()}至{valid_to.isoformat()}"
-
-
-def _cause(error: BaseException) -> str:
-    """The innermost message of a Temporal failure chain (no stack trace)."""
-    while getattr(error, "cause", None) is not None:
-        error = error.cause  # type: ignore[attr-defined]
-    return str(error)
 
 
 __all__ = ["WORKFLOW_TYPE", "OutOfAreaFilingWorkflow"]
