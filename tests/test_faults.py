@@ -41,9 +41,6 @@ from typing import Any
 
 import psutil
 import pytest
-from temporalio.api.enums.v1 import TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from chronic.db import Database
@@ -64,7 +61,7 @@ from tests.fixtures.load import (
 )
 from tests.fixtures.proof import Proof
 from workers import ROLES, queues
-from workers.runner import role_module
+from workers.runner import pollers
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e]
 
@@ -132,19 +129,11 @@ async def bounded(work: Coroutine[Any, Any, None], what: str) -> None:
 
 async def poller_pids(client: Client, role: str) -> set[int]:
     """Pids of the processes polling ``role``'s task queue (identity ``pid@host``)."""
-    kind = (
-        TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW
-        if role == "orchestration"
-        else TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY
-    )
-    response = await client.workflow_service.describe_task_queue(
-        DescribeTaskQueueRequest(
-            namespace=client.namespace,
-            task_queue=TaskQueue(name=role_module(role).TASK_QUEUE),
-            task_queue_type=kind,
-        )
-    )
-    return {int(p.identity.split("@")[0]) for p in response.pollers if p.identity[:1].isdigit()}
+    return {
+        int(p.identity.split("@")[0])
+        for p in await pollers(client, role)
+        if p.identity[:1].isdigit()
+    }
 
 
 async def polling(client: Client, role: str, pid: int) -> None:

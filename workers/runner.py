@@ -17,6 +17,9 @@ from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 from typing import Protocol
 
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import PollerInfo, TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
@@ -43,6 +46,23 @@ def role_module(role: str) -> RoleModule:
         raise LookupError(f"unknown worker role {role!r}; roles: {', '.join(ROLES)}")
     module: RoleModule = importlib.import_module(ROLES[role])
     return module
+
+
+async def pollers(client: Client, role: str) -> list[PollerInfo]:
+    """The processes polling ``role``'s task queue now (identity ``pid@host`` each)."""
+    kind = (
+        TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW
+        if role == "orchestration"
+        else TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY
+    )
+    response = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=client.namespace,
+            task_queue=TaskQueue(name=role_module(role).TASK_QUEUE),
+            task_queue_type=kind,
+        )
+    )
+    return list(response.pollers)
 
 
 METRICS_SLOTS = 16

@@ -16,9 +16,6 @@ import sqlalchemy as sa
 import typer
 from rich.console import Console
 from rich.text import Text
-from temporalio.api.enums.v1 import TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from chronic import migrate
@@ -31,7 +28,7 @@ from chronic.seed import seed_world
 from chronic.settings import get_settings
 from models.tables import Expert
 from workers import ROLES
-from workers.runner import role_module
+from workers.runner import pollers
 
 app = typer.Typer(no_args_is_help=True, help="Run the embedded development stack.")
 # soft_wrap: one line per record even in a file or a pipe (where rich would wrap at 80).
@@ -227,20 +224,7 @@ async def _wait_for_pollers(address: str, supervisor: Supervisor, within_seconds
 
 
 async def _has_poller(client: Client, role: str) -> bool:
-    module = role_module(role)
-    kind = (
-        TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW
-        if role == "orchestration"
-        else TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY
-    )
-    response = await client.workflow_service.describe_task_queue(
-        DescribeTaskQueueRequest(
-            namespace=client.namespace,
-            task_queue=TaskQueue(name=module.TASK_QUEUE),
-            task_queue_type=kind,
-        )
-    )
-    return bool(response.pollers)
+    return bool(await pollers(client, role))
 
 
 _ROLE_STYLES = {
