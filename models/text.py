@@ -74,6 +74,9 @@ def _ascii_digits(text: str) -> str:
 
 
 class _ToAscii(dict[int, str]):
+    """The table of :func:`_ascii_digits`, filled as characters are first seen (str.translate
+    asks the mapping for each one): no table of all of Unicode is built up front."""
+
     def __missing__(self, code: int) -> str:
         char = chr(code)
         if char.isdecimal():
