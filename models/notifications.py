@@ -43,6 +43,11 @@ class SmsTemplate(StrEnum):
     FILING_FILED = "filing_filed"  # destination, validity (out-of-area filing done)
     FILING_REFUSED = "filing_refused"  # reason
     FILING_CLOSED = "filing_closed"  # reason: the filing ended without a decision
+    BENEFIT_DESIGNATION_CHANGED = "benefit_designation_changed"  # what, name, on
+    BENEFIT_SUSPENDED = "benefit_suspended"  # on: admitted to hospital (Jilin)
+    BENEFIT_RESUMED = "benefit_resumed"  # on: discharged
+    BENEFIT_ENDING = "benefit_ending"  # valid_to: the reminder before the end
+    BENEFIT_ENDED = "benefit_ended"  # valid_to: the validity ran out
 
     @property
     def audience(self) -> SmsAudience:

@@ -102,7 +102,24 @@ class PolicyProfile(BaseModel):
     renewal_lookback_months: int = Field(12, description="Seed 002: 12 months before the end.")
     renewal_min_settlement_months: int = Field(6, description="Seed 002: at least 6 months.")
     designated_hospital_changes_per_year: int | None = Field(
-        2, description="Seed 002: twice per calendar year; None = unlimited."
+        2,
+        description="Seed 002: twice per calendar year (the region's local calendar year); "
+        "None = unlimited. The same limit holds, counted apart, for the designated pharmacy.",
+    )
+    suspended_while_inpatient: bool = Field(
+        False,
+        description="Seed 003 (Jilin): no outpatient chronic benefit while the person is in "
+        "hospital; the office records admission and discharge, which suspend and resume it.",
+    )
+    benefit_reminder_before: timedelta = Field(
+        timedelta(days=30),
+        description="Office rule: the person is told this long before a benefit's end date.",
+    )
+    benefit_history_event_limit: int = Field(
+        2000,
+        ge=20,
+        description="Operations: a benefit's workflow continues as new past this many history "
+        "events (changes, stays), so however long the benefit lasts its history stays bounded.",
     )
     audit_sample_rate: float = Field(
         0.10, ge=0, le=1, description="Seed 002: at least 10 % of approvals re-checked."

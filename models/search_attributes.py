@@ -35,6 +35,11 @@ APPLICANT_KEY = SearchAttributeKey.for_keyword("ApplicantKey")
 POOL_EXHAUSTED = SearchAttributeKey.for_bool("PoolExhausted")
 """True while no eligible expert is left for the application's stage (an office alert)."""
 
+BENEFIT_STATUS = SearchAttributeKey.for_keyword("BenefitStatus")
+"""A benefit's status (active, suspended, ended, revoked); with ``Region`` the office's view."""
+BENEFIT_VALID_TO = SearchAttributeKey.for_datetime("BenefitValidTo")
+"""When a benefit's validity ends (unset: long-term), to find those ending soon."""
+
 ALL: tuple[SearchAttributeKey, ...] = (
     APPLICATION_STATUS,
     REVIEW_STAGE,
@@ -46,6 +51,8 @@ ALL: tuple[SearchAttributeKey, ...] = (
     SLA_BREACHED,
     APPLICANT_KEY,
     POOL_EXHAUSTED,
+    BENEFIT_STATUS,
+    BENEFIT_VALID_TO,
 )
 
 # The names the Temporal CLI uses for each indexed value type.
@@ -76,6 +83,8 @@ __all__ = [
     "APPLICANT_KEY",
     "APPLICATION_STATUS",
     "ASSIGNED_EXPERT",
+    "BENEFIT_STATUS",
+    "BENEFIT_VALID_TO",
     "DISEASE_CODE",
     "POOL_EXHAUSTED",
     "REGION",

@@ -242,6 +242,36 @@ class Benefit(SQLModel, table=True):
     valid_from: date
     valid_to: date | None = Field(default=None, description="None = long-term.")
     status: str = Field(default="active", max_length=16)
+    pharmacy_code: str | None = Field(
+        default=None, max_length=16, description="The designated pharmacy, once one is chosen."
+    )
+    in_hospital_since: date | None = Field(
+        default=None, description="Admitted and not discharged yet (Jilin: suspended)."
+    )
+    event_seq: int = Field(
+        default=0, ge=0, description="The last benefit_event applied (ordered writes)."
+    )
+
+
+class BenefitEventRow(SQLModel, table=True):
+    """One thing that happened to a benefit: a designation changed, a hospital stay, its end.
+
+    Written by the benefit's workflow (``record_benefit_event``) once per ``seq``.
+    """
+
+    __tablename__ = "benefit_event"
+    __table_args__ = (sa.UniqueConstraint("application_id", "seq"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    application_id: str = Field(foreign_key="benefit.application_id", index=True)
+    seq: int = Field(ge=1)
+    kind: str = Field(max_length=32)
+    status: str = Field(max_length=16, description="The benefit's status after the event.")
+    on_date: date | None = Field(default=None, description="Admission or discharge day.")
+    from_code: str | None = Field(default=None, max_length=16)
+    to_code: str | None = Field(default=None, max_length=16)
+    actor: str = Field(max_length=64)
+    at: datetime = _timestamp()
 
 
 class SmsOutbox(SQLModel, table=True):

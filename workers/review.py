@@ -1,6 +1,8 @@
 """Review role: decision records, status changes, benefits, audit on the ``review`` queue.
 
-Also the status writes of out-of-area filings (``record_filing_status``).
+Also the status writes of out-of-area filings (``record_filing_status``), and the benefit's:
+its workflow started from the certificate (``start_benefit``, with this worker's client) and
+each change written (``record_benefit_event``).
 
 The review worker also runs the reconciler (:mod:`chronic.reconciler`): once at start, then
 every ``CHRONIC_RECONCILE_INTERVAL_SECONDS``.
@@ -17,6 +19,7 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.benefit import BenefitActivities
 from activities.filing import FilingRecordActivities
 from activities.review import ReviewActivities
 from chronic.reconciler import Reconciler
@@ -29,6 +32,7 @@ TASK_QUEUE = queues.REVIEW
 def build(client: Client, resources: Resources, *, graceful_shutdown: timedelta) -> Worker:
     review = ReviewActivities(resources.database())
     filing = FilingRecordActivities(resources.database())
+    benefit = BenefitActivities(resources.database(), client)
     return Worker(
         client,
         task_queue=TASK_QUEUE,
@@ -38,6 +42,8 @@ def build(client: Client, resources: Resources, *, graceful_shutdown: timedelta)
             review.issue_benefit,
             review.office_notice,
             filing.record_filing_status,
+            benefit.start_benefit,
+            benefit.record_benefit_event,
         ],
         graceful_shutdown_timeout=graceful_shutdown,
     )

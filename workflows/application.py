@@ -37,6 +37,7 @@ from temporalio.workflow import ChildWorkflowHandle
 with workflow.unsafe.imports_passed_through():
     from models import search_attributes as sa
     from models import text
+    from models.benefit import START_BENEFIT, BenefitRules, BenefitStart
     from models.domain import (
         HOSPITAL_CODE,
         ApplicationStatus,
@@ -96,6 +97,9 @@ with workflow.unsafe.imports_passed_through():
     from workers import queues
     from workflows.sms import send_beside
     from workflows.steps import cause, run_step
+
+BENEFIT_WORKFLOW_PATCH = "benefit-workflow"
+"""Approvals from this release on start the benefit's own workflow (histories before it don't)."""
 
 _UNSET = object()  # "never published", distinct from a published None (attribute unset)
 _REVIEW_STAGES = (
@@ -826,6 +830,8 @@ class ApplicationWorkflow:
                 valid_to=self._benefit.valid_to.isoformat() if self._benefit.valid_to else "长期",
                 hospital=self._benefit.designated_hospital_name,
             )
+            if workflow.patched(BENEFIT_WORKFLOW_PATCH):
+                await self._start_benefit()
         else:
             await self._set_status(
                 ApplicationStatus.REJECTED,
@@ -835,6 +841,23 @@ class ApplicationWorkflow:
                 closed=True,
             )
             await self._sms(SmsTemplate.REJECTED, "rejected", reason=reason_param(decision.opinion))
+
+    async def _start_benefit(self) -> None:
+        """The benefit lives on in its own workflow (``benefit-<application id>``): validity,
+        reminder and end, hospital changes, hospital stays. Started by an activity with an
+        idempotent workflow ID, so it neither waits for nor depends on this run."""
+        await run_step(
+            START_BENEFIT,
+            BenefitStart(
+                application_id=self._request.application_id,
+                rules=BenefitRules.of(self._policy),
+                applicant_key=self._request.applicant_key,
+                search_attributes=self._request.search_attributes,
+            ),
+            queue=queues.REVIEW,
+            result_type=str,
+            summary="start the benefit's workflow",
+        )
 
     async def _close(self, reason: str, *, actor: str = "system") -> NoReturn:
         """End the application from inside the process (a window passed without materials)."""

@@ -58,6 +58,11 @@ class SmsSettings(BaseSettings):
     aliyun_template_filing_filed: str | None = None
     aliyun_template_filing_refused: str | None = None
     aliyun_template_filing_closed: str | None = None
+    aliyun_template_benefit_designation_changed: str | None = None
+    aliyun_template_benefit_suspended: str | None = None
+    aliyun_template_benefit_resumed: str | None = None
+    aliyun_template_benefit_ending: str | None = None
+    aliyun_template_benefit_ended: str | None = None
 
     def template_code(self, template: SmsTemplate) -> str | None:
         """The Aliyun template code configured for ``template`` (None when unset)."""

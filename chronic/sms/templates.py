@@ -104,6 +104,33 @@ TEMPLATES: Mapping[SmsTemplate, TemplateSpec] = {
         params=("filing_id", "reason"),
         code_setting="aliyun_template_filing_closed",
     ),
+    SmsTemplate.BENEFIT_DESIGNATION_CHANGED: TemplateSpec(
+        text="您的门诊慢特病待遇（编号${application_id}）${what}已变更为${name}，自${on}起生效。",
+        params=("application_id", "what", "name", "on"),
+        code_setting="aliyun_template_benefit_designation_changed",
+    ),
+    SmsTemplate.BENEFIT_SUSPENDED: TemplateSpec(
+        text="您的门诊慢特病待遇（编号${application_id}）因住院自${on}起暂停，住院期间不同时"
+        "享受门诊慢特病待遇，出院后恢复。",
+        params=("application_id", "on"),
+        code_setting="aliyun_template_benefit_suspended",
+    ),
+    SmsTemplate.BENEFIT_RESUMED: TemplateSpec(
+        text="您的门诊慢特病待遇（编号${application_id}）已于${on}出院后恢复。",
+        params=("application_id", "on"),
+        code_setting="aliyun_template_benefit_resumed",
+    ),
+    SmsTemplate.BENEFIT_ENDING: TemplateSpec(
+        text="您的门诊慢特病待遇（编号${application_id}）将于${valid_to}到期，请留意到期复查接续。",
+        params=("application_id", "valid_to"),
+        code_setting="aliyun_template_benefit_ending",
+    ),
+    SmsTemplate.BENEFIT_ENDED: TemplateSpec(
+        text="您的门诊慢特病待遇（编号${application_id}）已于${valid_to}到期终止。如需继续享受"
+        "待遇，请联系医保经办机构。",
+        params=("application_id", "valid_to"),
+        code_setting="aliyun_template_benefit_ended",
+    ),
 }
 
 

@@ -1,0 +1,174 @@
+"""The benefit's records on the ``review`` queue: its workflow started, its changes written."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from activities import audit
+from activities.errors import missing_record
+from chronic.db import Database
+from models.benefit import (
+    BenefitEvent,
+    BenefitEventKind,
+    BenefitInput,
+    BenefitRecorded,
+    BenefitStart,
+    workflow_id,
+)
+from models.tables import Application, Benefit, BenefitEventRow, Hospital
+from workers import queues
+from workflows.benefit import BenefitWorkflow
+
+
+class BenefitActivities:
+    """Start a benefit's workflow and write what happens to the benefit (idempotent per step)."""
+
+    def __init__(self, db: Database, client: Client) -> None:
+        self.db = db
+        self.client = client
+
+    @activity.defn
+    async def start_benefit(self, start: BenefitStart) -> str:
+        """Start ``benefit-<application id>`` from the certificate row; returns its workflow ID.
+
+        At most one run chain per benefit, ever: a retried start finds the running one
+        (``USE_EXISTING``), and a benefit whose workflow has ended is not started again
+        (``REJECT_DUPLICATE``).
+
+        Raises:
+            ApplicationError: non-retryable, when there is no certificate for the application.
+        """
+        async with self.db.session() as session:
+            benefit = await _benefit(session, start.application_id)
+            hospital = await session.get(Hospital, benefit.designated_hospital_code)
+            request = BenefitInput(
+                application_id=start.application_id,
+                rules=start.rules,
+                applicant_key=start.applicant_key,
+                disease_code=benefit.disease_code,
+                designated_hospital_code=benefit.designated_hospital_code,
+                designated_hospital_name=hospital.name if hospital is not None else "",
+                pharmacy_code=benefit.pharmacy_code,
+                valid_from=benefit.valid_from,
+                valid_to=benefit.valid_to,
+                search_attributes=start.search_attributes,
+            )
+        target = workflow_id(start.application_id)
+        validity = f"{request.valid_from} → {request.valid_to or 'long-term'}"
+        try:
+            await self.client.start_workflow(
+                BenefitWorkflow.run,
+                request,
+                id=target,
+                task_queue=queues.APPLICATIONS,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                static_summary=f"benefit of {start.application_id} · {start.rules.region} · "
+                f"{request.disease_code} · {validity}",
+            )
+        except WorkflowAlreadyStartedError:
+            activity.logger.info("benefit workflow %s has run already", target)
+        return target
+
+    @activity.defn
+    async def record_benefit_event(self, event: BenefitEvent) -> BenefitRecorded:
+        """Write one benefit event: the row's new state (when newer), the event, the audit.
+
+        A designated hospital not in the application region's register is not recorded: the
+        result says why (the validator read an older register) and nothing changes.
+
+        Raises:
+            ApplicationError: non-retryable, when there is no certificate for the application.
+        """
+        async with self.db.session() as session:
+            benefit = await _benefit(session, event.application_id, lock=True)
+            application = await session.get(Application, event.application_id)
+            assert application is not None  # the benefit's foreign key
+            if event.designated_hospital_code is not None:
+                hospital = await session.get(Hospital, event.designated_hospital_code)
+                if hospital is None or hospital.region != application.region:
+                    return BenefitRecorded(
+                        designated_hospital_name="",
+                        problem=f"no hospital with code {event.designated_hospital_code} in "
+                        f"the {application.region} register",
+                    )
+            if event.pharmacy_code is not None:
+                problem = await pharmacy_problem(session, application.region, event.pharmacy_code)
+                if problem is not None:
+                    return BenefitRecorded(designated_hospital_name="", problem=problem)
+            inserted = await session.exec(
+                insert(BenefitEventRow)
+                .values(
+                    application_id=event.application_id,
+                    seq=event.seq,
+                    kind=event.kind.value,
+                    status=event.status.value,
+                    on_date=event.on,
+                    from_code=event.from_code,
+                    to_code=event.designated_hospital_code or event.pharmacy_code,
+                    actor=event.actor,
+                    at=event.at,
+                )
+                .on_conflict_do_nothing(index_elements=["application_id", "seq"])
+            )
+            if inserted.rowcount and benefit.event_seq < event.seq:
+                benefit.event_seq = event.seq
+                benefit.status = event.status.value
+                if event.designated_hospital_code is not None:
+                    benefit.designated_hospital_code = event.designated_hospital_code
+                if event.pharmacy_code is not None:
+                    benefit.pharmacy_code = event.pharmacy_code
+                if event.kind == BenefitEventKind.ADMITTED:
+                    benefit.in_hospital_since = event.on
+                elif event.kind == BenefitEventKind.DISCHARGED:
+                    benefit.in_hospital_since = None
+                session.add(benefit)
+            detail: dict[str, Any] = {"status": event.status.value, "seq": event.seq}
+            if event.on is not None:
+                detail["on"] = event.on.isoformat()
+            if event.from_code is not None:
+                detail["from"] = event.from_code
+            if event.designated_hospital_code or event.pharmacy_code:
+                detail["to"] = event.designated_hospital_code or event.pharmacy_code
+            await audit.record(
+                session,
+                step_key=f"{event.application_id}:benefit:{event.seq}",
+                application_id=event.application_id,
+                actor=event.actor,
+                action=f"benefit_{event.kind.value}",
+                at=event.at,
+                **detail,
+            )
+            await session.flush()
+            hospital = await session.get(Hospital, benefit.designated_hospital_code)
+            return BenefitRecorded(designated_hospital_name=hospital.name if hospital else "")
+
+
+async def pharmacy_problem(session: AsyncSession, region: str, code: str) -> str | None:
+    """Why ``code`` cannot be the designated pharmacy (None: it can).
+
+    The pharmacy register is not part of the schema yet: every code of the right shape (the
+    update's validator checked it) is accepted. Once the register exists, this is where a code
+    is looked up in it for ``region``.
+    """
+    del session, region, code
+    return None
+
+
+async def _benefit(session: AsyncSession, application_id: str, *, lock: bool = False) -> Benefit:
+    query = sa.select(Benefit).where(col(Benefit.application_id) == application_id)
+    if lock:
+        query = query.with_for_update()
+    benefit = await session.scalar(query)
+    if benefit is None:
+        raise missing_record("benefit", application_id)
+    return benefit
