@@ -11,6 +11,7 @@ from chronic.cli import (
     admin,
     applications,
     bench,
+    benefit,
     codec,
     db,
     demo,
@@ -36,6 +37,7 @@ app.add_typer(expert.app, name="expert")
 app.add_typer(office.office, name="office")
 app.add_typer(office.hospital, name="hospital")
 app.add_typer(filing.app, name="filing")
+app.add_typer(benefit.app, name="benefit")
 app.add_typer(admin.app, name="admin")
 app.add_typer(schema.app, name="schema")
 app.add_typer(sms.app, name="sms")

@@ -1,0 +1,427 @@
+"""The benefit after approval (issue 12): its own workflow, from the approval to its end.
+
+On the time-skipping server with the product's workers: an approval starts
+``benefit-<application id>``; designated-hospital changes are limited per calendar year as each
+region's policy says (Sanmenxia twice, Wuhan once, Jilin unlimited) and allowed again in the
+next year; only hospitals of the region's register; Jilin's hospital stays suspend and resume
+the benefit; a benefit with an end date is reminded and ends with an SMS; a long-term one has
+no timer; a long life continues as new with its state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlmodel import col
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.service import RPCError
+
+from models.benefit import (
+    BenefitStatus,
+    BenefitView,
+    ChangeDesignation,
+    DesignationKind,
+    RecordStay,
+    workflow_id,
+)
+from models.domain import SmsStatus
+from models.messages import AcceptOffer, Decide, HospitalOpinion, OfficeAccept, OfficeConfirm
+from models.policy import PolicyProfile
+from models.tables import Benefit, BenefitEventRow, SmsOutbox
+from tests import support
+from tests.fixtures.world import World
+from tests.test_regions import JILIN, TONGJI, WUHAN, _jilin_form, _jilin_world, wuhan_form
+from tests.test_regions import wuhan_register as _wuhan_register
+from workflows.application import ApplicationWorkflow
+from workflows.benefit import BenefitWorkflow
+
+CST = timezone(timedelta(hours=8))
+BenefitHandle = WorkflowHandle[BenefitWorkflow, BenefitView]
+
+
+# ---- getting to an approval in each region -------------------------------------------------------
+
+
+async def _approve_sanmenxia(world: World, policy: PolicyProfile | None = None) -> str:
+    """An instant-track application (one final review) approved; its ID."""
+    handle = await world.start(application=support.form(support.LI, "DIAL"), policy=policy)
+    offer = await support.pending_offer(handle)
+    await handle.execute_update(ApplicationWorkflow.accept, AcceptOffer(expert=offer.expert))
+    await handle.execute_update(
+        ApplicationWorkflow.decide, Decide(expert=offer.expert, approve=True, opinion="符合")
+    )
+    assert (await handle.result()).status == "approved"
+    return handle.id
+
+
+async def _approve_wuhan(world: World) -> str:
+    person = await _wuhan_register(world.db)
+    handle = await world.start(application=wuhan_form(person, "CA", TONGJI), policy=WUHAN)
+    await support.eventually(handle, lambda p: "accept or return" in p.waiting_for)
+    wf = ApplicationWorkflow
+    await handle.execute_update(wf.office_accept, OfficeAccept(clerk="clerk:r"))
+    await handle.execute_update(wf.hospital_opinion, HospitalOpinion(hospital=TONGJI, approve=True))
+    await support.eventually(handle, lambda p: p.stage == "office_confirmation")
+    await handle.execute_update(wf.office_confirm, OfficeConfirm(clerk="clerk:r", confirm=True))
+    assert (await handle.result()).status == "approved"
+    return handle.id
+
+
+async def _approve_jilin(world: World, policy: PolicyProfile = JILIN) -> str:
+    person = await _jilin_world(world)
+    handle = await world.start(application=_jilin_form(person), policy=policy)
+    await support.eventually(handle, lambda p: p.stage == "hospital_assessment")
+    await handle.execute_update(
+        ApplicationWorkflow.hospital_opinion, HospitalOpinion(hospital="JL02", approve=True)
+    )
+    assert (await handle.result()).status == "approved"
+    return handle.id
+
+
+async def _benefit(world: World, application_id: str) -> BenefitHandle:
+    """The benefit's workflow once it holds its records (register read, first event written)."""
+    handle = world.env.client.get_workflow_handle_for(
+        BenefitWorkflow.run, workflow_id(application_id)
+    )
+    await _until(handle, lambda v: "records" not in v.waiting_for)
+    return handle
+
+
+async def _until(
+    handle: BenefitHandle, condition: Callable[[BenefitView], bool], within: float = 20
+) -> BenefitView:
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        try:
+            view = await handle.query(BenefitWorkflow.view)
+            if condition(view):
+                return view
+        except RPCError:  # not started yet, or between runs
+            view = None
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met; last view: {view!r}")
+        await asyncio.sleep(0.1)
+
+
+async def _change(handle: BenefitHandle, code: str, kind: str = "hospital") -> BenefitView:
+    return await handle.execute_update(
+        BenefitWorkflow.change_designation,
+        ChangeDesignation(kind=DesignationKind(kind), code=code, actor="clerk:zhao"),
+    )
+
+
+async def _refused(call: Any, *expected: str) -> str:
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await call
+    message = str(refused.value.cause)
+    for part in expected:
+        assert part in message, message
+    return message
+
+
+async def _sent(world: World, application_id: str, template: str, within: float = 20) -> list[str]:
+    """The dedup keys of the application's sent SMS of ``template`` once there is one."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        keys = await _sms_keys(world, application_id, template)
+        if keys:
+            return keys
+        assert asyncio.get_running_loop().time() < deadline, f"no {template} SMS sent"
+        await asyncio.sleep(0.2)
+
+
+async def _sms_keys(world: World, application_id: str, template: str) -> list[str]:
+    async with world.db.session() as session:
+        return list(
+            await session.scalars(
+                sa.select(col(SmsOutbox.dedup_key)).where(
+                    col(SmsOutbox.application_id) == application_id,
+                    col(SmsOutbox.template) == template,
+                    col(SmsOutbox.status) == SmsStatus.SENT,
+                )
+            )
+        )
+
+
+async def _row(world: World, application_id: str) -> Benefit:
+    async with world.db.session() as session:
+        row = await session.scalar(
+            sa.select(Benefit).where(col(Benefit.application_id) == application_id)
+        )
+        assert row is not None
+        return row
+
+
+async def _into_next_year(world: World) -> int:
+    """Sleep past the next 1 January (the region's time); returns the new year."""
+    now = (await world.env.get_current_time()).astimezone(CST)
+    new_year = datetime(now.year + 1, 1, 1, tzinfo=CST)
+    await world.env.sleep(new_year - now + timedelta(hours=1))
+    return now.year + 1
+
+
+async def _year(world: World) -> int:
+    return (await world.env.get_current_time()).astimezone(CST).year
+
+
+# ---- the start -----------------------------------------------------------------------------------
+
+
+async def test_an_approval_starts_the_benefit_workflow_with_the_certificate(world: World) -> None:
+    app_id = await _approve_sanmenxia(world)
+    handle = await _benefit(world, app_id)
+    view = await handle.query(BenefitWorkflow.view)
+    assert handle.id == f"benefit-{app_id}"
+    assert view.status == BenefitStatus.ACTIVE and view.region == "sanmenxia"
+    assert view.designated_hospital_code == "H05" and view.designated_hospital_name
+    assert view.valid_to == view.valid_from + timedelta(days=729)
+    assert view.changes_per_year == 2 and view.ends_at is not None
+    assert view.reminder_at == view.ends_at - timedelta(days=30)
+
+    row = await _row(world, app_id)
+    assert (row.status, row.event_seq) == ("active", 1)
+    assert "benefit_started" in await support.audit_actions(world.db, app_id)
+    # The approval's history marks the release that starts benefits (older ones replay).
+    history = await world.env.client.get_workflow_handle(app_id).fetch_history()
+    assert [
+        e.marker_recorded_event_attributes.marker_name
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+    ] == ["core_patch"]
+
+
+# ---- designated hospital changes per region ------------------------------------------------------
+
+
+async def test_sanmenxia_allows_two_hospital_changes_a_year_and_more_in_the_next(
+    world: World,
+) -> None:
+    app_id = await _approve_sanmenxia(world)
+    handle = await _benefit(world, app_id)
+    await _change(handle, "H02")
+    changed = await _change(handle, "H03")
+    assert changed.designated_hospital_code == "H03"
+    assert changed.changes_this_year == {"hospital": 2, "pharmacy": 0}
+    year = await _year(world)
+    await _refused(
+        _change(handle, "H04"),
+        "already changed twice in " + str(year),
+        "sanmenxia allows twice per calendar year",
+        f"the next change is possible from {year + 1}-01-01",
+    )
+    assert (await handle.query(BenefitWorkflow.view)).next_change_from == {
+        "hospital": date(year + 1, 1, 1)
+    }
+    await _into_next_year(world)
+    again = await _change(handle, "H04")
+    assert (
+        again.designated_hospital_code == "H04"
+        and again.changes_this_year[DesignationKind.HOSPITAL] == 1
+    )
+
+    row = await _row(world, app_id)
+    assert row.designated_hospital_code == "H04" and row.event_seq == 4
+    assert (
+        await support.audit_actors(world.db, app_id, "benefit_hospital_changed")
+        == ["clerk:zhao"] * 3
+    )
+    keys = await _sent(world, app_id, "benefit_designation_changed")
+    await _until(handle, lambda v: True)
+    assert len(keys) >= 1
+
+
+async def test_wuhan_allows_one_change_a_year(world: World) -> None:
+    app_id = await _approve_wuhan(world)
+    handle = await _benefit(world, app_id)
+    await _change(handle, "W02")
+    year = await _year(world)
+    await _refused(
+        _change(handle, "W03"),
+        f"already changed once in {year}",
+        "wuhan allows once per calendar year",
+        f"{year + 1}-01-01",
+    )
+    await _into_next_year(world)
+    assert (await _change(handle, "W03")).designated_hospital_code == "W03"
+
+
+async def test_jilin_changes_several_times_a_year(world: World) -> None:
+    app_id = await _approve_jilin(world)
+    handle = await _benefit(world, app_id)
+    for code in ("JL01", "JL03", "JL04", "JL05", "JL01"):
+        view = await _change(handle, code)
+    assert view.designated_hospital_code == "JL01"
+    assert view.changes_per_year is None and view.changes_this_year[DesignationKind.HOSPITAL] == 5
+    assert view.next_change_from == {}
+
+
+async def test_a_hospital_outside_the_register_or_the_same_one_is_refused(world: World) -> None:
+    app_id = await _approve_sanmenxia(world)
+    handle = await _benefit(world, app_id)
+    await _refused(_change(handle, "W01"), "no hospital with code W01 in the sanmenxia register")
+    await _refused(_change(handle, "H05"), "H05 is already the designated hospital")
+    await _refused(_change(handle, "同济医院"), "is not a hospital code")
+    # Refused at the door: nothing was written, the limit is untouched.
+    view = await handle.query(BenefitWorkflow.view)
+    assert view.changes_this_year[DesignationKind.HOSPITAL] == 0
+    assert (await _row(world, app_id)).event_seq == 1
+
+
+async def test_the_pharmacy_changes_through_the_same_door_with_its_own_count(
+    world: World,
+) -> None:
+    app_id = await _approve_wuhan(world)
+    handle = await _benefit(world, app_id)
+    changed = await _change(handle, "WP01", "pharmacy")
+    assert (
+        changed.pharmacy_code == "WP01" and changed.changes_this_year[DesignationKind.PHARMACY] == 1
+    )
+    await _refused(_change(handle, "WP02", "pharmacy"), "pharmacy", "once per calendar year")
+    await _refused(_change(handle, "药店", "pharmacy"), "is not a pharmacy code")
+    assert (await _change(handle, "W02")).designated_hospital_code == "W02"  # hospital: its own
+    assert (await _row(world, app_id)).pharmacy_code == "WP01"
+
+
+# ---- hospital stays (Jilin) ---------------------------------------------------------------------
+
+
+async def test_jilin_admission_suspends_and_discharge_resumes_the_benefit(world: World) -> None:
+    app_id = await _approve_jilin(world)
+    handle = await _benefit(world, app_id)
+    today = (await world.env.get_current_time()).astimezone(CST).date()
+    await _refused(
+        handle.execute_update(BenefitWorkflow.discharge, RecordStay(on=today, actor="clerk:a")),
+        "not admitted",
+    )
+    await _refused(
+        handle.execute_update(
+            BenefitWorkflow.admit, RecordStay(on=today + timedelta(days=1), actor="clerk:a")
+        ),
+        "in the future",
+    )
+    admitted = await handle.execute_update(
+        BenefitWorkflow.admit, RecordStay(on=today, actor="clerk:a")
+    )
+    assert admitted.status == BenefitStatus.SUSPENDED and admitted.in_hospital_since == today
+    row = await _row(world, app_id)
+    assert (row.status, row.in_hospital_since) == ("suspended", today)
+    await _refused(
+        handle.execute_update(BenefitWorkflow.admit, RecordStay(on=today, actor="clerk:a")),
+        f"already admitted on {today}",
+    )
+    await world.env.sleep(timedelta(days=3))
+    discharged = await handle.execute_update(
+        BenefitWorkflow.discharge, RecordStay(on=today + timedelta(days=3), actor="clerk:b")
+    )
+    assert discharged.status == BenefitStatus.ACTIVE and discharged.in_hospital_since is None
+    assert [(s.admitted_on, s.discharged_on) for s in discharged.stays] == [
+        (today, today + timedelta(days=3))
+    ]
+    row = await _row(world, app_id)
+    assert (row.status, row.in_hospital_since) == ("active", None)
+    assert await support.audit_actors(world.db, app_id, "benefit_admitted") == ["clerk:a"]
+    assert await support.audit_actors(world.db, app_id, "benefit_discharged") == ["clerk:b"]
+    await _sent(world, app_id, "benefit_suspended")
+    await _sent(world, app_id, "benefit_resumed")
+    async with world.db.session() as session:
+        kinds = list(
+            await session.scalars(
+                sa.select(col(BenefitEventRow.kind))
+                .where(col(BenefitEventRow.application_id) == app_id)
+                .order_by(col(BenefitEventRow.seq))
+            )
+        )
+    assert kinds == ["started", "admitted", "discharged"]
+
+
+async def test_an_admission_is_refused_where_the_policy_does_not_suspend(world: World) -> None:
+    app_id = await _approve_sanmenxia(world)
+    handle = await _benefit(world, app_id)
+    today = (await world.env.get_current_time()).astimezone(CST).date()
+    await _refused(
+        handle.execute_update(BenefitWorkflow.admit, RecordStay(on=today, actor="clerk:a")),
+        "the sanmenxia policy does not suspend the benefit during a hospital stay",
+    )
+    assert (await handle.query(BenefitWorkflow.view)).status == BenefitStatus.ACTIVE
+
+
+# ---- validity ---------------------------------------------------------------------------------
+
+
+async def test_a_benefit_is_reminded_before_its_end_and_ends_with_an_sms(world: World) -> None:
+    policy = support.short_policy(benefit_validity=timedelta(days=400))
+    app_id = await _approve_sanmenxia(world, policy)
+    handle = await _benefit(world, app_id)
+    view = await handle.query(BenefitWorkflow.view)
+    assert view.valid_to is not None and view.reminder_at is not None and view.ends_at
+    assert view.valid_to.year > view.valid_from.year  # across a new year
+
+    now = await world.env.get_current_time()
+    await world.env.sleep(view.reminder_at - now - timedelta(days=1))
+    assert await _sms_keys(world, app_id, "benefit_ending") == []
+    await world.env.sleep(timedelta(days=2))
+    assert await _sent(world, app_id, "benefit_ending") == [
+        f"benefit-{app_id}:ending:{view.valid_to}"
+    ]
+    reminded = await handle.query(BenefitWorkflow.view)
+    assert reminded.status == BenefitStatus.ACTIVE and reminded.reminder_at is None
+
+    await world.env.sleep(timedelta(days=29))
+    ended = await handle.result()
+    assert ended.status == BenefitStatus.ENDED and ended.ended_at is not None
+    assert ended.ended_at >= view.ends_at
+    assert await _sent(world, app_id, "benefit_ended") == [f"benefit-{app_id}:ended"]
+    assert (await _row(world, app_id)).status == "ended"
+    assert "benefit_ended" in await support.audit_actions(world.db, app_id)
+
+
+async def test_a_long_term_jilin_benefit_has_no_end_timer(world: World) -> None:
+    app_id = await _approve_jilin(world)
+    handle = await _benefit(world, app_id)
+    view = await handle.query(BenefitWorkflow.view)
+    assert view.valid_to is None and view.ends_at is None and view.reminder_at is None
+    await world.env.sleep(timedelta(days=3650))
+    view = await handle.query(BenefitWorkflow.view)
+    assert view.status == BenefitStatus.ACTIVE and "long-term" in view.waiting_for
+    history = await handle.fetch_history()
+    assert not [e for e in history.events if e.event_type == EventType.EVENT_TYPE_TIMER_STARTED]
+    assert await _sms_keys(world, app_id, "benefit_ending") == []
+
+
+# ---- a long life keeps a bounded history ----------------------------------------------------
+
+
+async def test_many_changes_continue_as_new_with_the_state(world: World) -> None:
+    limit = 40
+    app_id = await _approve_jilin(
+        world, JILIN.model_copy(update={"benefit_history_event_limit": limit})
+    )
+    handle = await _benefit(world, app_id)
+    today = (await world.env.get_current_time()).astimezone(CST).date()
+    codes = ("JL01", "JL03", "JL04", "JL05") * 3
+    for code in codes:
+        await _change(handle, code)
+        await _until(handle, _holds(code))
+    await handle.execute_update(BenefitWorkflow.admit, RecordStay(on=today, actor="clerk:a"))
+
+    history = await world.env.client.get_workflow_handle(handle.id).fetch_history()
+    started = history.events[0].workflow_execution_started_event_attributes
+    assert started.continued_execution_run_id, "the workflow never continued as new"
+    view = await _until(handle, lambda v: v.status == BenefitStatus.SUSPENDED)
+    assert view.designated_hospital_code == "JL05"
+    assert view.changes_this_year[DesignationKind.HOSPITAL] == len(codes)
+    assert view.in_hospital_since == today
+    # Each run stays near the limit (a change in flight finishes before the new run).
+    assert len(history.events) < limit + 30
+    row = await _row(world, app_id)
+    assert row.event_seq == len(codes) + 2 and row.status == "suspended"
+
+
+def _holds(code: str) -> Callable[[BenefitView], bool]:
+    return lambda view: view.designated_hospital_code == code
