@@ -112,13 +112,20 @@ class BenefitWorkflow:
                     break
                 self._valid_to, self._reminded = renewed_to, False
         except _ContinueAsNew:
-            await workflow.wait_condition(workflow.all_handlers_finished)
-            await self._deliveries_done()
+            await self._quiet()
             workflow.continue_as_new(request.model_copy(update={"resume": self._state()}))
         await self._end()
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        await self._deliveries_done()
+        await self._quiet()
         return self.view()
+
+    async def _quiet(self) -> None:
+        """Until no change is being made and every SMS is handed over: a change that arrives
+        while the deliveries finish is answered in this run, never cut off by its end."""
+        while True:
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            await self._deliveries_done()
+            if workflow.all_handlers_finished():
+                return
 
     async def _valid_until_the_end(self) -> None:
         """Wait for the reminder, then the end of validity; a long-term benefit never ends here.

@@ -1,0 +1,87 @@
+"""`chronic benefit …` on a dev server: a Jilin benefit shown, changed and suspended."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, datetime, timedelta, timezone
+
+from typer.testing import Result
+
+from models.domain import HospitalGrade
+from models.tables import Hospital
+from tests import support
+from tests.test_cli import Desk, desk  # noqa: F401 - the fixture
+from tests.test_regions import JILIN, _jilin_form
+
+CST = timezone(timedelta(hours=8))
+
+
+async def _jilin_register(desk: Desk) -> str:  # noqa: F811 - the fixture's type
+    id_number, _ = await support.insured_person(
+        desk.db, place="220102", born=date(1968, 7, 1), sequence=456, region="jilin"
+    )
+    async with desk.db.session() as session:
+        for code in (*JILIN.assessment_hospitals, "JL90"):
+            session.add(
+                Hospital(
+                    code=code, name=f"吉林{code}", level=3, grade=HospitalGrade.A, region="jilin"
+                )
+            )
+    return id_number
+
+
+async def _until_shown(desk: Desk, app_id: str, within: float = 30) -> Result:  # noqa: F811
+    """``chronic benefit show`` once the benefit's workflow answers."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        shown = await desk.cli("benefit", "show", app_id)
+        if shown.exit_code == 0 and "records" not in shown.stdout:
+            return shown
+        assert asyncio.get_running_loop().time() < deadline, shown.output
+        await asyncio.sleep(0.3)
+
+
+async def test_a_clerk_shows_changes_and_suspends_a_jilin_benefit_from_the_cli(
+    desk: Desk,  # noqa: F811
+) -> None:
+    unknown = await desk.cli("benefit", "show", "APP-20260101-NNNNNN")
+    assert unknown.exit_code == 1 and "no benefit for APP-20260101-NNNNNN" in unknown.stderr
+
+    person = await _jilin_register(desk)
+    form = _jilin_form(person)
+    submitted = await desk.cli("submit", desk.file("jilin.json", form.model_dump(mode="json")))
+    assert submitted.exit_code == 0, submitted.output
+    app_id = submitted.stdout.strip().splitlines()[-1]
+    await desk.until(app_id, lambda p: p.stage == "hospital_assessment")
+    opinion = await desk.cli("hospital", "opinion", app_id, "-H", "JL02", "--approve", "-o", "符合")
+    assert opinion.exit_code == 0, opinion.output
+    await desk.until(app_id, lambda p: p.finished_at is not None)
+
+    shown = await _until_shown(desk, app_id)
+    assert "benefit active" in shown.stdout and "long-term" in shown.stdout
+    assert "JL90" in shown.stdout and "unlimited" in shown.stdout
+
+    outside = await desk.cli("benefit", "change-hospital", app_id, "--hospital", "ZZ99")
+    assert outside.exit_code == 1
+    assert "no hospital with code ZZ99 in the jilin register" in outside.stderr
+    changed = await desk.cli("benefit", "change-hospital", app_id, "--hospital", "JL01")
+    assert changed.exit_code == 0, changed.output
+    assert "changed designated hospital" in changed.stdout and "JL01" in changed.stdout
+
+    today = datetime.now(CST).date().isoformat()
+    admitted = await desk.cli("benefit", "admit", app_id, "--on", today)
+    assert admitted.exit_code == 0, admitted.output
+    assert f"in hospital since {today}" in admitted.stdout
+    again = await desk.cli("benefit", "admit", app_id, "--on", today)
+    assert again.exit_code == 1 and f"already admitted on {today}" in again.stderr
+    shown = await desk.cli("benefit", "show", app_id)
+    assert "benefit suspended" in shown.stdout
+    discharged = await desk.cli("benefit", "discharge", app_id, "--on", today)
+    assert discharged.exit_code == 0, discharged.output
+    assert "resumed" in discharged.stdout
+
+    shown = await desk.cli("benefit", "show", app_id)
+    assert "benefit active" in shown.stdout and "JL01" in shown.stdout
+    for action in ("benefit_hospital_changed", "benefit_admitted", "benefit_discharged"):
+        [actor] = await support.audit_actors(desk.db, app_id, action)
+        assert actor.startswith("clerk:")
