@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from datetime import date, datetime, timedelta, timezone
 
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
 from typer.testing import Result
 
 from models.domain import HospitalGrade
@@ -76,6 +78,12 @@ async def test_a_clerk_shows_changes_and_suspends_a_jilin_benefit_from_the_cli(
     assert again.exit_code == 1 and f"already admitted on {today}" in again.stderr
     shown = await desk.cli("benefit", "show", app_id)
     assert "benefit suspended" in shown.stdout
+    # Operators find it in the UI by status and region (visibility catches up in a moment).
+    query = f"BenefitStatus = 'suspended' AND Region = 'jilin' AND WorkflowId = 'benefit-{app_id}'"
+    deadline = asyncio.get_running_loop().time() + 15
+    while not [e async for e in desk.env.client.list_workflows(query)]:
+        assert asyncio.get_running_loop().time() < deadline, "BenefitStatus not visible"
+        await asyncio.sleep(0.3)
     discharged = await desk.cli("benefit", "discharge", app_id, "--on", today)
     assert discharged.exit_code == 0, discharged.output
     assert "resumed" in discharged.stdout
@@ -85,3 +93,18 @@ async def test_a_clerk_shows_changes_and_suspends_a_jilin_benefit_from_the_cli(
     for action in ("benefit_hospital_changed", "benefit_admitted", "benefit_discharged"):
         [actor] = await support.audit_actors(desk.db, app_id, action)
         assert actor.startswith("clerk:")
+
+    # No personal data in the benefit's ID, search attributes or history read without the key.
+    plain = Client(
+        desk.env.client.service_client,
+        namespace=desk.env.client.namespace,
+        data_converter=pydantic_data_converter,
+    )
+    benefit = plain.get_workflow_handle(f"benefit-{app_id}")
+    description = await benefit.describe()
+    assert description.search_attributes["ApplicantKey"] != [person]
+    events = (await benefit.fetch_history()).events
+    raw = b"".join(event.SerializeToString() for event in events)
+    for text in (person, "13803981234", "测试"):
+        assert text.encode() not in raw
+        assert all(text not in str(v) for v in description.search_attributes.values())
