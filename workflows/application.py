@@ -845,19 +845,34 @@ class ApplicationWorkflow:
     async def _start_benefit(self) -> None:
         """The benefit lives on in its own workflow (``benefit-<application id>``): validity,
         reminder and end, hospital changes, hospital stays. Started by an activity with an
-        idempotent workflow ID, so it neither waits for nor depends on this run."""
-        await run_step(
-            START_BENEFIT,
-            BenefitStart(
-                application_id=self._request.application_id,
-                rules=BenefitRules.of(self._policy),
-                applicant_key=self._request.applicant_key,
-                search_attributes=self._request.search_attributes,
-            ),
-            queue=queues.REVIEW,
-            result_type=str,
-            summary="start the benefit's workflow",
-        )
+        idempotent workflow ID, so it neither waits for nor depends on this run.
+
+        The approval stands whatever happens here: a start that fails for good (retries cover
+        an unreachable Temporal or database) puts a notice on the office's desk instead of
+        failing the application.
+        """
+        try:
+            await run_step(
+                START_BENEFIT,
+                BenefitStart(
+                    application_id=self._request.application_id,
+                    rules=BenefitRules.of(self._policy),
+                    applicant_key=self._request.applicant_key,
+                    search_attributes=self._request.search_attributes,
+                ),
+                queue=queues.REVIEW,
+                result_type=str,
+                summary="start the benefit's workflow",
+            )
+        except ActivityError as error:
+            workflow.logger.error("the benefit's workflow was not started: %s", cause(error))
+            self._notices += 1
+            await self._notice(
+                "benefit_not_started",
+                f"the benefit of {self._request.application_id} is issued but its process did "
+                f"not start ({cause(error)}): the certificate is recorded; start its process "
+                "once the cause is fixed",
+            )
 
     async def _close(self, reason: str, *, actor: str = "system") -> NoReturn:
         """End the application from inside the process (a window passed without materials)."""
