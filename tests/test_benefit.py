@@ -159,7 +159,11 @@ async def _row(world: World, application_id: str) -> Benefit:
 
 
 async def _into_next_year(world: World) -> int:
-    """Sleep past the next 1 January (the region's time); returns the new year."""
+    """Sleep past the next 1 January in the region's time; returns the new year.
+
+    One hour past local midnight it is still 31 December in UTC: a change allowed then proves
+    the limit counts the region's calendar year.
+    """
     now = (await world.env.get_current_time()).astimezone(CST)
     new_year = datetime(now.year + 1, 1, 1, tzinfo=CST)
     await world.env.sleep(new_year - now + timedelta(hours=1))
