@@ -54,6 +54,7 @@ with workflow.unsafe.imports_passed_through():
         DesignationKind,
         HospitalStay,
         RecordStay,
+        workflow_id,
     )
     from models.domain import HOSPITAL_CODE
     from models.messages import HospitalRef
@@ -490,7 +491,7 @@ class BenefitWorkflow:
         """Tell the person beside the process: exactly once per key, retried until sent."""
         delivery = await send_beside(
             SmsRequest(
-                dedup_key=f"{workflow.info().workflow_id}:{step}",
+                dedup_key=f"{workflow_id(self._request.application_id)}:{step}",
                 template=template,
                 application_id=self._request.application_id,
                 params=params,
