@@ -9,6 +9,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from typer.testing import Result
 
+from models.benefit import BenefitView
 from models.domain import HospitalGrade
 from models.tables import Hospital
 from tests import support
@@ -88,8 +89,12 @@ async def test_a_clerk_shows_changes_and_suspends_a_jilin_benefit_from_the_cli(
     assert discharged.exit_code == 0, discharged.output
     assert "resumed" in discharged.stdout
 
-    shown = await desk.cli("benefit", "show", app_id)
-    assert "benefit active" in shown.stdout and "JL01" in shown.stdout
+    shown = await desk.cli("benefit", "show", app_id, "--json")
+    view = BenefitView.model_validate_json(shown.stdout)
+    assert (view.status, view.designated_hospital_code) == ("active", "JL01")
+    assert [(s.admitted_on.isoformat(), s.discharged_by) for s in view.stays] == [
+        (today, view.stays[0].admitted_by)
+    ]
     for action in ("benefit_hospital_changed", "benefit_admitted", "benefit_discharged"):
         [actor] = await support.audit_actors(desk.db, app_id, action)
         assert actor.startswith("clerk:")

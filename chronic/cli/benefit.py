@@ -148,13 +148,20 @@ def _day(value: datetime) -> date:
 
 
 @app.command()
-def show(application: ApplicationArg) -> None:
+def show(
+    application: ApplicationArg,
+    as_json: Annotated[bool, typer.Option("--json", help="The benefit as JSON.")] = False,
+) -> None:
     """The benefit of APP: status, validity, designated hospital and pharmacy, changes left."""
 
     async def main() -> BenefitView:
         return await _view(await temporal(), application)
 
-    _print(run(main))
+    view = run(main)
+    if as_json:
+        console.print_json(view.model_dump_json())
+    else:
+        _print(view)
 
 
 def _change(application: str, kind: DesignationKind, code: str) -> None:
