@@ -255,6 +255,21 @@ async def test_wuhan_allows_one_change_a_year(world: World) -> None:
     assert (await _change(handle, "W03")).designated_hospital_code == "W03"
 
 
+async def test_two_changes_at_once_for_the_last_one_of_the_year_one_is_refused(
+    world: World,
+) -> None:
+    app_id = await _approve_wuhan(world)
+    handle = await _benefit(world, app_id)
+    outcomes = await asyncio.gather(
+        _change(handle, "W02"), _change(handle, "W03"), return_exceptions=True
+    )
+    done = [o for o in outcomes if isinstance(o, BenefitView)]
+    refused = [o for o in outcomes if isinstance(o, WorkflowUpdateFailedError)]
+    assert len(done) == 1 and len(refused) == 1, outcomes
+    assert "wuhan allows once per calendar year" in str(refused[0].cause)
+    assert (await _row(world, app_id)).designated_hospital_code == done[0].designated_hospital_code
+
+
 async def test_jilin_changes_several_times_a_year(world: World) -> None:
     app_id = await _approve_jilin(world)
     handle = await _benefit(world, app_id)
