@@ -158,9 +158,10 @@ async def _up(demo: bool) -> int:
             f"{len(ROLES)} workers polling; Ctrl-C or `chronic dev down` stops everything"
         )
         if demo:
-            from chronic.demo import run_demo
+            from chronic.demo import run_regions
 
-            demo_task = asyncio.create_task(run_demo(settings, ui_url=temporal.ui_url))
+            # Sanmenxia's batch, then a smaller one of Wuhan and of Jilin.
+            demo_task = asyncio.create_task(run_regions(settings, ui_url=temporal.ui_url))
             await asyncio.wait(
                 [demo_task, asyncio.create_task(stop.wait())],
                 return_when=asyncio.FIRST_COMPLETED,
@@ -244,7 +245,9 @@ _ROLE_STYLES = {
 @app.command()
 def up(
     demo: bool = typer.Option(
-        False, "--demo", help="Once ready, run `chronic demo` through the stack."
+        False,
+        "--demo",
+        help="Once ready, run the demo through the stack: Sanmenxia, then Wuhan and Jilin.",
     ),
 ) -> None:
     """Start Postgres, Temporal + UI (:8233), migrations, the seed and all five workers.

@@ -36,7 +36,7 @@ from chronic.demo.plan import (
     plan_scenarios,
 )
 from chronic.demo.report import DemoApplication, DemoReport, print_summary, workflows_url
-from chronic.demo.run import DemoOptions, run_demo
+from chronic.demo.run import DemoOptions, run_demo, run_regions
 
 __all__ = [
     "REFUSAL_ID_NUMBER",
@@ -52,5 +52,6 @@ __all__ = [
     "plan_scenarios",
     "print_summary",
     "run_demo",
+    "run_regions",
     "workflows_url",
 ]

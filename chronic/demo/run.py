@@ -14,14 +14,16 @@ from datetime import UTC, datetime, timedelta
 from rich.console import Console, RenderableType
 from rich.live import Live
 from rich.table import Table
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
+from chronic.actor import clerk, operator
 from chronic.db import Database
-from chronic.demo.people import Tracked, next_action
+from chronic.demo.people import Handle, Tracked, next_action, who_acts
 from chronic.demo.plan import (
     DemoPlanError,
     PlannedApplication,
+    default_count,
     local_zone,
     plan_batch,
     plan_scenarios,
@@ -37,14 +39,14 @@ from chronic.demo.report import (
     status_text,
     workflows_url,
 )
+from chronic.filings import submit_filing
 from chronic.settings import Settings
 from chronic.submission import SubmissionRefused, submit
 from models import search_attributes as sa_keys
-from models.domain import (
-    ApplicationStatus,
-)
-from models.policy import PolicyProfile
+from models.domain import ApplicationStatus, FilingStatus
+from models.policy import PolicyProfile, available_regions
 from workflows.application import ApplicationWorkflow
+from workflows.filing import OutOfAreaFilingWorkflow
 
 # ---- options ----------------------------------------------------------------------------------
 
@@ -113,6 +115,8 @@ class _Demo:
         self.search_attributes = search_attributes
         self.tracked: list[Tracked] = []
         self.started = time.monotonic()
+        self.tracks = {t.name: t for t in policy.tracks}
+        self.clerk = clerk(settings)
 
     async def think(self) -> None:
         low, high = self.options.think_range()
@@ -127,26 +131,71 @@ class _Demo:
                 self.tracked.append(tracked)
                 if i:
                     await asyncio.sleep(self.options.submit_interval)
-                try:
-                    tracked.application_id = await submit(
-                        plan.form,
-                        client=self.client,
-                        db=self.db,
-                        settings=self.settings,
-                        policy=self.policy,
-                        search_attributes=self.search_attributes,
-                    )
-                except SubmissionRefused as refused:
-                    # Another desk was faster for this person and disease: not this demo's.
-                    tracked.error = f"not submitted: {refused.problems[0]}"
-                    continue
-                tracked.last_action = "submitted"
-                followers.append(asyncio.create_task(self.follow(tracked)))
+                if plan.filing is not None:  # files first, then applies: beside the others
+                    followers.append(asyncio.create_task(self.file_then_apply(tracked)))
+                elif await self.apply(tracked):
+                    followers.append(asyncio.create_task(self.follow(tracked)))
             await asyncio.gather(*followers)
         finally:
             for task in followers:
                 task.cancel()
             await asyncio.gather(*followers, return_exceptions=True)
+
+    async def apply(self, tracked: Tracked) -> bool:
+        """Submit the application as the clerk does; False when it was not recorded."""
+        try:
+            tracked.application_id = await submit(
+                tracked.plan.form,
+                client=self.client,
+                db=self.db,
+                settings=self.settings,
+                policy=self.policy,
+                search_attributes=self.search_attributes,
+            )
+        except SubmissionRefused as refused:
+            # Another desk was faster for this person and disease: not this demo's.
+            tracked.error = f"not submitted: {refused.problems[0]}"
+            return False
+        tracked.last_action = "submitted"
+        return True
+
+    async def file_then_apply(self, tracked: Tracked) -> None:
+        """A person living elsewhere files a long-term out-of-area filing, and once it is
+        filed applies (Jilin's remote applicants, seed 003)."""
+        filing = tracked.plan.filing
+        assert filing is not None
+        tracked.last_action = "filing submitted"
+        try:
+            tracked.filing_id = await submit_filing(
+                filing,
+                client=self.client,
+                db=self.db,
+                settings=self.settings,
+                actor=operator(self.settings),
+                search_attributes=self.search_attributes,
+            )
+        except SubmissionRefused as refused:
+            tracked.error = f"filing not submitted: {refused.problems[0]}"
+            return
+        handle = self.client.get_workflow_handle_for(OutOfAreaFilingWorkflow.run, tracked.filing_id)
+        while True:
+            try:
+                filed = await handle.query(OutOfAreaFilingWorkflow.progress)
+            except RPCError:  # not started on a worker yet, or a worker restarting
+                await asyncio.sleep(self.options.poll_interval)
+                continue
+            if filed.status != FilingStatus.SUBMITTED:
+                break
+            await asyncio.sleep(self.options.poll_interval)
+        if filed.status != FilingStatus.FILED:
+            tracked.error = f"filing {tracked.filing_id} {filed.status}: " + "; ".join(
+                filed.reasons
+            )
+            return
+        tracked.last_action = f"filed {tracked.filing_id}"
+        await self.think()
+        if await self.apply(tracked):
+            await self.follow(tracked)
 
     async def follow(self, tracked: Tracked) -> None:
         """Play the experts and the clerk of one application until it is finished."""
@@ -163,8 +212,16 @@ class _Demo:
                 continue
             tracked.progress = progress
             if progress.finished_at is not None:
+                await self.told(tracked, handle)
                 return
-            step = next_action(tracked, progress, self.rng)
+            step = next_action(
+                tracked,
+                progress,
+                self.rng,
+                track=self.tracks.get(progress.track or ""),
+                clerk=self.clerk,
+                zone=local_zone(self.policy),
+            )
             if step is None:
                 await asyncio.sleep(self.options.poll_interval)
                 continue
@@ -182,6 +239,19 @@ class _Demo:
                 tracked.last_action = f"{what}: not delivered ({error.status.name})"
                 await asyncio.sleep(1.0)
 
+    async def told(self, tracked: Tracked, handle: Handle) -> None:
+        """The run ends once the applicant's SMS are delivered (or failed for good): wait for
+        its result, so the summary counts every SMS of the batch."""
+        while True:
+            try:
+                tracked.progress = await handle.result()
+                return
+            except RPCError:  # the server busy or restarting: ask again
+                await asyncio.sleep(1.0)
+            except WorkflowFailureError as error:  # failed after closing: the status says so
+                tracked.last_action = f"process failed: {error.cause or error}"
+                return
+
     # -- display --
 
     def elapsed(self) -> float:
@@ -195,20 +265,20 @@ class _Demo:
             title_justify="left",
             expand=False,
         )
-        for column in ("Application", "Disease", "Scenario", "Status", "Stage", "Expert"):
+        for column in ("Application", "Disease", "Track", "Scenario", "Status", "Stage", "Who"):
             table.add_column(column, no_wrap=True)
         table.add_column("Offers", no_wrap=True)
         table.add_column("Last action", no_wrap=True, max_width=40, overflow="ellipsis")
         for tracked in self.tracked:
             progress = tracked.progress
-            offer = progress.current_offer if progress else None
             table.add_row(
                 tracked.application_id or "-",
                 disease_cell(tracked.plan.disease),
+                tracked.plan.track,
                 tracked.plan.scenario.label,
                 status_text(tracked.status),
                 str(progress.stage) if progress else "-",
-                f"{offer.expert} ({offer.status})" if offer else "-",
+                who_acts(progress),
                 offers_cell(progress),
                 tracked.error or tracked.last_action,
             )
@@ -271,30 +341,36 @@ async def run_demo(
     settings: Settings,
     *,
     ui_url: str,
-    count: int = 24,
+    region: str | None = None,
+    count: int | None = None,
     options: DemoOptions | None = None,
     client: Client | None = None,
     db: Database | None = None,
     console: Console | None = None,
     search_attributes: bool = True,
 ) -> DemoReport:
-    """Submit ``count`` varied applications and play their experts until all are finished.
+    """Submit ``count`` varied applications of a region and play its people until all are
+    finished: experts, the office's clerk, the assessing hospitals.
 
     Args:
         settings: where the stack is (database, Temporal, region, applicant key).
         ui_url: base URL of the Temporal UI, for the links of the summary.
+        region: whose process runs (default: the configured region, CHRONIC_REGION).
+        count: applications (default: 24 where experts review, else one per branch).
         options: windows, pauses, timeout (defaults: 20 s to accept, 40 s to decide).
         client, db: an existing connection (tests); by default the configured stack's.
         console: where the live table and the summary go (default: standard output).
         search_attributes: False only on a server without the product's attributes.
 
     Raises:
-        DemoPlanError: the database has nobody or no expert pool to run the batch with.
+        DemoPlanError: the database has nobody, no hospital or no expert pool to run the
+            batch with.
     """
     options = options or DemoOptions()
     console = console or default_console()
     rng = random.Random(options.seed)
-    policy = options.policy(settings)
+    policy = options.policy(settings, region)
+    count = count or default_count(policy)
     own_db = db is None
     if client is None:
         from chronic.temporal_client import connect
@@ -305,7 +381,7 @@ async def run_demo(
     try:
         today = since.astimezone(local_zone(policy)).date()
         plans, skipped = await plan_batch(
-            database, policy, plan_scenarios(count), rng=rng, today=today
+            database, policy, plan_scenarios(count, policy), rng=rng, today=today
         )
         if not plans:
             raise DemoPlanError("nothing to submit: " + "; ".join(skipped))
@@ -323,7 +399,8 @@ async def run_demo(
         finished_in_time = await demo.watch(plans)
         elapsed = demo.elapsed()
         ids = [t.application_id for t in demo.tracked if t.application_id]
-        sms, not_sent = await sms_counts(database, ids, since)
+        filings = [t.filing_id for t in demo.tracked if t.filing_id]
+        sms, not_sent = await sms_counts(database, ids, since, filing_ids=filings)
     finally:
         if own_db:
             await database.dispose()
@@ -338,10 +415,13 @@ async def run_demo(
                 progress=t.progress,
                 error=t.error,
                 refused_actions=t.refused_actions,
+                planned_track=t.plan.track,
+                filing_id=t.filing_id,
             )
             for t in demo.tracked
         ),
         skipped=tuple(skipped),
+        region=policy.region,
         sms=sms,
         sms_not_sent=not_sent,
         elapsed_seconds=elapsed,
@@ -353,3 +433,39 @@ async def run_demo(
     )
     print_summary(report, console, timeout=options.timeout)
     return report
+
+
+def demo_regions(settings: Settings) -> list[str]:
+    """The configured region first, then every other region that ships a profile."""
+    others = [r for r in available_regions() if r != settings.region]
+    return [settings.region, *others]
+
+
+async def run_regions(
+    settings: Settings,
+    *,
+    ui_url: str,
+    regions: Sequence[str] | None = None,
+    options: DemoOptions | None = None,
+    console: Console | None = None,
+) -> list[DemoReport]:
+    """One batch per region, one after the other (``chronic dev up --demo``): the configured
+    region's full batch, then each other region's one application per branch. A region the
+    database cannot supply is reported and skipped; the others still run."""
+    console = console or default_console()
+    reports = []
+    for region in regions or demo_regions(settings):
+        try:
+            reports.append(
+                await run_demo(
+                    settings, ui_url=ui_url, region=region, options=options, console=console
+                )
+            )
+        except DemoPlanError as error:
+            console.print(f"[yellow]chronic demo ({region})[/]: {error}", highlight=False)
+    if reports:
+        console.print(
+            "[bold]chronic demo[/]: " + " · ".join(r.as_planned_line for r in reports),
+            highlight=False,
+        )
+    return reports

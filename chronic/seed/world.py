@@ -89,6 +89,15 @@ _LOOKBACK_MONTHS = 12
 # --- the reference file -------------------------------------------------------------------
 
 
+class ReferencePlace(BaseModel):
+    """Where a hospital outside the region lies (a destination of out-of-area filings)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    province: str
+    city: str
+
+
 class ReferenceHospital(BaseModel):
     """A fixed hospital of a region's reference file."""
 
@@ -102,10 +111,15 @@ class ReferenceHospital(BaseModel):
     seed: str = Field(
         "", description="Where a seed names this hospital (``003 附表3 (1)``); empty: ours."
     )
+    elsewhere: ReferencePlace | None = Field(
+        None,
+        description="A networked hospital at a destination (异地联网定点医院), where the "
+        "region's applicants living elsewhere are seen; the demo files them there.",
+    )
 
     def row(self, region: str) -> dict[str, Any]:
         """The ``hospital`` row (without the desk's notice mobile)."""
-        return {**self.model_dump(mode="json", exclude={"seed"}), "region": region}
+        return {**self.model_dump(mode="json", exclude={"seed", "elsewhere"}), "region": region}
 
 
 class ReferencePerson(BaseModel):
