@@ -19,7 +19,9 @@ from rich.console import Console
 from sqlmodel import col, select
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
+from typer.testing import CliRunner
 
+from chronic.cli import app
 from chronic.db import Database
 from chronic.demo import DemoOptions, Scenario, plan_batch, plan_scenarios, run_demo
 from chronic.demo.report import DemoReport
@@ -388,3 +390,10 @@ async def test_jilin_demo_files_remote_applicants_first_and_refuses_those_withou
     assert report.sms["filing_filed"] == 1 and report.sms["examination_scheduled"] == 1
     assert report.sms["approved"] == 4 and report.sms_not_sent == 0
     await _no_personal_data(seeded_database, report, text)
+
+
+def test_the_cli_names_the_regions_it_knows() -> None:
+    result = CliRunner().invoke(app, ["demo", "--region", "paris"])
+
+    assert result.exit_code == 2
+    assert "no policy for 'paris'" in result.output and "wuhan" in result.output
