@@ -68,16 +68,17 @@ class DemoApplication:
         )
 
     @property
-    def planned(self) -> str:
-        return f"{self.scenario.expected}" + (
-            f" ({self.planned_track})" if self.planned_track else ""
-        )
-
-    @property
     def actual(self) -> str:
         if self.status is None:
             return "not submitted" if self.application_id is None else "submitted"
-        return f"{self.status}" + (f" ({self.track})" if self.track else "")
+        return str(self.status)
+
+    @property
+    def track_cell(self) -> str:
+        """The planned track, ``a → b`` when the workflow took another one."""
+        if self.track is None or self.track == self.planned_track or not self.planned_track:
+            return self.track or self.planned_track or "-"
+        return f"{self.planned_track} → {self.track}"
 
     def offers_with(self, status: OfferStatus) -> int:
         return sum(1 for o in self.progress.offers if o.status == status) if self.progress else 0
@@ -233,7 +234,7 @@ def default_console() -> Console:
     """Standard output; without a terminal (CI, a pipe) wide enough for the summary tables."""
     console = Console(highlight=False)
     if not console.is_terminal:
-        console = Console(highlight=False, width=max(console.width, 140))
+        console = Console(highlight=False, width=max(console.width, 160))
     return console
 
 
@@ -306,19 +307,21 @@ def _steps_cell(a: DemoApplication) -> str:
 def _applications_table(report: DemoReport) -> Table:
     """Every application: planned against actual (status and track) and the way it went."""
     table = Table(title=f"Applications · {report.region}", title_justify="left")
-    for column in ("Application", "Disease", "Scenario", "Planned", "Actual"):
+    table.add_column("Application", no_wrap=True, min_width=19)
+    for column in ("Disease", "Scenario", "Track", "Planned", "Actual"):
         table.add_column(column, no_wrap=True)
     with_offers = report.offers_made > 0
     if with_offers:
         table.add_column("Offers", no_wrap=True)
-    table.add_column("Steps / reason", no_wrap=True, max_width=48, overflow="ellipsis")
-    table.add_column("", no_wrap=True)
+    table.add_column("Steps / reason", no_wrap=True, max_width=44, overflow="ellipsis")
+    table.add_column("", no_wrap=True, min_width=1)
     for a in report.applications:
         row: list[str | Text] = [
             a.application_id or "-",
             f"{a.disease_code}{' ⚡' if a.instant_track else ''}",
             a.scenario.label,
-            a.planned,
+            a.track_cell,
+            str(a.scenario.expected),
             status_text(a.actual) if a.status else Text(a.actual, style="red"),
         ]
         if with_offers:

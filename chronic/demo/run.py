@@ -435,10 +435,17 @@ async def run_demo(
     return report
 
 
+_SEED_ORDER = ("sanmenxia", "wuhan", "jilin")
+"""The core process (seed 002) first, then the variants in the order of their seeds."""
+
+
 def demo_regions(settings: Settings) -> list[str]:
     """The configured region first, then every other region that ships a profile."""
-    others = [r for r in available_regions() if r != settings.region]
-    return [settings.region, *others]
+    regions = sorted(
+        available_regions(),
+        key=lambda r: _SEED_ORDER.index(r) if r in _SEED_ORDER else len(_SEED_ORDER),
+    )
+    return [settings.region, *(r for r in regions if r != settings.region)]
 
 
 async def run_regions(
