@@ -54,6 +54,13 @@ class Settings(BaseSettings):
     )
 
     region: str = Field(default="sanmenxia", description="Policy profile of this office.")
+    policy_dir: Path | None = Field(
+        default=None,
+        description="Folder of the office's own editions of the profiles (<region>.toml, and "
+        "catalogues/<region>.toml): a file there replaces the shipped profile of its region "
+        "for new applications. Check one with `chronic policy check`, compare with `chronic "
+        "policy diff`. Unset: the shipped profiles.",
+    )
     policy_windows: dict[str, timedelta] = Field(
         default_factory=dict,
         description="Durations of the policy replaced for new applications, as JSON, e.g. "
@@ -116,7 +123,7 @@ class Settings(BaseSettings):
 
     def policy(self, region: str) -> PolicyProfile:
         """The region's profile with :attr:`policy_windows` applied."""
-        return load_policy(region).with_windows(**self.policy_windows)
+        return load_policy(region, self.policy_dir).with_windows(**self.policy_windows)
 
     @property
     def uses_embedded_postgres(self) -> bool:

@@ -23,6 +23,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
 from chronic.db import Database
+from chronic.policies import keep_edition
 from chronic.privacy import applicant_key
 from chronic.settings import Settings
 from models.application import ApplicationForm
@@ -233,6 +234,7 @@ async def _record(
             raise SubmissionRefused(problems)
         assert person is not None and person.id is not None
         person_id = person.id  # a failed flush expires the object; keep the plain value
+        digest = await keep_edition(session, policy, now)
         session.add(
             Application(
                 id=application_id,
@@ -249,6 +251,7 @@ async def _record(
                 submitted_by=form.submitted_by,
                 submitted_at=now,
                 out_of_area=form.out_of_area,
+                policy_digest=digest,
             )
         )
         try:

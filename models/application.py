@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import re
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -102,9 +103,14 @@ def _today(info: ValidationInfo) -> date | None:
 
 
 @functools.lru_cache(maxsize=16)
-def _load_policy(region: str) -> PolicyProfile:
+def _shipped_policy(region: str) -> PolicyProfile:
     # Cached: a batch of forms should not re-read and re-validate the same TOML each time.
     return load_policy(region)
+
+
+def _load_policy(region: str, folder: Path | None = None) -> PolicyProfile:
+    # An office's own folder is read each time: an edited profile applies from the next form.
+    return _shipped_policy(region) if folder is None else load_policy(region, folder)
 
 
 def _policy(region: str, info: ValidationInfo) -> PolicyProfile | None:
@@ -121,7 +127,8 @@ def _policy(region: str, info: ValidationInfo) -> PolicyProfile | None:
         return given
     if _in_workflow():
         return None
-    return _load_policy(region)
+    folder = context.get("policy_dir")
+    return _load_policy(region, folder if isinstance(folder, Path) else None)
 
 
 # --------------------------------------------------------------------------- field types
@@ -605,13 +612,16 @@ def form_text(data: bytes | str) -> str:
     return data.removeprefix("\ufeff")
 
 
-def parse_form(data: bytes | str, *, today: date | None = None) -> ApplicationForm:
+def parse_form(
+    data: bytes | str, *, today: date | None = None, policy_dir: Path | None = None
+) -> ApplicationForm:
     """Parse and validate a submitted application form (JSON).
 
     Args:
         data: the file's content; UTF-8, a byte-order mark is tolerated (Windows editors).
         today: the date that "not in the future" is judged against; defaults to today in
             Beijing. Tests pass a fixed date so that the example files stay valid.
+        policy_dir: the office's own profiles (``Settings.policy_dir``), if it keeps any.
 
     Returns:
         The validated form, normalised (ID number upper case, mobile in E.164, codes upper
@@ -622,6 +632,8 @@ def parse_form(data: bytes | str, *, today: date | None = None) -> ApplicationFo
     """
     data = form_text(data)
     context: dict[str, Any] = {"today": today} if today is not None else {}
+    if policy_dir is not None:
+        context["policy_dir"] = policy_dir
     try:
         return ApplicationForm.model_validate_json(data, context=context)
     except ValidationError as error:

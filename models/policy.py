@@ -1,16 +1,22 @@
 """Policy profiles: every number of a region's rules, as data.
 
-A profile is loaded from ``models/policies/<region>.toml`` when an application is submitted
-and travels inside the workflow input, so the rules in force at submission are the rules the
-application is decided by (and a shortened profile makes tests and demos fast without any code
-change).
+A profile is loaded from ``models/policies/<region>.toml`` (or from the office's own folder,
+``CHRONIC_POLICY_DIR``) when an application is submitted and travels inside the workflow input,
+so the rules in force at submission are the rules the application is decided by: a changed
+profile applies to new applications only (and a shortened profile makes tests and demos fast
+without any code change). Each application records the profile's digest, and the profile itself
+is kept by digest in the ``policy_version`` table, so anyone can see the rules a case was
+decided by (``chronic policy show --application``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import tomllib
 from datetime import date, timedelta
 from importlib import resources
+from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -21,7 +27,7 @@ from models.process import STANDARD_TRACKS, Track, TrackCondition
 class Disease(BaseModel):
     """One entry of the region's disease catalogue (病种目录)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     code: str = Field(pattern=r"^[A-Z0-9-]{2,16}$")
     name: str
@@ -42,10 +48,18 @@ class Disease(BaseModel):
 class PolicyProfile(BaseModel):
     """The rules of one region. Field docs name the seed each number comes from."""
 
-    model_config = ConfigDict(frozen=True)
+    # Forbid unknown keys: a misspelt rule in an office's profile is an error with its path
+    # (`chronic policy check`), never a rule silently left at its default.
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     region: str
     name: str
+    version: str = Field(
+        "1",
+        max_length=32,
+        description="The office's label for this edition of the rules; raise it with every "
+        "published change (the digest tells any two editions apart regardless).",
+    )
     timezone_offset_hours: int = 8
 
     applications_per_disease_per_year: int = Field(
@@ -184,6 +198,11 @@ class PolicyProfile(BaseModel):
                 return track
         raise LookupError(f"no track of {self.region} applies to {disease.code}")
 
+    @property
+    def digest(self) -> str:
+        """SHA-256 of the profile's content: the identity of this exact edition of the rules."""
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
+
     def disease(self, code: str) -> Disease | None:
         """The catalogue entry for ``code``, or None when the region does not list it."""
         return next((d for d in self.catalogue if d.code == code), None)
@@ -204,6 +223,15 @@ class PolicyProfile(BaseModel):
         return self.model_copy(update=durations)
 
 
+def human_duration(duration: timedelta) -> str:
+    """``24 h``, ``15 d``, ``30 min``: a policy duration as people read it."""
+    seconds = int(duration.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
+
+
 _SHARED: dict[PolicyProfile, PolicyProfile] = {}
 
 
@@ -217,31 +245,95 @@ def shared(policy: PolicyProfile) -> PolicyProfile:
     return _SHARED.setdefault(policy, policy)
 
 
-def available_regions() -> list[str]:
-    """Regions that ship a profile."""
-    folder = resources.files("models.policies")
-    return sorted(
-        p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml")
-    )
+_SHIPPED = resources.files("models.policies")
 
 
-def load_policy(region: str) -> PolicyProfile:
-    """Load the profile of ``region`` (a file name under ``models/policies``)."""
-    resource = resources.files("models.policies").joinpath(f"{region}.toml")
+def available_regions(folder: Path | None = None) -> list[str]:
+    """Regions with a profile: the shipped ones and those of the office's ``folder``."""
+    names = {p.name for p in _SHIPPED.iterdir()}
+    if folder is not None and folder.is_dir():
+        names |= {p.name for p in folder.iterdir()}
+    return sorted(n.removesuffix(".toml") for n in names if n.endswith(".toml"))
+
+
+def load_policy(region: str, folder: Path | None = None) -> PolicyProfile:
+    """Load the profile of ``region``: ``folder/<region>.toml`` when the office keeps its own
+    edition there, else the shipped ``models/policies/<region>.toml``.
+
+    Raises:
+        LookupError: no profile for ``region``.
+        PolicyFileError: the file is not a valid profile (every problem with its path).
+    """
+    own = folder / f"{region}.toml" if folder is not None else None
+    if own is not None and own.is_file():
+        return read_policy_file(own)
+    resource = _SHIPPED.joinpath(f"{region}.toml")
     if not resource.is_file():
         raise LookupError(
-            f"no policy profile for region {region!r}; available: {', '.join(available_regions())}"
+            f"no policy profile for region {region!r}; "
+            f"available: {', '.join(available_regions(folder))}"
         )
-    data = tomllib.loads(resource.read_text(encoding="utf-8"))
+    return parse_policy(resource.read_text(encoding="utf-8"), folder=folder)
+
+
+class PolicyFileError(ValueError):
+    """A profile that cannot be used; ``problems`` are ``"path: what is wrong"`` lines."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        super().__init__(f"{source}: " + "; ".join(problems))
+        self.source = source
+        self.problems = problems
+
+
+def read_policy_file(path: Path) -> PolicyProfile:
+    """Read and validate a profile file; its catalogue file is looked up next to it first."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise PolicyFileError(str(path), [f"cannot be read: {error}"]) from None
+    return parse_policy(text, folder=path.parent, source=str(path))
+
+
+def parse_policy(
+    text: str, *, folder: Path | None = None, source: str = "profile"
+) -> PolicyProfile:
+    """Validate a profile's TOML text.
+
+    Raises:
+        PolicyFileError: every problem found, each with its path in the file (a TOML syntax
+            error with its line instead).
+    """
+    from pydantic import ValidationError
+
+    try:
+        data: dict[str, Any] = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise PolicyFileError(source, [f"not valid TOML: {error}"]) from None
     catalogue = data.pop("catalogue_file", None)
     if catalogue is not None:  # a transcribed catalogue (models/policies/catalogues/)
         from models.catalogue import load_catalogue
 
-        transcribed = load_catalogue(catalogue)
+        try:
+            transcribed = load_catalogue(catalogue, folder=folder)
+        except (LookupError, ValueError) as error:
+            raise PolicyFileError(source, [f"catalogue_file: {error}"]) from None
         data["catalogue"] = [d.model_dump() for d in transcribed.policy_diseases()]
         data.setdefault("catalogue_source", transcribed.source)
         if transcribed.assessment_hospitals:
             data.setdefault(
                 "assessment_hospitals", [h.code for h in transcribed.assessment_hospitals]
             )
-    return PolicyProfile.model_validate(data)
+    try:
+        return PolicyProfile.model_validate(data)
+    except ValidationError as error:
+        raise PolicyFileError(source, [_problem(e) for e in error.errors()]) from None
+
+
+def _problem(error: Any) -> str:
+    """``tracks[1].steps[0].kind: Input should be ...`` from one pydantic error."""
+    path = ""
+    for part in error["loc"]:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    given = error.get("input")
+    shown = f" (given: {given!r})" if isinstance(given, str | int | float) and given != "" else ""
+    return f"{path or '(top level)'}: {error['msg']}{shown}"

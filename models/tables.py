@@ -173,6 +173,13 @@ class Application(SQLModel, table=True):
         sa_column_kwargs={"server_default": sa.false()},
         description="The applicant lives outside the region (异地): it chose the track.",
     )
+    policy_digest: str | None = Field(
+        default=None,
+        foreign_key="policy_version.digest",
+        max_length=64,
+        description="The edition of the rules it is decided by (None: recorded before "
+        "editions were kept).",
+    )
 
 
 class Material(SQLModel, table=True):
@@ -227,6 +234,21 @@ class Review(SQLModel, table=True):
     decision: ReviewDecision = _enum(ReviewDecision)
     opinion: str = Field(default="", max_length=2000)
     decided_at: datetime = _timestamp()
+
+
+class PolicyVersion(SQLModel, table=True):
+    """An edition of a region's rules, kept by content for as long as a case refers to it."""
+
+    __tablename__ = "policy_version"
+
+    digest: str = Field(primary_key=True, max_length=64, description="SHA-256 of the profile.")
+    region: str = Field(max_length=32, index=True)
+    version: str = Field(max_length=32, description="The office's label of the edition.")
+    profile: dict[str, Any] = Field(
+        sa_column=sa.Column(postgresql.JSONB, nullable=False),
+        description="The whole profile as JSON (PolicyProfile).",
+    )
+    first_used_at: datetime = _timestamp()
 
 
 class Benefit(SQLModel, table=True):

@@ -18,6 +18,7 @@ from chronic.cli import (
     expert,
     filing,
     office,
+    policy,
     schema,
     seed,
     sms,
@@ -36,6 +37,7 @@ app.add_typer(expert.app, name="expert")
 app.add_typer(office.office, name="office")
 app.add_typer(office.hospital, name="hospital")
 app.add_typer(filing.app, name="filing")
+app.add_typer(policy.app, name="policy")
 app.add_typer(admin.app, name="admin")
 app.add_typer(schema.app, name="schema")
 app.add_typer(sms.app, name="sms")

@@ -47,7 +47,10 @@ from workflows.application import ApplicationWorkflow
 
 
 def _parse(path: str) -> ApplicationForm:
-    return parse_file(path, parse_form, "application")
+    from chronic.settings import get_settings
+
+    policy_dir = get_settings().policy_dir
+    return parse_file(path, lambda data: parse_form(data, policy_dir=policy_dir), "application")
 
 
 # ---- submit ---------------------------------------------------------------------------------
