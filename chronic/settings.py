@@ -77,6 +77,12 @@ class Settings(BaseSettings):
         description="Key of the HMAC that stands for an ID number in Temporal (ApplicantKey). "
         "Unset: a key generated into the state folder on first use.",
     )
+    draw_secret: SecretStr | None = Field(
+        default=None,
+        description="Key of the verifiable expert draws: each draw's seed is an HMAC under it, "
+        "so nobody without it can foresee a draw and an auditor with it can re-derive one "
+        "(`chronic audit draw`). Unset: a key generated into the state folder on first use.",
+    )
     metrics_port_base: int | None = Field(
         default=9464,
         description="Prometheus /metrics of the workers: role N of `workers.ROLES` listens on "

@@ -211,6 +211,17 @@ class Offer(SQLModel, table=True):
     stage: ReviewStage = _enum(ReviewStage)
     expert_code: str = Field(foreign_key="expert.code", index=True)
     pool_size: int = Field(ge=1, description="Eligible experts the draw was made from.")
+    candidates: list[str] = Field(
+        default_factory=list,
+        sa_column=sa.Column(postgresql.JSONB, nullable=False, server_default="[]"),
+        description="The eligible experts' codes, sorted: the pool of the draw.",
+    )
+    draw_seed: str | None = Field(
+        default=None,
+        max_length=64,
+        description="HMAC of the application and offer number under the office's draw key; "
+        "None for an expert named by the office (models/draw.py).",
+    )
     status: OfferStatus = _enum(OfferStatus, index=True)
     offered_at: datetime = _timestamp()
     accept_deadline: datetime = _timestamp()

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlmodel import func, select
+from sqlmodel import col, func, select
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
@@ -30,7 +30,7 @@ from chronic.db import Database
 from chronic.settings import Settings
 from models.domain import ApplicationStatus, MaterialKind, OfferStatus, ReviewStage
 from models.messages import OfferView, Progress
-from models.tables import Application
+from models.tables import Application, Offer
 from tests import support
 from tests.fixtures.temporal import running_workers
 
@@ -318,3 +318,44 @@ def test_status_view_shows_offers_decisions_and_the_working_day_target(
 
     render_progress(progress.model_copy(update={"sla_breached": True}))
     assert "due 2026-12-03 14:00 (BREACHED)" in capsys.readouterr().out
+
+
+async def test_an_auditor_re_derives_each_draw_and_a_changed_record_is_caught(
+    desk: Desk,
+) -> None:
+    form = desk.file("application-diabetes.json", _example("application-diabetes.json"))
+    submitted = await desk.cli("submit", form)
+    assert submitted.exit_code == 0, submitted.output
+    app_id = submitted.stdout.strip().splitlines()[-1]
+    try:
+        progress = await desk.until(app_id, lambda p: p.current_offer is not None)
+        assert progress.current_offer is not None
+        drawn_expert = progress.current_offer.expert
+        declined = await desk.cli("expert", "decline", app_id, "-e", drawn_expert, "-r", "出差")
+        assert declined.exit_code == 0, declined.output
+        await desk.until(
+            app_id, lambda p: p.current_offer is not None and p.current_offer.expert != drawn_expert
+        )
+
+        audited = await desk.cli("audit", "draw", app_id, "--pool")
+        assert audited.exit_code == 0, audited.output
+        assert f"{app_id}: 2 offers checked, each as on record" in audited.stdout
+        assert audited.stdout.count("✓") == 2
+
+        # Someone changes the expert on record to another of the pool: the auditor sees it.
+        async with desk.db.session() as session:
+            offer = (
+                await session.exec(
+                    select(Offer).where(col(Offer.application_id) == app_id, col(Offer.seq) == 1)
+                )
+            ).one()
+            assert drawn_expert in offer.candidates and offer.draw_seed is not None
+            other = next(c for c in offer.candidates if c != drawn_expert)
+            offer.expert_code = other
+            session.add(offer)
+        tampered = await desk.cli("audit", "draw", app_id)
+        assert tampered.exit_code == 1
+        assert f"✗ offer 1: {other} is on record, the draw gives {drawn_expert}" in tampered.stdout
+        assert "1 offer(s) do not match their draw" in tampered.stdout
+    finally:
+        await desk.env.client.get_workflow_handle(app_id).terminate(reason="test cleanup")
