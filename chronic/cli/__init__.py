@@ -20,6 +20,7 @@ from chronic.cli import (
     filing,
     office,
     policy,
+    report,
     schema,
     seed,
     sms,
@@ -40,6 +41,7 @@ app.add_typer(office.hospital, name="hospital")
 app.add_typer(filing.app, name="filing")
 app.add_typer(policy.app, name="policy")
 app.add_typer(audit.app, name="audit")
+app.add_typer(report.app, name="report")
 app.add_typer(admin.app, name="admin")
 app.add_typer(schema.app, name="schema")
 app.add_typer(sms.app, name="sms")
