@@ -247,6 +247,20 @@ class Review(SQLModel, table=True):
     decided_at: datetime = _timestamp()
 
 
+class ExpertReport(SQLModel, table=True):
+    """A hospital's monthly statistic of its experts (seed 002, 五), as sent to it."""
+
+    __tablename__ = "expert_report"
+    __table_args__ = (sa.UniqueConstraint("region", "month", "hospital_code"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    region: str = Field(max_length=32)
+    month: str = Field(max_length=7, description="YYYY-MM in the region's local time.")
+    hospital_code: str = Field(foreign_key="hospital.code", index=True)
+    csv: str = Field(sa_type=sa.Text, description="Each expert's line (chronic.reports.experts).")
+    created_at: datetime = _timestamp()
+
+
 class PolicyVersion(SQLModel, table=True):
     """An edition of a region's rules, kept by content for as long as a case refers to it."""
 

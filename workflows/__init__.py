@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from workflows.application import ApplicationWorkflow
 from workflows.filing import OutOfAreaFilingWorkflow
+from workflows.oversight import ExpertMonthReport
 from workflows.sms import SmsDelivery
 
-WORKFLOWS = [ApplicationWorkflow, OutOfAreaFilingWorkflow, SmsDelivery]
+WORKFLOWS = [ApplicationWorkflow, OutOfAreaFilingWorkflow, ExpertMonthReport, SmsDelivery]
 """Every workflow the orchestration worker runs."""

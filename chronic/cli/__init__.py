@@ -21,6 +21,7 @@ from chronic.cli import (
     office,
     policy,
     report,
+    schedule,
     schema,
     seed,
     sms,
@@ -42,6 +43,7 @@ app.add_typer(filing.app, name="filing")
 app.add_typer(policy.app, name="policy")
 app.add_typer(audit.app, name="audit")
 app.add_typer(report.app, name="report")
+app.add_typer(schedule.app, name="schedule")
 app.add_typer(admin.app, name="admin")
 app.add_typer(schema.app, name="schema")
 app.add_typer(sms.app, name="sms")

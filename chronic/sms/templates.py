@@ -86,6 +86,12 @@ TEMPLATES: Mapping[SmsTemplate, TemplateSpec] = {
         params=("expert_code", "strikes"),
         code_setting="aliyun_template_expert_disqualified",
     ),
+    SmsTemplate.EXPERT_MONTH_REPORT: TemplateSpec(
+        text="贵院${month}门诊慢特病认定专家工作量统计：专家${experts}名，推送任务${offers}次，"
+        "受理${accepted}次，不受理${declined}次，超时${lapsed}次。明细请向医保经办机构索取。",
+        params=("month", "experts", "offers", "accepted", "declined", "lapsed"),
+        code_setting="aliyun_template_expert_month_report",
+    ),
     SmsTemplate.FILING_FILED: TemplateSpec(
         text="您的异地就医备案（编号${filing_id}）已办理，就医地${destination}，备案有效期"
         "${validity}。请在就医地联网定点医疗机构凭医保电子凭证或社保卡就医直接结算。",
