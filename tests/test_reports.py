@@ -1,4 +1,5 @@
-"""The monthly expert statistic (seed 002, 五): counted per hospital in the region's local month."""
+"""The office's reports: the monthly expert statistic (seed 002, 五), counted per hospital in the
+region's local month, and the operators' overview with its charts."""
 
 from __future__ import annotations
 
@@ -9,16 +10,20 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from PIL import Image
 from sqlmodel import col
 from typer.testing import CliRunner
 
 from chronic.cli import app
 from chronic.db import Database
 from chronic.reports.experts import expert_month, month_bounds
+from chronic.reports.overview import overview
 from chronic.settings import Settings
 from chronic.submission import StartDeferred, submit
-from models.domain import OfferStatus, ReviewDecision, ReviewStage
-from models.tables import Expert, Offer, Review
+from chronic.workdays import WorkdayCalendar
+from models.domain import ApplicationStatus, OfferStatus, ReviewDecision, ReviewStage
+from models.policy import load_policy
+from models.tables import Application, Expert, InsuredPerson, Offer, Review
 from tests import support
 
 BEIJING = timezone(timedelta(hours=8))
@@ -149,3 +154,83 @@ async def test_each_experts_month_by_hospital(
 
     bad = CliRunner().invoke(app, ["report", "experts", "--month", "11/2026"])
     assert bad.exit_code == 2 and "is not YYYY-MM" in bad.output
+
+
+async def test_the_overview_counts_statuses_stages_working_days_and_breaches(
+    seeded_database: Database, tmp_path: Path, configured: Callable[..., None]
+) -> None:
+    async with seeded_database.session() as session:
+        person = await session.scalar(
+            sa.select(col(InsuredPerson.id)).where(col(InsuredPerson.id_number) == support.WANG)
+        )
+    assert person is not None
+    monday = datetime(2026, 11, 2, 9, 0, tzinfo=BEIJING)  # a week without holidays
+    now = datetime(2026, 11, 30, 9, 0, tzinfo=BEIJING)
+    rows = [
+        # (disease, status, stage, submitted, closed)
+        (
+            "DM",
+            ApplicationStatus.APPROVED,
+            ReviewStage.RE_REVIEW,
+            monday,
+            monday + timedelta(days=4),
+        ),
+        (
+            "DM",
+            ApplicationStatus.REJECTED,
+            ReviewStage.RE_REVIEW,
+            monday,
+            monday + timedelta(days=14),
+        ),
+        ("DM", ApplicationStatus.REFUSED, ReviewStage.INTAKE, monday, monday),
+        ("HTN", ApplicationStatus.IN_REVIEW, ReviewStage.INITIAL_REVIEW, monday, None),
+        ("CHD", ApplicationStatus.INTAKE, ReviewStage.INTAKE, now - timedelta(days=1), None),
+    ]
+    async with seeded_database.session() as session:
+        for n, (disease, status, stage, submitted, closed) in enumerate(rows):
+            session.add(
+                Application(
+                    id=f"APP-20261102-OVR{n:03d}",
+                    region="sanmenxia",
+                    person_id=person,
+                    disease_code=disease,
+                    year=2026,
+                    status=status,
+                    stage=stage,
+                    mobile="+8613800000000",
+                    case_number="BA1",
+                    diagnosing_hospital_code="H01",
+                    designated_hospital_code="H01",
+                    submitted_at=submitted,
+                    closed_at=closed,
+                )
+            )
+    policies = {"sanmenxia": load_policy("sanmenxia"), "wuhan": load_policy("wuhan")}
+    async with seeded_database.session() as session:
+        regions = await overview(session, policies, calendar=WorkdayCalendar(), now=now)
+    by_region = {r.region: r for r in regions}
+    sanmenxia = by_region["sanmenxia"]
+    assert sanmenxia.by_status == {
+        "approved": 1,
+        "rejected": 1,
+        "refused": 1,
+        "in_review": 1,
+        "intake": 1,
+    }
+    assert sanmenxia.open_by_stage == {"initial_review": 1, "intake": 1}
+    assert sorted(sanmenxia.decision_working_days) == [4, 10]  # Mon→Fri; Mon→Mon two weeks on
+    assert sanmenxia.median_working_days == 7
+    assert (sanmenxia.decided_late, sanmenxia.open_overdue) == (1, 1)  # target 8 working days
+    assert sanmenxia.approvals_by_month == {"2026-11": 1}
+    assert by_region["wuhan"].by_status == {}  # a region without applications is listed empty
+
+    configured(temporal="127.0.0.1:1", database_url=seeded_database.url)
+    charts = tmp_path / "charts"
+    args = ["report", "overview", "--charts", str(charts)]
+    result = await asyncio.to_thread(CliRunner().invoke, app, args)
+    assert result.exit_code == 0, result.output
+    assert "sanmenxia" in result.output and "Approvals per month" in result.output
+    for name in ("status.png", "approvals.png"):
+        with Image.open(charts / name) as image:
+            assert image.format == "PNG" and image.size == (800, 450)
+            assert len(image.getcolors(maxcolors=100_000) or []) > 10  # drawn, not blank

@@ -97,3 +97,73 @@ def _minutes(value: float) -> str:
 
 
 app.command()(experts)
+
+
+def overview(
+    charts: Annotated[
+        Path | None,
+        typer.Option("--charts", metavar="DIR", help="Also draw the charts (PNG) into DIR."),
+    ] = None,
+) -> None:
+    """Where the applications stand: by region and status, open ones by stage, SLA breaches,
+    median working days to a decision, approvals and new benefits per month."""
+    from chronic.reports.overview import RegionOverview
+    from chronic.reports.overview import overview as build
+    from chronic.workdays import default_calendar
+    from models.policy import available_regions, load_policy
+
+    async def main() -> list[RegionOverview]:
+        policies = {r: load_policy(r) for r in available_regions()}
+        async with database() as db, db.session() as session:
+            return await build(session, policies, calendar=default_calendar())
+
+    regions = run(main)
+    table = Table(
+        "region",
+        "applications",
+        "open",
+        "decided",
+        "median working days",
+        "SLA target",
+        "decided late",
+        "open overdue",
+        title="Overview",
+        title_justify="left",
+    )
+    for r in regions:
+        total = sum(r.by_status.values())
+        median = "-" if r.median_working_days is None else f"{r.median_working_days:g}"
+        table.add_row(
+            r.region,
+            str(total),
+            str(sum(r.open_by_stage.values())),
+            str(len(r.decision_working_days)),
+            median,
+            f"{r.sla_working_days_max} d",
+            str(r.decided_late),
+            str(r.open_overdue),
+        )
+    console.print(table)
+    for r in regions:
+        if r.by_status:
+            statuses = ", ".join(f"{s} {n}" for s, n in sorted(r.by_status.items()))
+            stages = ", ".join(f"{s} {n}" for s, n in sorted(r.open_by_stage.items())) or "-"
+            console.print(f"{r.region}: {statuses}; open by stage: {stages}")
+    months = sorted({m for r in regions for m in r.approvals_by_month})
+    if months:
+        per_month = Table("month", *(r.region for r in regions), title="Approvals per month")
+        for m in months:
+            per_month.add_row(m, *(str(r.approvals_by_month.get(m, 0)) for r in regions))
+        console.print(per_month)
+    if charts is not None:
+        from chronic.reports.charts import approvals_chart, status_chart
+
+        charts.mkdir(parents=True, exist_ok=True)
+        for drawn in (
+            status_chart(regions, charts / "status.png"),
+            approvals_chart(regions, charts / "approvals.png"),
+        ):
+            console.print(f"written {drawn}")
+
+
+app.command()(overview)
