@@ -261,6 +261,42 @@ class ExpertReport(SQLModel, table=True):
     created_at: datetime = _timestamp()
 
 
+class AuditSample(SQLModel, table=True):
+    """A period's audit sample (抽审) of approvals, with what it takes to redraw it."""
+
+    __tablename__ = "audit_sample"
+    __table_args__ = (sa.UniqueConstraint("region", "period"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    region: str = Field(max_length=32)
+    period: str = Field(max_length=7, description="YYYY-MM: approvals of that local month.")
+    rate: float = Field(description="The policy's share at the time of the draw.")
+    seed: str = Field(max_length=64, description="HMAC under the office's draw key.")
+    population: list[str] = Field(
+        sa_column=sa.Column(postgresql.JSONB, nullable=False),
+        description="The period's approved applications, sorted: what the sample came from.",
+    )
+    drawn_at: datetime = _timestamp()
+
+
+class AuditTask(SQLModel, table=True):
+    """One sampled application to re-check: the office finds its records sound or forged."""
+
+    __tablename__ = "audit_task"
+    __table_args__ = (sa.UniqueConstraint("sample_id", "application_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    sample_id: int = Field(foreign_key="audit_sample.id", index=True)
+    application_id: str = Field(foreign_key="application.id", index=True)
+    status: str = Field(default="open", max_length=16, description="open, ok or forged.")
+    note: str | None = Field(default=None, max_length=500)
+    decided_by: str | None = Field(default=None, max_length=64)
+    decided_at: datetime | None = _timestamp(nullable=True)
+    revoked_from: date | None = Field(
+        default=None, description="Forged: the benefit is revoked from this date."
+    )
+
+
 class PolicyVersion(SQLModel, table=True):
     """An edition of a region's rules, kept by content for as long as a case refers to it."""
 
