@@ -134,6 +134,7 @@ async def wuhan_register(db: Database) -> str:
         region="wuhan",
         insurance_type=InsuranceType.RESIDENT,
     )
+    await support.register_community_health_centre(db)
     async with db.session() as session:
         for code, name, level, grade in [
             (TONGJI, "华中科技大学同济医学院附属同济医院", 3, HospitalGrade.A),
