@@ -689,6 +689,18 @@ def _given(data: Any, path: str) -> bool:
     return True
 
 
+def _missing(data: dict[str, Any], path: str) -> bool:
+    """Whether ``path`` is left out (or null) where its parent is an object: a parent that is
+    not an object has its own problem, and its fields are not blamed for it."""
+    *parents, name = path.split(".")
+    node: Any = data
+    for part in parents:
+        node = node.get(part)
+        if not isinstance(node, dict):
+            return False
+    return node.get(name) is None
+
+
 def _problem(loc: tuple[str, ...], message: str) -> InitErrorDetails:
     return InitErrorDetails(type=form_problem(message), loc=loc, input=None)
 
@@ -724,7 +736,7 @@ def _requirement_problems(data: dict[str, Any], info: ValidationInfo) -> list[In
     if policy is None:
         return problems
     for field in policy.form.required:
-        if not _given(data, field.value):
+        if _missing(data, field.value):
             problems.append(
                 _problem(
                     tuple(field.value.split(".")),
@@ -870,7 +882,7 @@ def _message(error: Any, hint: str = SCHEMA_HINT) -> str:
             "no materials: attach at least one (diagnosis certificate, inpatient record, "
             "exam report, lab result or discharge summary)"
         )
-    if kind == "string_too_short":
+    if kind == "string_too_short" or (kind == "too_short" and ctx.get("actual_length") == 0):
         return "must not be empty"
     if kind == "string_too_long":
         return f"is too long: at most {ctx.get('max_length')} characters"

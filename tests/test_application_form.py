@@ -261,6 +261,12 @@ def test_a_missing_field_is_listed_with_every_other_problem() -> None:
     assert set(found) == {"applicant.address", "designated_pharmacy", "applicant.id_number"}
 
 
+def test_an_applicant_that_is_not_an_object_is_one_problem_not_one_per_field() -> None:
+    data = wuhan()
+    data["applicant"] = "陈志强"
+    assert set(problems(data)) == {"applicant"}
+
+
 def test_the_same_fields_may_be_left_out_of_a_sanmenxia_form() -> None:
     form = parse_form(json.dumps(diabetes()), today=TODAY)
     assert form.designated_pharmacy is None and form.applicant.address is None
