@@ -332,7 +332,7 @@ def _unknown_hospitals(form: ApplicationForm, known: dict[str, Hospital]) -> lis
 
 async def _pharmacy_problems(session: AsyncSession, form: ApplicationForm) -> list[str]:
     """Why the chosen pharmacy cannot be the application's (not in the register, or another
-    region's); empty when it can or none is named."""
+    region's for an applicant who lives in the region); empty when it can or none is named."""
     code = form.designated_pharmacy
     if code is None:
         return []
@@ -342,7 +342,7 @@ async def _pharmacy_problems(session: AsyncSession, form: ApplicationForm) -> li
             f"designated_pharmacy: no pharmacy with code {code} in the pharmacy register; "
             "check the code on the office's list of designated pharmacies (定点药店)"
         ]
-    if pharmacy.region != form.region:
+    if pharmacy.region != form.region and not form.out_of_area:
         return [
             f"designated_pharmacy: {code} ({pharmacy.name}) is a designated pharmacy of "
             f"{pharmacy.region}, not of {form.region}: choose one of {form.region}'s list"

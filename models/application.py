@@ -735,7 +735,7 @@ def _requirement_problems(data: dict[str, Any], info: ValidationInfo) -> list[In
         policy = None  # the region's own problem is reported
     if policy is None:
         return problems
-    for field in policy.form.required:
+    for field in policy.form.required_of(out_of_area=data.get("out_of_area") is True):
         if _missing(data, field.value):
             problems.append(
                 _problem(

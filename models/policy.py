@@ -76,7 +76,19 @@ class FormRequirements(BaseModel):
     required: tuple[FormField, ...] = Field(
         (), description="Fields the region's form requires (seed 000: Wuhan's form)."
     )
+    required_out_of_area: tuple[FormField, ...] | None = Field(
+        None,
+        description="What an applicant living outside the region (异地) must give instead; "
+        "None: the same as required. Seed 003: Jilin's remote applicants choose one medical "
+        "institution where they live, and no pharmacy.",
+    )
     proxy: ProxyRule = ProxyRule()
+
+    def required_of(self, *, out_of_area: bool) -> tuple[FormField, ...]:
+        """The fields required of an applicant who lives in the region, or elsewhere."""
+        if out_of_area and self.required_out_of_area is not None:
+            return self.required_out_of_area
+        return self.required
 
 
 class PolicyProfile(BaseModel):

@@ -267,6 +267,18 @@ def test_an_applicant_that_is_not_an_object_is_one_problem_not_one_per_field() -
     assert set(problems(data)) == {"applicant"}
 
 
+def test_jilin_asks_a_pharmacy_of_local_applicants_only() -> None:
+    local = jilin_by_proxy()
+    del local["designated_pharmacy"]
+    assert (
+        "requires the code of the chosen designated pharmacy"
+        in (problems(local)["designated_pharmacy"])
+    )
+    # Seed 003: an applicant living elsewhere chooses one medical institution where they live.
+    elsewhere = local | {"out_of_area": True}
+    assert parse_form(json.dumps(elsewhere), today=TODAY).designated_pharmacy is None
+
+
 def test_the_same_fields_may_be_left_out_of_a_sanmenxia_form() -> None:
     form = parse_form(json.dumps(diabetes()), today=TODAY)
     assert form.designated_pharmacy is None and form.applicant.address is None

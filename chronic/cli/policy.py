@@ -170,6 +170,10 @@ def _print_form(policy: PolicyProfile) -> None:
         if proxy.allowed
         else "not allowed"
     )
+    elsewhere = policy.form.required_out_of_area
+    if elsewhere is not None:
+        names = ", ".join(field.value for field in elsewhere) or "nothing more"
+        required += f" (of an applicant living elsewhere: {names})"
     console.print(f"[bold]Form[/]: requires {required}; by a proxy (代办): {by_proxy}")
 
 
