@@ -384,9 +384,8 @@ def _jilin_form(id_number: str, *, out_of_area: bool = False, **fields: Any) -> 
         region="jilin",
         diagnosing_hospital="JL90",
         designated_hospital="JL90",
-        materials=[support.material(hospital="JL90")],
         out_of_area=out_of_area,
-        **fields,
+        **{"materials": [support.material(hospital="JL90")], **fields},
     )
 
 
@@ -648,3 +647,26 @@ async def test_wuhan_intake_returns_materials_below_grade_2a_on_either_track(
         Resubmission(materials=support.items(support.material(hospital=ERJIA))),
     )
     await _waiting(handle, ReviewStage.OFFICE_ACCEPTANCE)
+
+
+@pytest.mark.parametrize(("out_of_area", "track"), [(False, "local"), (True, "out_of_area")])
+async def test_jilin_intake_returns_materials_older_than_a_year_on_either_track(
+    world: World, out_of_area: bool, track: str
+) -> None:
+    person = await _jilin_world(world, long_term_filing=out_of_area)
+    stale = date.today() - timedelta(days=400)
+    form = _jilin_form(
+        person,
+        out_of_area=out_of_area,
+        materials=[support.material(hospital="JL90", issued_on=stale)],
+    )
+    handle = await world.start(application=form, policy=JILIN)
+    progress = await support.eventually(handle, support.waits_for_resubmission)
+    assert progress.track == track and progress.status == ApplicationStatus.RETURNED
+    [reason] = progress.reasons
+    assert "more than 365 days ago" in reason
+    await handle.execute_update(
+        ApplicationWorkflow.resubmit,
+        Resubmission(materials=support.items(support.material(hospital="JL90"))),
+    )
+    await _waiting(handle, ReviewStage.HOSPITAL_ASSESSMENT)
