@@ -71,6 +71,16 @@ class Hospital(SQLModel, table=True):
     )
 
 
+class Pharmacy(SQLModel, table=True):
+    """A designated retail pharmacy (定点药店) an applicant may choose for the benefit."""
+
+    __tablename__ = "pharmacy"
+
+    code: str = Field(primary_key=True, max_length=16)
+    name: str = Field(max_length=100)
+    region: str = Field(max_length=32, index=True)
+
+
 class InsuredPerson(SQLModel, table=True):
     """参保人: the office's insurance register."""
 
@@ -180,6 +190,21 @@ class Application(SQLModel, table=True):
         description="The edition of the rules it is decided by (None: recorded before "
         "editions were kept).",
     )
+    # What a region's form asks beyond the common fields (policy: PolicyProfile.form). The
+    # address, inpatient number and proxy are personal data: they stay here, out of Temporal.
+    address: str | None = Field(default=None, max_length=200, description="现住址.")
+    insured_district: str | None = Field(default=None, max_length=40, description="参保辖区.")
+    diagnosis_setting: str | None = Field(
+        default=None, max_length=16, description="outpatient (门诊确诊) or inpatient (住院确诊)."
+    )
+    inpatient_number: str | None = Field(default=None, max_length=40, description="住院号.")
+    community_health_centre_code: str | None = Field(default=None, foreign_key="hospital.code")
+    designated_pharmacy_code: str | None = Field(default=None, foreign_key="pharmacy.code")
+    proxy_name: str | None = Field(
+        default=None, max_length=40, description="The proxy (代办人) who submitted, if any."
+    )
+    proxy_id_number: str | None = Field(default=None, max_length=18)
+    proxy_mobile: str | None = Field(default=None, max_length=20)
 
 
 class Material(SQLModel, table=True):
@@ -459,6 +484,7 @@ __all__ = [
     "Material",
     "Offer",
     "OfficeNotice",
+    "Pharmacy",
     "Review",
     "SettlementMonth",
     "SmsOutbox",

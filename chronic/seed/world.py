@@ -5,7 +5,7 @@ Three sources:
 
 * the disease catalogue of every region's policy profile (``models/policies/*.toml``);
 * the fixed rows of ``chronic/seed/reference.toml`` (hospitals H01–H12, example applicants)
-  that examples and tests refer to by code;
+  that examples and tests refer to by code, and the pharmacies of ``pharmacies.toml``;
 * generated people: insured persons and experts made with Faker ``zh_CN``.
 
 Generation is deterministic — every generated row comes from its own random stream seeded by
@@ -36,6 +36,7 @@ from stdnum.cn import ric
 
 import models.tables  # noqa: F401 - registers the tables on SQLModel.metadata
 from chronic.db import Database
+from chronic.seed.pharmacies import load_pharmacies
 from models.application import MainlandMobile
 from models.domain import (
     ExpertStatus,
@@ -541,6 +542,12 @@ async def seed_world(
         # notice_mobile is left out of the refresh: an operator may have changed it.
         report.tables["hospital"] = await _sync_owned_by_file(
             conn, _table("hospital"), hospitals, key=("code",), keep=("notice_mobile",)
+        )
+        report.tables["pharmacy"] = await _sync_owned_by_file(
+            conn,
+            _table("pharmacy"),
+            [p.model_dump() for p in load_pharmacies()],
+            key=("code",),
         )
         persons_count, months_count = await _insert_people(conn, people, reference.region)
         report.tables["insured_person"] = persons_count
