@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import SQLModel
 
@@ -214,8 +215,11 @@ def test_cli_upgrades_and_reports_the_revision(empty_database_url: str) -> None:
 def test_cli_downgrades_one_step_with_minus_one(fresh_database: Database) -> None:
     run = chronic_db("downgrade", "-1", database_url=fresh_database.url)
 
+    head = migrate.head()
+    assert head is not None
+    below = ScriptDirectory(str(migrate._SCRIPT_LOCATION)).get_revision(head).down_revision
     assert run.returncode == 0, run.stderr
-    assert "downgraded" in run.stdout and "from 0004 (head) to 0003" in run.stdout
+    assert "downgraded" in run.stdout and f"from {head} (head) to {below}" in run.stdout
 
 
 def test_cli_says_in_one_line_that_postgres_is_unreachable() -> None:

@@ -26,7 +26,7 @@ from models.domain import ExpertTitle
 from models.policy import available_regions, load_policy
 from tests.fixtures.database import SeededTemplate
 
-TABLES = ("disease", "hospital", "insured_person", "settlement_month", "expert")
+TABLES = ("disease", "hospital", "pharmacy", "insured_person", "settlement_month", "expert")
 
 
 async def _rows(db: Database, sql: str, **params: object) -> list[sa.Row[Any]]:

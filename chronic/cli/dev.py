@@ -19,7 +19,7 @@ from rich.text import Text
 from sqlmodel import col
 from temporalio.client import Client
 
-from chronic import migrate
+from chronic import migrate, schedules
 from chronic.codec_server import codec_token
 from chronic.db import Database
 from chronic.embedded.postgres import EmbeddedPostgres
@@ -27,6 +27,7 @@ from chronic.embedded.supervisor import ChildSpec, Supervisor, alive, classify
 from chronic.embedded.temporal import DevServer
 from chronic.seed import load_references, seed_world
 from chronic.settings import get_settings
+from chronic.temporal_client import data_converter
 from models.tables import Expert, Hospital
 from workers import ROLES
 from workers.runner import pollers
@@ -153,6 +154,10 @@ async def _up(demo: bool) -> int:
             )
         await _wait_for_pollers(temporal.address, supervisor, within_seconds=60)
         await _wait_port(settings.codec_server_port, 30)
+        # Through the codec, as every client of the product: schedule inputs are payloads too.
+        client = await Client.connect(temporal.address, data_converter=data_converter(settings))
+        ensured = await schedules.ensure(client, settings.policy(settings.region))
+        console.print(f"[green]schedules[/] {', '.join(e.schedule_id for e in ensured)}")
         console.print(
             f"[bold green]ready[/]: Temporal {temporal.address}, UI {temporal.ui_url}, "
             f"{len(ROLES)} workers polling; Ctrl-C or `chronic dev down` stops everything"

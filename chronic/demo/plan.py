@@ -30,6 +30,7 @@ from chronic.seed.world import ReferenceHospital, is_bench_name
 from models.application import ApplicationForm
 from models.domain import (
     ApplicationStatus,
+    DiagnosisSetting,
     ExpertStatus,
     FilingType,
     FilingUploadKind,
@@ -40,7 +41,7 @@ from models.domain import (
 )
 from models.filing import INSURED_PLACES, FilingForm
 from models.messages import MaterialItem
-from models.policy import Disease, PolicyProfile
+from models.policy import Disease, FormField, PolicyProfile
 from models.process import (
     STANDARD_TRACKS,
     ExpertReview,
@@ -50,13 +51,17 @@ from models.process import (
     StepKind,
     Track,
 )
-from models.tables import Application, Expert, FilingRecord, Hospital, InsuredPerson
+from models.tables import Application, Expert, FilingRecord, Hospital, InsuredPerson, Pharmacy
 
 REFUSAL_ID_NUMBER = "410102198406180357"
 """刘芳 of ``chronic/seed/reference/sanmenxia.toml``: insurance suspended, so intake refuses
 her. Every region's refusal is the suspended example person of its reference file."""
 REFUSAL_DISEASE = "COPD"
 """The refusal's disease where the catalogue lists it (else one drawn from the catalogue)."""
+
+
+_STREETS = ("解放大道", "中山大道", "建设大道", "友谊路", "民主路", "和平大道", "人民大街")
+"""Streets of the addresses a region's form may ask for (any city has some of these)."""
 
 
 class Scenario(StrEnum):
@@ -290,6 +295,8 @@ class _Register:
     open_persons: set[int]
     refusal_person: InsuredPerson | None
     elsewhere: list[ReferenceHospital]
+    pharmacies: list[str]
+    districts: tuple[str, ...]
 
     def grade_3a(self, code: str) -> bool:
         hospital = next((h for h in self.hospitals if h.code == code), None)
@@ -324,6 +331,13 @@ async def _register(db: Database, policy: PolicyProfile, *, bench_people: bool) 
             )
         )
         filers = set(await session.exec(select(FilingRecord.person_id)))
+        pharmacies = list(
+            await session.exec(
+                select(Pharmacy.code)
+                .where(col(Pharmacy.region) == policy.region)
+                .order_by(col(Pharmacy.code))
+            )
+        )
         year = datetime.now(local_zone(policy)).year
         applied = {
             (person_id, code)
@@ -373,7 +387,15 @@ async def _register(db: Database, policy: PolicyProfile, *, bench_people: bool) 
         if h.elsewhere is not None and h.code in registered
     ]
     return _Register(
-        hospitals, experts, candidates, applied, open_persons, refusal_person, elsewhere
+        hospitals,
+        experts,
+        candidates,
+        applied,
+        open_persons,
+        refusal_person,
+        elsewhere,
+        pharmacies,
+        reference.districts if reference else (),
     )
 
 
@@ -409,10 +431,12 @@ async def plan_batch(
         what = "hospitals or experts" if has_expert_review(policy) else "hospitals"
         raise DemoPlanError(f"no {what} of {policy.region} in the database: run `chronic seed`")
     minimum = int(policy.material_min_hospital_level)
-    qualified = [
+    qualified = [  # materials from these pass the region's rules (level, grade, public)
         h.code
         for h in register.hospitals
-        if h.level >= minimum and (h.public or not policy.material_public_hospital_only)
+        if not policy.material_problems(
+            h.code, issued_on=today, level=h.level, public=h.public, today=today, grade=h.grade
+        )
     ]
     below = [h.code for h in register.hospitals if h.level < minimum]
     if not qualified:
@@ -574,6 +598,7 @@ class _Planner:
             rng,
             submitted_by="hospital" if desk else None,
             out_of_area=scenario.out_of_area,
+            fields=self._region_fields(scenario.out_of_area),
         )
         return PlannedApplication(
             scenario=scenario,
@@ -646,6 +671,36 @@ class _Planner:
             }
         )
 
+    def _region_fields(self, out_of_area: bool) -> dict[str, Any]:
+        """Values of the fields the region's form requires (its profile's ``form``)."""
+        rng, values = self.rng, dict[str, str]()
+        district = rng.choice(self.register.districts) if self.register.districts else "市辖区"
+        centres = [h.code for h in self.register.hospitals if h.level == 1]
+        setting = rng.choice(list(DiagnosisSetting))
+        for field in self.policy.form.required_of(out_of_area=out_of_area):
+            match field:
+                case FormField.ADDRESS:
+                    values[field] = f"{district}{rng.choice(_STREETS)}{rng.randint(1, 999)}号"
+                case FormField.INSURED_DISTRICT:
+                    values[field] = district
+                case FormField.DIAGNOSIS_SETTING:
+                    values[field] = setting.value
+                    if setting is DiagnosisSetting.INPATIENT:
+                        values["inpatient_number"] = f"ZY{self.today:%Y}{rng.randrange(10**6):06d}"
+                case FormField.COMMUNITY_HEALTH_CENTRE:
+                    values[field] = rng.choice(centres or [h.code for h in self.register.hospitals])
+                case FormField.DESIGNATED_PHARMACY:
+                    if self.register.pharmacies:
+                        values[field] = rng.choice(self.register.pharmacies)
+        data: dict[str, Any] = {}
+        for path, value in values.items():
+            *parents, name = str(path).split(".")
+            target = data
+            for parent in parents:
+                target = target.setdefault(parent, {})
+            target[name] = value
+        return data
+
     def _refusal(self) -> PlannedApplication | str:
         person = self.register.refusal_person
         if person is None or person.id is None:
@@ -667,7 +722,16 @@ class _Planner:
         return PlannedApplication(
             scenario=Scenario.REFUSAL,
             disease=disease,
-            form=_form(self.policy, candidate, disease, hospital, hospital, materials, self.rng),
+            form=_form(
+                self.policy,
+                candidate,
+                disease,
+                hospital,
+                hospital,
+                materials,
+                self.rng,
+                fields=self._region_fields(out_of_area=False),
+            ),
             good_materials=tuple(MaterialItem.model_validate(m) for m in materials),
             track=track.name,
         )
@@ -684,15 +748,20 @@ def _form(
     *,
     submitted_by: str | None = None,
     out_of_area: bool = False,
+    fields: dict[str, Any] | None = None,
 ) -> ApplicationForm:
-    """The application form (the one place that knows its fields)."""
+    """The application form (the one place that knows its fields); ``fields``: what the
+    region's form requires besides (address, pharmacy …)."""
+    extra = dict(fields or {})
     return ApplicationForm.model_validate(
         {
+            **extra,
             "region": policy.region,
             "applicant": {
                 "name": person.name,
                 "id_number": person.id_number,
                 "mobile": person.mobile,
+                **extra.get("applicant", {}),
             },
             "disease_code": disease.code,
             "case_number": f"BA{rng.randrange(10**7):07d}",

@@ -7,7 +7,8 @@ Three sources:
 * the fixed rows of one reference file per region, ``chronic/seed/reference/<region>.toml``
   (Sanmenxia's hospitals H01–H12 and example applicants, Wuhan's W01…, Jilin's designated
   assessment hospitals JL01–JL05 …) that examples, the demo and tests refer to by code; every
-  row is recorded with its file's region;
+  row is recorded with its file's region; and the pharmacies of every region, of
+  ``pharmacies.toml``;
 * generated people: insured persons of every region and the expert pool of the region whose
   process has an expert review (Sanmenxia), made with Faker ``zh_CN``.
 
@@ -47,6 +48,7 @@ from stdnum.cn import ric
 
 import models.tables  # noqa: F401 - registers the tables on SQLModel.metadata
 from chronic.db import Database
+from chronic.seed.pharmacies import load_pharmacies
 from models.application import MainlandMobile
 from models.domain import (
     HOSPITAL_CODE,
@@ -172,6 +174,9 @@ class Reference(BaseModel):
     )
     stream: str = Field(
         min_length=1, description="Random streams of the generated people: <stream>/<index>."
+    )
+    districts: tuple[str, ...] = Field(
+        (), description="Insured districts (参保辖区) a form names where the region asks for one."
     )
     hospitals: tuple[ReferenceHospital, ...]
     insured_persons: tuple[ReferencePerson, ...] = ()
@@ -643,6 +648,12 @@ async def seed_world(
         # notice_mobile is left out of the refresh: an operator may have changed it.
         report.tables["hospital"] = await _sync_owned_by_file(
             conn, _table("hospital"), hospitals, key=("code",), keep=("notice_mobile",)
+        )
+        report.tables["pharmacy"] = await _sync_owned_by_file(
+            conn,
+            _table("pharmacy"),
+            [p.model_dump() for p in load_pharmacies()],
+            key=("code",),
         )
         persons_count = months_count = experts_count = TableCount()
         for region, region_people in people.items():
