@@ -182,6 +182,11 @@ class PolicyProfile(BaseModel):
         description="Codes of the designated assessment hospitals (鉴定医疗机构), for tracks "
         "whose assessment any of them may make (Jilin, seed 003 table 3).",
     )
+    certificate_title: str = Field(
+        "门诊慢病卡",
+        max_length=40,
+        description="Seed 002's annex: the card an approval issues (Wuhan: 门诊重症待遇认定表).",
+    )
     form: FormRequirements = Field(
         FormRequirements(),
         description="What the region's application form requires (fields, proxies).",
