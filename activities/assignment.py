@@ -1,12 +1,12 @@
 """Random assignment (随机推送) on the ``assignment`` queue: draws, offers, strikes.
 
 The draw runs here, not in the workflow, because it needs the expert pool; its result (expert
-and pool size) is recorded both in the offer row and in the workflow history.
+and pool size) is recorded both in the offer row and in the workflow history, and the row
+keeps the candidate list and the seed, so an auditor can re-derive it (models/draw.py).
 """
 
 from __future__ import annotations
 
-import secrets
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -19,10 +19,9 @@ from activities import audit, metrics
 from activities.errors import missing_record
 from chronic.db import Database
 from models.domain import ExpertStatus, OfferStatus
+from models.draw import draw_seed, drawn
 from models.messages import DrawRequest, DrawResult, OfferAnswer, OfferMade, StrikeOutcome
 from models.tables import Application, Expert, Offer
-
-_DRAW = secrets.SystemRandom()
 
 # Which answers may follow which offer state; anything else is a retry of an applied answer.
 _FROM_STATES: dict[OfferStatus, tuple[OfferStatus, ...]] = {
@@ -43,8 +42,9 @@ _OPEN = (OfferStatus.PENDING, OfferStatus.ACCEPTED)
 class AssignmentActivities:
     """The expert pool: who may be drawn, the offers made, and the strikes counted."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, draw_key: bytes) -> None:
         self.db = db
+        self.draw_key = draw_key  # the office's key of verifiable draws (models/draw.py)
 
     @activity.defn
     async def draw_expert(self, request: DrawRequest) -> DrawResult:
@@ -104,7 +104,12 @@ class AssignmentActivities:
                     "no eligible %s expert for %s", request.category, request.application_id
                 )
                 return DrawResult()
-            chosen = _DRAW.choice(pool)
+            seed: str | None = None
+            if request.expert is not None:  # named by the office: nothing random to verify
+                chosen = request.expert
+            else:
+                seed = draw_seed(self.draw_key, request.application_id, request.seq)
+                chosen = drawn(pool, seed)
             offered_at = _server_now()
             offer = Offer(
                 application_id=request.application_id,
@@ -112,6 +117,8 @@ class AssignmentActivities:
                 stage=request.stage,
                 expert_code=chosen,
                 pool_size=len(pool),
+                candidates=sorted(pool),
+                draw_seed=seed,
                 status=OfferStatus.PENDING,
                 offered_at=offered_at,
                 accept_deadline=offered_at + request.accept_window,

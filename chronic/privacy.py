@@ -1,4 +1,5 @@
-"""Keys that keep personal data out of Temporal: the applicant HMAC key.
+"""The office's keys: the applicant HMAC key that keeps ID numbers out of Temporal, and the
+key of verifiable expert draws.
 
 A deployment sets ``CHRONIC_APPLICANT_KEY_SECRET``; a development stack gets a random key
 generated once into the state folder (``keys/applicant-hmac``), so ``ApplicantKey`` values stay
@@ -41,3 +42,11 @@ def applicant_key(id_number: str, settings: Settings) -> str:
         else state_secret(settings, "applicant-hmac")
     )
     return hmac.new(key, id_number.upper().encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def draw_key(settings: Settings) -> bytes:
+    """The office's key of verifiable expert draws (models/draw.py)."""
+    secret = settings.draw_secret
+    if secret is not None:
+        return secret.get_secret_value().encode()
+    return state_secret(settings, "draw-hmac")

@@ -44,7 +44,8 @@ from chronic.filings import close_filing, filing_input, start_filing
 from chronic.settings import Settings
 from chronic.submission import application_input, is_grade_3a, start_application
 from models.domain import FilingType
-from models.tables import Application, FilingRecord, Hospital, InsuredPerson
+from models.policy import PolicyProfile
+from models.tables import Application, FilingRecord, Hospital, InsuredPerson, PolicyVersion
 from workflows.application import ApplicationWorkflow
 from workflows.filing import WORKFLOW_TYPE as FILING_WORKFLOW
 
@@ -78,6 +79,7 @@ class _Open:
     diagnosing_hospital: str
     diagnosed_at_grade_3a: bool
     out_of_area: bool
+    policy: PolicyProfile | None  # the edition kept at submission (None: recorded before)
 
 
 @dataclass(frozen=True)
@@ -194,9 +196,12 @@ class Reconciler:
     async def _open_rows(self) -> list[_Open]:
         async with self.db.session() as session:
             rows = await session.exec(
-                select(Application, col(InsuredPerson.id_number), Hospital)
+                select(Application, col(InsuredPerson.id_number), Hospital, PolicyVersion)
                 .join(InsuredPerson, col(InsuredPerson.id) == col(Application.person_id))
                 .join(Hospital, col(Hospital.code) == col(Application.diagnosing_hospital_code))
+                .outerjoin(
+                    PolicyVersion, col(PolicyVersion.digest) == col(Application.policy_digest)
+                )
                 .where(col(Application.closed_at).is_(None))
                 .order_by(col(Application.submitted_at))
             )
@@ -210,8 +215,9 @@ class Reconciler:
                     a.diagnosing_hospital_code,
                     is_grade_3a(hospital),
                     a.out_of_area,
+                    PolicyProfile.model_validate(kept.profile) if kept is not None else None,
                 )
-                for a, id_number, hospital in rows.all()
+                for a, id_number, hospital, kept in rows.all()
             ]
 
     async def _open_filings(self) -> list[_OpenFiling]:
@@ -269,7 +275,8 @@ class Reconciler:
     async def _start(self, row: _Open) -> object:
         request = application_input(
             row.id,
-            policy=self.settings.policy(row.region),
+            # The edition kept at submission: rules changed since apply to new cases only.
+            policy=row.policy or self.settings.policy(row.region),
             disease_code=row.disease_code,
             id_number=row.id_number,
             submitted_at=row.submitted_at,

@@ -54,6 +54,13 @@ class Settings(BaseSettings):
     )
 
     region: str = Field(default="sanmenxia", description="Policy profile of this office.")
+    policy_dir: Path | None = Field(
+        default=None,
+        description="Folder of the office's own editions of the profiles (<region>.toml, and "
+        "catalogues/<region>.toml): a file there replaces the shipped profile of its region "
+        "for new applications. Check one with `chronic policy check`, compare with `chronic "
+        "policy diff`. Unset: the shipped profiles.",
+    )
     policy_windows: dict[str, timedelta] = Field(
         default_factory=dict,
         description="Durations of the policy replaced for new applications, as JSON, e.g. "
@@ -69,6 +76,12 @@ class Settings(BaseSettings):
         default=None,
         description="Key of the HMAC that stands for an ID number in Temporal (ApplicantKey). "
         "Unset: a key generated into the state folder on first use.",
+    )
+    draw_secret: SecretStr | None = Field(
+        default=None,
+        description="Key of the verifiable expert draws: each draw's seed is an HMAC under it, "
+        "so nobody without it can foresee a draw and an auditor with it can re-derive one "
+        "(`chronic audit draw`). Unset: a key generated into the state folder on first use.",
     )
     metrics_port_base: int | None = Field(
         default=9464,
@@ -116,7 +129,7 @@ class Settings(BaseSettings):
 
     def policy(self, region: str) -> PolicyProfile:
         """The region's profile with :attr:`policy_windows` applied."""
-        return load_policy(region).with_windows(**self.policy_windows)
+        return load_policy(region, self.policy_dir).with_windows(**self.policy_windows)
 
     @property
     def uses_embedded_postgres(self) -> bool:

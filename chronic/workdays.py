@@ -153,6 +153,16 @@ class WorkdayCalendar:
             provisional_years=years,
         )
 
+    def working_days_between(self, start: date, end: date) -> int:
+        """Working days after ``start`` up to and including ``end`` (0 when ``end`` is not
+        later): how the office counts the days a case took, as ``add_working_days`` counts
+        the days it may take."""
+        count, day = 0, start
+        while day < end:
+            day += timedelta(days=1)
+            count += self.is_workday(day)[0]
+        return count
+
     def _statutory(self, year: int) -> frozenset[date]:
         with self._lock:
             if year not in self._rule_based:

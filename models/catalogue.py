@@ -19,6 +19,8 @@ from collections import Counter
 from collections.abc import Sequence
 from enum import StrEnum
 from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path
 from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -213,10 +215,16 @@ def parse_catalogue(text: str) -> Catalogue:
     return Catalogue.model_validate(tomllib.loads(text))
 
 
-def load_catalogue(region: str) -> Catalogue:
-    """The catalogue of ``region`` (``models/policies/catalogues/<region>.toml``)."""
-    resource = (
-        resources.files("models.policies").joinpath(CATALOGUE_FOLDER).joinpath(f"{region}.toml")
+def load_catalogue(region: str, folder: Path | None = None) -> Catalogue:
+    """The catalogue of ``region``: ``folder/catalogues/<region>.toml`` when an office keeps its
+    own profiles in ``folder``, else the shipped ``models/policies/catalogues/<region>.toml``."""
+    own = folder / CATALOGUE_FOLDER / f"{region}.toml" if folder is not None else None
+    resource: Traversable = (
+        own
+        if own is not None and own.is_file()
+        else resources.files("models.policies")
+        .joinpath(CATALOGUE_FOLDER)
+        .joinpath(f"{region}.toml")
     )
     if not resource.is_file():
         raise LookupError(

@@ -38,8 +38,11 @@ class SmsTemplate(StrEnum):
     APPROVED = "approved"  # valid_from, valid_to, hospital (designated hospital name)
     REJECTED = "rejected"  # reason
     CLOSED = "closed"  # reason: the application ended without a decision (office, system)
+    BENEFIT_REVOKED = "benefit_revoked"  # date, reason: an audit found the records forged
     EXAMINATION_SCHEDULED = "examination_scheduled"  # at, place: on-site examination (鉴定)
     EXPERT_DISQUALIFIED = "expert_disqualified"  # to the hospital: expert_code, strikes
+    # To the hospital: month, experts, offers, accepted, declined, lapsed (monthly statistic).
+    EXPERT_MONTH_REPORT = "expert_month_report"
     FILING_FILED = "filing_filed"  # destination, validity (out-of-area filing done)
     FILING_REFUSED = "filing_refused"  # reason
     FILING_CLOSED = "filing_closed"  # reason: the filing ended without a decision
@@ -52,7 +55,7 @@ class SmsTemplate(StrEnum):
     @property
     def audience(self) -> SmsAudience:
         """Whether the message goes to an applicant, a filer or a hospital's insurance desk."""
-        if self is SmsTemplate.EXPERT_DISQUALIFIED:
+        if self in (SmsTemplate.EXPERT_DISQUALIFIED, SmsTemplate.EXPERT_MONTH_REPORT):
             return SmsAudience.HOSPITAL
         if self in (
             SmsTemplate.FILING_FILED,

@@ -71,6 +71,16 @@ class Hospital(SQLModel, table=True):
     )
 
 
+class Pharmacy(SQLModel, table=True):
+    """A designated retail pharmacy (定点药店) an applicant may choose for the benefit."""
+
+    __tablename__ = "pharmacy"
+
+    code: str = Field(primary_key=True, max_length=16)
+    name: str = Field(max_length=100)
+    region: str = Field(max_length=32, index=True)
+
+
 class InsuredPerson(SQLModel, table=True):
     """参保人: the office's insurance register."""
 
@@ -173,6 +183,28 @@ class Application(SQLModel, table=True):
         sa_column_kwargs={"server_default": sa.false()},
         description="The applicant lives outside the region (异地): it chose the track.",
     )
+    policy_digest: str | None = Field(
+        default=None,
+        foreign_key="policy_version.digest",
+        max_length=64,
+        description="The edition of the rules it is decided by (None: recorded before "
+        "editions were kept).",
+    )
+    # What a region's form asks beyond the common fields (policy: PolicyProfile.form). The
+    # address, inpatient number and proxy are personal data: they stay here, out of Temporal.
+    address: str | None = Field(default=None, max_length=200, description="现住址.")
+    insured_district: str | None = Field(default=None, max_length=40, description="参保辖区.")
+    diagnosis_setting: str | None = Field(
+        default=None, max_length=16, description="outpatient (门诊确诊) or inpatient (住院确诊)."
+    )
+    inpatient_number: str | None = Field(default=None, max_length=40, description="住院号.")
+    community_health_centre_code: str | None = Field(default=None, foreign_key="hospital.code")
+    designated_pharmacy_code: str | None = Field(default=None, foreign_key="pharmacy.code")
+    proxy_name: str | None = Field(
+        default=None, max_length=40, description="The proxy (代办人) who submitted, if any."
+    )
+    proxy_id_number: str | None = Field(default=None, max_length=18)
+    proxy_mobile: str | None = Field(default=None, max_length=20)
 
 
 class Material(SQLModel, table=True):
@@ -204,6 +236,17 @@ class Offer(SQLModel, table=True):
     stage: ReviewStage = _enum(ReviewStage)
     expert_code: str = Field(foreign_key="expert.code", index=True)
     pool_size: int = Field(ge=1, description="Eligible experts the draw was made from.")
+    candidates: list[str] = Field(
+        default_factory=list,
+        sa_column=sa.Column(postgresql.JSONB, nullable=False, server_default="[]"),
+        description="The eligible experts' codes, sorted: the pool of the draw.",
+    )
+    draw_seed: str | None = Field(
+        default=None,
+        max_length=64,
+        description="HMAC of the application and offer number under the office's draw key; "
+        "None for an expert named by the office (models/draw.py).",
+    )
     status: OfferStatus = _enum(OfferStatus, index=True)
     offered_at: datetime = _timestamp()
     accept_deadline: datetime = _timestamp()
@@ -227,6 +270,71 @@ class Review(SQLModel, table=True):
     decision: ReviewDecision = _enum(ReviewDecision)
     opinion: str = Field(default="", max_length=2000)
     decided_at: datetime = _timestamp()
+
+
+class ExpertReport(SQLModel, table=True):
+    """A hospital's monthly statistic of its experts (seed 002, 五), as sent to it."""
+
+    __tablename__ = "expert_report"
+    __table_args__ = (sa.UniqueConstraint("region", "month", "hospital_code"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    region: str = Field(max_length=32)
+    month: str = Field(max_length=7, description="YYYY-MM in the region's local time.")
+    hospital_code: str = Field(foreign_key="hospital.code", index=True)
+    csv: str = Field(sa_type=sa.Text, description="Each expert's line (chronic.reports.experts).")
+    created_at: datetime = _timestamp()
+
+
+class AuditSample(SQLModel, table=True):
+    """A period's audit sample (抽审) of approvals, with what it takes to redraw it."""
+
+    __tablename__ = "audit_sample"
+    __table_args__ = (sa.UniqueConstraint("region", "period"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    region: str = Field(max_length=32)
+    period: str = Field(max_length=7, description="YYYY-MM: approvals of that local month.")
+    rate: float = Field(description="The policy's share at the time of the draw.")
+    seed: str = Field(max_length=64, description="HMAC under the office's draw key.")
+    population: list[str] = Field(
+        sa_column=sa.Column(postgresql.JSONB, nullable=False),
+        description="The period's approved applications, sorted: what the sample came from.",
+    )
+    drawn_at: datetime = _timestamp()
+
+
+class AuditTask(SQLModel, table=True):
+    """One sampled application to re-check: the office finds its records sound or forged."""
+
+    __tablename__ = "audit_task"
+    __table_args__ = (sa.UniqueConstraint("sample_id", "application_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    sample_id: int = Field(foreign_key="audit_sample.id", index=True)
+    application_id: str = Field(foreign_key="application.id", index=True)
+    status: str = Field(default="open", max_length=16, description="open, ok or forged.")
+    note: str | None = Field(default=None, max_length=500)
+    decided_by: str | None = Field(default=None, max_length=64)
+    decided_at: datetime | None = _timestamp(nullable=True)
+    revoked_from: date | None = Field(
+        default=None, description="Forged: the benefit is revoked from this date."
+    )
+
+
+class PolicyVersion(SQLModel, table=True):
+    """An edition of a region's rules, kept by content for as long as a case refers to it."""
+
+    __tablename__ = "policy_version"
+
+    digest: str = Field(primary_key=True, max_length=64, description="SHA-256 of the profile.")
+    region: str = Field(max_length=32, index=True)
+    version: str = Field(max_length=32, description="The office's label of the edition.")
+    profile: dict[str, Any] = Field(
+        sa_column=sa.Column(postgresql.JSONB, nullable=False),
+        description="The whole profile as JSON (PolicyProfile).",
+    )
+    first_used_at: datetime = _timestamp()
 
 
 class Benefit(SQLModel, table=True):
@@ -406,6 +514,7 @@ __all__ = [
     "Material",
     "Offer",
     "OfficeNotice",
+    "Pharmacy",
     "Review",
     "SettlementMonth",
     "SmsOutbox",

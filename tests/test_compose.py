@@ -68,6 +68,7 @@ SECRETS = {
     "CHRONIC_CODEC_CURRENT_KEY_ID": "k-test",
     "CHRONIC_CODEC_TOKEN": secrets.token_hex(16),
     "CHRONIC_APPLICANT_KEY_SECRET": secrets.token_hex(16),
+    "CHRONIC_DRAW_SECRET": secrets.token_hex(16),
 }
 """Test values of the secrets the file requires (and nothing else: defaults stay defaults)."""
 SECRETS_URL = f"postgresql+asyncpg://chronic:{SECRETS['APP_DB_PASSWORD']}@app-postgres/chronic"
@@ -474,6 +475,16 @@ def test_the_applicant_key_secret_reaches_whoever_computes_applicant_keys(
             ), name
         else:
             assert secret is None, f"{name} does not need the applicant key secret"
+
+
+def test_every_assignment_replica_and_the_auditor_draw_with_the_offices_one_key(
+    services: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("assignment", "cli"):
+        secret = settings_of(monkeypatch, services[name]).draw_secret
+        assert secret is not None, f"{name} would draw with a key of its own"
+        assert secret.get_secret_value() == SECRETS["CHRONIC_DRAW_SECRET"], name
+    assert int(services["assignment"]["deploy"]["replicas"]) > 1
 
 
 def test_the_ui_reaches_the_codec_server_and_is_its_allowed_origin(

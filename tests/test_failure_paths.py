@@ -194,7 +194,7 @@ async def test_our_outage_past_the_accept_window_is_no_strike(
         environment.info, started_time=offer.accept_deadline + recorded_late
     )
     outcome = await environment.run(
-        AssignmentActivities(world.db).answer_offer,
+        AssignmentActivities(world.db, draw_key=b"test").answer_offer,
         OfferAnswer(
             offer_id=offer.offer_id,
             status=OfferStatus.LAPSED,

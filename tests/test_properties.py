@@ -36,6 +36,7 @@ from models.domain import (
     ExpertStatus,
     MaterialKind,
 )
+from models.draw import draw_seed, drawn
 from models.messages import (
     AcceptOffer,
     CloseApplication,
@@ -468,3 +469,29 @@ async def _check_ended(world: World, case: Case) -> ApplicationStatus:
     ]
     assert not failed, failed
     return result.status
+
+
+# ---- verifiable draws ----------------------------------------------------------------------
+
+
+@given(
+    pool=st.lists(st.from_regex(r"E\d{3}", fullmatch=True), min_size=1, max_size=30, unique=True),
+    seq=st.integers(min_value=1, max_value=500),
+    data=st.data(),
+)
+def test_a_draw_depends_on_the_key_the_case_and_the_pool_never_on_its_order(
+    pool: list[str], seq: int, data: st.DataObject
+) -> None:
+    seed = draw_seed(b"office-key", "APP-20261130-ABCDEF", seq)
+    shuffled = data.draw(st.permutations(pool))
+    assert drawn(shuffled, seed) == drawn(pool, seed) in pool
+    assert draw_seed(b"office-key", "APP-20261130-ABCDEF", seq) == seed
+    assert draw_seed(b"another-key", "APP-20261130-ABCDEF", seq) != seed
+
+
+def test_draws_spread_evenly_over_the_pool() -> None:
+    pool = [f"E{i:03d}" for i in range(5)]
+    counts = Counter(drawn(pool, draw_seed(b"k", f"APP-{n}", 1)) for n in range(5000))
+    # 1,000 expected each; a fair draw stays well within ±15 % (about 5 standard deviations).
+    assert set(counts) == set(pool)
+    assert all(850 <= c <= 1150 for c in counts.values()), counts

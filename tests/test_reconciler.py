@@ -29,7 +29,7 @@ from chronic.reconciler import Reconciler
 from chronic.settings import Settings
 from chronic.submission import StartDeferred, submit
 from models.domain import ApplicationStatus, ReviewStage
-from models.messages import StatusChange
+from models.messages import ApplicationInput, StatusChange
 from models.notifications import SmsTemplate
 from models.tables import Application, AuditEvent
 from tests import support
@@ -243,3 +243,49 @@ async def test_the_workflow_numbers_its_status_writes(office: Office) -> None:
     assert history.events[0].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED
     description = await office.client.get_workflow_handle(app_id).describe()
     assert description.status == WorkflowExecutionStatus.RUNNING
+
+
+async def test_a_deferred_start_keeps_the_edition_of_the_rules_it_was_submitted_under(
+    dev_server: WorkflowEnvironment, seeded_database: Database, tmp_path: Path
+) -> None:
+    """The office publishes a new edition between a deferred submission and its start: the
+    workflow still gets the edition the application was recorded with."""
+    with pytest.raises(StartDeferred) as deferred:
+        await submit(
+            support.form(support.LI, "DM"),
+            client=None,
+            db=seeded_database,
+            settings=Settings(state_dir=tmp_path),
+        )
+    app_id = deferred.value.application_id
+    async with seeded_database.session() as session:
+        await session.exec(
+            sa.update(Application)
+            .where(col(Application.id) == app_id)
+            .values(submitted_at=datetime.now(UTC) - timedelta(minutes=2))
+        )
+    shipped = (Path(__file__).parents[1] / "models/policies/sanmenxia.toml").read_text("utf-8")
+    assert 'accept_window = "PT24H"' in shipped
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies/sanmenxia.toml").write_text(
+        shipped.replace('accept_window = "PT24H"', 'accept_window = "PT2H"').replace(
+            'version = "1"', 'version = "2"'
+        ),
+        "utf-8",
+    )
+    edited = Settings(state_dir=tmp_path, policy_dir=tmp_path / "policies")
+    assert edited.policy("sanmenxia").accept_window == timedelta(hours=2)
+
+    office = Office(dev_server, seeded_database, edited)
+    try:
+        assert app_id in (await office.reconciler().run_once()).started
+        history = await dev_server.client.get_workflow_handle(app_id).fetch_history()
+        started = history.events[0].workflow_execution_started_event_attributes
+        (request,) = await dev_server.client.data_converter.decode(
+            started.input.payloads, [ApplicationInput]
+        )
+        assert isinstance(request, ApplicationInput)
+        assert request.policy.accept_window == timedelta(hours=24)
+        assert request.policy.version == "1"
+    finally:
+        await dev_server.client.get_workflow_handle(app_id).terminate(reason="test cleanup")

@@ -8,6 +8,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.assignment import AssignmentActivities
+from chronic.privacy import draw_key
 from workers import queues
 from workers.resources import Resources
 
@@ -15,7 +16,7 @@ TASK_QUEUE = queues.ASSIGNMENT
 
 
 def build(client: Client, resources: Resources, *, graceful_shutdown: timedelta) -> Worker:
-    assignment = AssignmentActivities(resources.database())
+    assignment = AssignmentActivities(resources.database(), draw_key=draw_key(resources.settings))
     return Worker(
         client,
         task_queue=TASK_QUEUE,

@@ -2,7 +2,9 @@
 
 Also the status writes of out-of-area filings (``record_filing_status``), and the benefit's:
 its workflow started from the certificate (``start_benefit``, with this worker's client) and
-each change written (``record_benefit_event``).
+each change written (``record_benefit_event``),
+and the monthly expert statistic (``record_expert_month``) and audit sample
+(``draw_audit_sample``).
 
 The review worker also runs the reconciler (:mod:`chronic.reconciler`): once at start, then
 every ``CHRONIC_RECONCILE_INTERVAL_SECONDS``.
@@ -21,7 +23,9 @@ from temporalio.worker import Worker
 
 from activities.benefit import BenefitActivities
 from activities.filing import FilingRecordActivities
+from activities.oversight import OversightActivities
 from activities.review import ReviewActivities
+from chronic.privacy import draw_key
 from chronic.reconciler import Reconciler
 from workers import queues
 from workers.resources import Resources
@@ -32,6 +36,7 @@ TASK_QUEUE = queues.REVIEW
 def build(client: Client, resources: Resources, *, graceful_shutdown: timedelta) -> Worker:
     review = ReviewActivities(resources.database())
     filing = FilingRecordActivities(resources.database())
+    oversight = OversightActivities(resources.database(), draw_key=draw_key(resources.settings))
     benefit = BenefitActivities(resources.database(), client)
     return Worker(
         client,
@@ -42,6 +47,8 @@ def build(client: Client, resources: Resources, *, graceful_shutdown: timedelta)
             review.issue_benefit,
             review.office_notice,
             filing.record_filing_status,
+            oversight.record_expert_month,
+            oversight.draw_audit_sample,
             benefit.start_benefit,
             benefit.record_benefit_event,
         ],

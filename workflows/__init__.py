@@ -5,7 +5,15 @@ from __future__ import annotations
 from workflows.application import ApplicationWorkflow
 from workflows.benefit import BenefitWorkflow
 from workflows.filing import OutOfAreaFilingWorkflow
+from workflows.oversight import AuditSampleWorkflow, ExpertMonthReport
 from workflows.sms import SmsDelivery
 
-WORKFLOWS = [ApplicationWorkflow, BenefitWorkflow, OutOfAreaFilingWorkflow, SmsDelivery]
+WORKFLOWS = [
+    ApplicationWorkflow,
+    BenefitWorkflow,
+    OutOfAreaFilingWorkflow,
+    ExpertMonthReport,
+    AuditSampleWorkflow,
+    SmsDelivery,
+]
 """Every workflow the orchestration worker runs."""

@@ -83,6 +83,7 @@ with workflow.unsafe.imports_passed_through():
         WithdrawOffer,
     )
     from models.notifications import SmsRequest, SmsTemplate, closed_sms, reason_param
+    from models.policy import human_duration as _human
     from models.policy import shared
     from models.process import (
         ExpertReview,
@@ -1344,6 +1345,7 @@ class ApplicationWorkflow:
                 label,
                 issued_on=item.issued_on,
                 level=hospital.level,
+                grade=hospital.grade,
                 public=hospital.public,
                 today=today,
             )
@@ -1655,14 +1657,3 @@ def _remaining(deadline: datetime) -> timedelta:
 
 def _local(moment: datetime, zone: timezone) -> str:
     return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M")
-
-
-def _human(duration: timedelta) -> str:
-    seconds = int(duration.total_seconds())
-    if seconds % 86400 == 0:
-        return f"{seconds // 86400} d"
-    if seconds % 3600 == 0:
-        return f"{seconds // 3600} h"
-    if seconds % 60 == 0:
-        return f"{seconds // 60} min"
-    return f"{seconds} s"

@@ -10,6 +10,7 @@ import typer
 from chronic.cli import (
     admin,
     applications,
+    audit,
     bench,
     benefit,
     codec,
@@ -19,6 +20,9 @@ from chronic.cli import (
     expert,
     filing,
     office,
+    policy,
+    report,
+    schedule,
     schema,
     seed,
     sms,
@@ -38,6 +42,10 @@ app.add_typer(office.office, name="office")
 app.add_typer(office.hospital, name="hospital")
 app.add_typer(filing.app, name="filing")
 app.add_typer(benefit.app, name="benefit")
+app.add_typer(policy.app, name="policy")
+app.add_typer(audit.app, name="audit")
+app.add_typer(report.app, name="report")
+app.add_typer(schedule.app, name="schedule")
 app.add_typer(admin.app, name="admin")
 app.add_typer(schema.app, name="schema")
 app.add_typer(sms.app, name="sms")

@@ -68,6 +68,12 @@ TEMPLATES: Mapping[SmsTemplate, TemplateSpec] = {
         params=("application_id", "reason"),
         code_setting="aliyun_template_rejected",
     ),
+    SmsTemplate.BENEFIT_REVOKED: TemplateSpec(
+        text="您的门诊慢特病待遇（申请编号${application_id}）经抽审核查，自${date}起撤销，"
+        "原因：${reason}。如有异议请联系医保经办机构。",
+        params=("application_id", "date", "reason"),
+        code_setting="aliyun_template_benefit_revoked",
+    ),
     SmsTemplate.CLOSED: TemplateSpec(
         text="您的门诊慢特病认定申请（编号${application_id}）已终止办理，原因：${reason}。"
         "如有疑问请联系医保经办机构，可重新提交申请。",
@@ -85,6 +91,12 @@ TEMPLATES: Mapping[SmsTemplate, TemplateSpec] = {
         "未受理评审任务，依规取消其专家资格。",
         params=("expert_code", "strikes"),
         code_setting="aliyun_template_expert_disqualified",
+    ),
+    SmsTemplate.EXPERT_MONTH_REPORT: TemplateSpec(
+        text="贵院${month}门诊慢特病认定专家工作量统计：专家${experts}名，推送任务${offers}次，"
+        "受理${accepted}次，不受理${declined}次，超时${lapsed}次。明细请向医保经办机构索取。",
+        params=("month", "experts", "offers", "accepted", "declined", "lapsed"),
+        code_setting="aliyun_template_expert_month_report",
     ),
     SmsTemplate.FILING_FILED: TemplateSpec(
         text="您的异地就医备案（编号${filing_id}）已办理，就医地${destination}，备案有效期"

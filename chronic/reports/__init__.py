@@ -1,0 +1,1 @@
+"""Reports for the office: read-only queries over the business database."""
