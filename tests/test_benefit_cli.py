@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import date, datetime, timedelta, timezone
 
+from sqlalchemy.dialects.postgresql import insert
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from typer.testing import Result
@@ -23,13 +24,18 @@ async def _jilin_register(desk: Desk) -> str:  # noqa: F811 - the fixture's type
     id_number, _ = await support.insured_person(
         desk.db, place="220102", born=date(1968, 7, 1), sequence=456, region="jilin"
     )
-    async with desk.db.session() as session:
-        for code in (*JILIN.assessment_hospitals, "JL90"):
-            session.add(
-                Hospital(
-                    code=code, name=f"吉林{code}", level=3, grade=HospitalGrade.A, region="jilin"
-                )
-            )
+    rows = [
+        {
+            "code": code,
+            "name": f"吉林{code}",
+            "level": 3,
+            "grade": HospitalGrade.A,
+            "region": "jilin",
+        }
+        for code in (*JILIN.assessment_hospitals, "JL90")
+    ]
+    async with desk.db.session() as session:  # a seeded world may list them already
+        await session.exec(insert(Hospital).values(rows).on_conflict_do_nothing())
     return id_number
 
 
