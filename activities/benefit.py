@@ -131,6 +131,8 @@ class BenefitActivities:
                     benefit.in_hospital_since = event.on
                 elif event.kind == BenefitEventKind.DISCHARGED:
                     benefit.in_hospital_since = None
+                elif event.kind == BenefitEventKind.REVOKED:
+                    benefit.valid_to = event.on
                 session.add(benefit)
             detail: dict[str, Any] = {"status": event.status.value, "seq": event.seq}
             if event.on is not None:

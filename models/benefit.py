@@ -64,6 +64,7 @@ class BenefitEventKind(StrEnum):
     ADMITTED = "admitted"
     DISCHARGED = "discharged"
     ENDED = "ended"
+    REVOKED = "revoked"
 
 
 class _Message(BaseModel):
@@ -170,6 +171,15 @@ class RecordStay(_Message):
     """Updates ``admit`` and ``discharge``: the day of admission or discharge (local date)."""
 
     on: date
+    actor: str
+
+
+class Revoke(_Message):
+    """Update ``revoke``: the benefit is taken back from a day (an audit finding, seed 002
+    rule 12). The caller has recorded the finding and tells the person itself."""
+
+    on: date = Field(description="The first day without the benefit.")
+    reason: str
     actor: str
 
 

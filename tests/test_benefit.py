@@ -28,6 +28,7 @@ from models.benefit import (
     ChangeDesignation,
     DesignationKind,
     RecordStay,
+    Revoke,
     workflow_id,
 )
 from models.domain import SmsStatus
@@ -368,6 +369,28 @@ async def test_an_admission_is_refused_where_the_policy_does_not_suspend(world: 
         "the sanmenxia policy does not suspend the benefit during a hospital stay",
     )
     assert (await handle.query(BenefitWorkflow.view)).status == BenefitStatus.ACTIVE
+
+
+async def test_an_audit_revocation_ends_the_benefit_and_refuses_changes(world: World) -> None:
+    app_id = await _approve_sanmenxia(world)
+    handle = await _benefit(world, app_id)
+    today = (await world.env.get_current_time()).astimezone(CST).date()
+    await _refused(
+        handle.execute_update(
+            BenefitWorkflow.revoke, Revoke(on=today, reason=" ", actor="operator:audit")
+        ),
+        "say why",
+    )
+    revoked = await handle.execute_update(
+        BenefitWorkflow.revoke, Revoke(on=today, reason="申报材料经核查不实", actor="operator:a")
+    )
+    assert revoked.status == BenefitStatus.REVOKED and revoked.valid_to == today
+    result = await handle.result()
+    assert result.status == BenefitStatus.REVOKED and result.ended_at is not None
+    row = await _row(world, app_id)
+    assert (row.status, row.valid_to) == ("revoked", today)
+    assert await support.audit_actors(world.db, app_id, "benefit_revoked") == ["operator:a"]
+    assert await _sms_keys(world, app_id, "benefit_ended") == []  # the audit tells the person
 
 
 # ---- validity ---------------------------------------------------------------------------------

@@ -54,6 +54,7 @@ with workflow.unsafe.imports_passed_through():
         DesignationKind,
         HospitalStay,
         RecordStay,
+        Revoke,
         workflow_id,
     )
     from models.domain import HOSPITAL_CODE
@@ -108,6 +109,8 @@ class BenefitWorkflow:
         try:
             while True:
                 await self._valid_until_the_end()
+                if self._status == BenefitStatus.REVOKED:
+                    break
                 renewed_to = await self._renewal()
                 if renewed_to is None:
                     break
@@ -115,7 +118,11 @@ class BenefitWorkflow:
         except _ContinueAsNew:
             await self._quiet()
             workflow.continue_as_new(request.model_copy(update={"resume": self._state()}))
-        await self._end()
+        if self._status != BenefitStatus.REVOKED:
+            await self._end()
+        self._ended_at = self._ended_at or workflow.now()
+        self._waiting_for = str(self._status)
+        self._publish()
         await self._quiet()
         return self.view()
 
@@ -134,6 +141,8 @@ class BenefitWorkflow:
         Changes arrive as Updates meanwhile; after each the history's length is checked.
         """
         while True:
+            if self._status == BenefitStatus.REVOKED:
+                return
             if workflow.info().get_current_history_length() > self._rules.history_event_limit:
                 raise _ContinueAsNew
             now = workflow.now()
@@ -422,10 +431,55 @@ class BenefitWorkflow:
             return f"{stay.on} is in the future: record the stay on the day it happens"
         return None
 
+    @workflow.update
+    async def revoke(self, revocation: Revoke) -> BenefitView:
+        """Take the benefit back from a day (an audit found the records forged); the run ends.
+
+        The caller records the finding and tells the person (``chronic audit decide``); this
+        stops the benefit's timers and writes the event with its actor."""
+        async with self._writing:
+            problem = self._revoke_problem(revocation)
+            if problem is not None:
+                raise ApplicationError(problem, non_retryable=True)
+            await self._record(
+                BenefitEventKind.REVOKED,
+                actor=revocation.actor,
+                on=revocation.on,
+                status=BenefitStatus.REVOKED,
+            )
+            self._valid_to = revocation.on
+            self._changed = True
+            self._publish()
+        return self.view()
+
+    @revoke.validator
+    def _validate_revoke(self, revocation: Revoke) -> None:
+        problem = self._revoke_problem(revocation)
+        if problem is not None:
+            raise ValueError(problem)
+
+    def _revoke_problem(self, revocation: Revoke) -> str | None:
+        over = self._over_problem()
+        if over is not None:
+            return over
+        for value, field, limit in (
+            (revocation.actor, "the actor", 64),
+            (revocation.reason, "the reason", 500),
+        ):
+            problem = text.problem(value, field=field, max_length=limit)
+            if problem is not None:
+                return problem
+        if not revocation.reason.strip():
+            return "say why the benefit is revoked"
+        if revocation.on < self._request.valid_from:
+            return f"{revocation.on} is before the benefit began ({self._request.valid_from})"
+        return None
+
     def _over_problem(self) -> str | None:
         if self._status in _OVER or self._ended_at is not None:
             return (
-                f"the benefit of {self._request.application_id} has {self._status.value}: "
+                f"the benefit of {self._request.application_id} "
+                f"{'was revoked' if self._status == BenefitStatus.REVOKED else 'has ended'}: "
                 "nothing more can be changed"
             )
         return None

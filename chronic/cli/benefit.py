@@ -111,7 +111,7 @@ async def _update(application_id: str, action: Callable[[Handle], Awaitable[T]])
             except CommandFailed:
                 raise _no_benefit(application_id) from None
             raise CommandFailed(
-                f"the benefit of {application_id} has {view.status}: nothing more can be changed"
+                f"the benefit of {application_id} is {view.status}: nothing more can be changed"
             ) from None
         raise CommandFailed(f"Temporal refused the change of {application_id}: {error}") from None
     except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
