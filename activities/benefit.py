@@ -24,7 +24,7 @@ from models.benefit import (
     BenefitStart,
     workflow_id,
 )
-from models.tables import Application, Benefit, BenefitEventRow, Hospital
+from models.tables import Application, Benefit, BenefitEventRow, Hospital, Pharmacy
 from workers import queues
 from workflows.benefit import BenefitWorkflow
 
@@ -49,7 +49,11 @@ class BenefitActivities:
         """
         async with self.db.session() as session:
             benefit = await _benefit(session, start.application_id)
+            application = await session.get(Application, start.application_id)
             hospital = await session.get(Hospital, benefit.designated_hospital_code)
+            if benefit.pharmacy_code is None and application is not None:
+                benefit.pharmacy_code = application.designated_pharmacy_code  # chosen on the form
+                session.add(benefit)
             request = BenefitInput(
                 application_id=start.application_id,
                 rules=start.rules,
@@ -156,13 +160,14 @@ class BenefitActivities:
 
 
 async def pharmacy_problem(session: AsyncSession, region: str, code: str) -> str | None:
-    """Why ``code`` cannot be the designated pharmacy (None: it can).
-
-    The pharmacy register is not part of the schema yet: every code of the right shape (the
-    update's validator checked it) is accepted. Once the register exists, this is where a code
-    is looked up in it for ``region``.
-    """
-    del session, region, code
+    """Why ``code`` cannot be the designated pharmacy (None: it can): it must be a pharmacy of
+    ``region`` in the pharmacy register."""
+    pharmacy = await session.get(Pharmacy, code)
+    if pharmacy is None or pharmacy.region != region:
+        return (
+            f"no pharmacy with code {code} in the {region} pharmacy register: check the code on "
+            "the office's list of designated pharmacies"
+        )
     return None
 
 

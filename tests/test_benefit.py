@@ -298,14 +298,16 @@ async def test_the_pharmacy_changes_through_the_same_door_with_its_own_count(
 ) -> None:
     app_id = await _approve_wuhan(world)
     handle = await _benefit(world, app_id)
-    changed = await _change(handle, "WP01", "pharmacy")
+    # Checked against the pharmacy register when written: refused, nothing changed.
+    await _refused(_change(handle, "P01", "pharmacy"), "no pharmacy with code P01 in the wuhan")
+    changed = await _change(handle, "WP03", "pharmacy")
     assert (
-        changed.pharmacy_code == "WP01" and changed.changes_this_year[DesignationKind.PHARMACY] == 1
+        changed.pharmacy_code == "WP03" and changed.changes_this_year[DesignationKind.PHARMACY] == 1
     )
     await _refused(_change(handle, "WP02", "pharmacy"), "pharmacy", "once per calendar year")
     await _refused(_change(handle, "药店", "pharmacy"), "is not a pharmacy code")
     assert (await _change(handle, "W02")).designated_hospital_code == "W02"  # hospital: its own
-    assert (await _row(world, app_id)).pharmacy_code == "WP01"
+    assert (await _row(world, app_id)).pharmacy_code == "WP03"
 
 
 # ---- hospital stays (Jilin) ---------------------------------------------------------------------

@@ -11,16 +11,21 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated
 
 import typer
 from rich.table import Table
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.service import RPCError, RPCStatusCode
 
+from chronic.actor import operator
 from chronic.cli.output import (
     ApplicationArg,
     CommandFailed,
     console,
     database,
+    errors,
     office_region,
     run,
     temporal,
@@ -280,9 +285,11 @@ def decide(
             except audits.AuditRefused as refused:
                 raise CommandFailed(str(refused)) from None
         if decided.revoked is not None:
+            client = await temporal()
+            await _stop_benefit(client, decided.task.application_id, since, note)
             # Committed first: the person is told of a revocation that is on record.
             await start_delivery(
-                await temporal(),
+                client,
                 SmsRequest(
                     dedup_key=f"{decided.task.application_id}:revoked",
                     template=SmsTemplate.BENEFIT_REVOKED,
@@ -304,6 +311,24 @@ def decide(
         )
     else:
         console.print(f"audit task {task.id}: {task.application_id} ok")
+
+
+async def _stop_benefit(client: Client, application_id: str, since: date, note: str) -> None:
+    """Tell the benefit's workflow (``benefit-<application id>``) that it is revoked: its
+    timers stop and it ends. A benefit approved before benefits ran as their own process has
+    none; one that has ended already has nothing to stop."""
+    from models.benefit import Revoke, workflow_id
+    from workflows.benefit import BenefitWorkflow
+
+    handle = client.get_workflow_handle_for(BenefitWorkflow.run, workflow_id(application_id))
+    revocation = Revoke(on=since, reason=note.strip(), actor=operator())
+    try:
+        await handle.execute_update(BenefitWorkflow.revoke, revocation)
+    except RPCError as error:
+        if error.status != RPCStatusCode.NOT_FOUND:
+            errors.print(f"the benefit's process of {application_id} was not told: {error}")
+    except WorkflowUpdateFailedError as error:  # it has ended or was revoked already
+        errors.print(f"the benefit's process of {application_id}: {error.cause}")
 
 
 app.command()(sample)
