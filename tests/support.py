@@ -39,7 +39,7 @@ from workflows.application import ApplicationWorkflow
 
 Handle = WorkflowHandle[ApplicationWorkflow, Progress]
 
-# Example applicants of chronic/seed/reference.toml.
+# Example applicants of chronic/seed/reference/sanmenxia.toml.
 WANG = "411221199001052066"
 LI = "411202199204101287"
 ZHANG = "411202199501062421"

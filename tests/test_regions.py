@@ -127,7 +127,19 @@ async def _wuhan_world(world: World) -> str:
 
 
 async def wuhan_register(db: Database) -> str:
-    """Wuhan hospitals and one insured person of Wuhan in the register; the person's ID."""
+    """One insured person of Wuhan in the register (its hospitals are seeded); the person's ID."""
+    async with db.session() as session:
+        seeded = {
+            h.code: (h.level, h.grade, h.region)
+            for h in await session.scalars(
+                sa.select(Hospital).where(col(Hospital.code).in_([TONGJI, ERJIA, ASSESSOR]))
+            )
+        }
+    assert seeded == {
+        TONGJI: (3, HospitalGrade.A, "wuhan"),
+        ERJIA: (2, HospitalGrade.A, "wuhan"),
+        ASSESSOR: (3, HospitalGrade.A, "wuhan"),
+    }, "chronic/seed/reference/wuhan.toml changed the hospitals these tests rely on"
     id_number, _ = await support.insured_person(
         db,
         place="420106",
@@ -137,17 +149,6 @@ async def wuhan_register(db: Database) -> str:
         insurance_type=InsuranceType.RESIDENT,
     )
     await support.register_community_health_centre(db)
-    async with db.session() as session:
-        for code, name, level, grade in [
-            (TONGJI, "华中科技大学同济医学院附属同济医院", 3, HospitalGrade.A),
-            (ERJIA, "武汉市第九医院", 2, HospitalGrade.A),
-            (ASSESSOR, "武汉市第一医院", 3, HospitalGrade.A),
-        ]:
-            session.add(
-                Hospital(
-                    code=code, name=name, level=level, grade=grade, public=True, region="wuhan"
-                )
-            )
     return id_number
 
 
@@ -340,20 +341,14 @@ JILIN = load_policy("jilin")
 
 
 async def _jilin_world(world: World, *, long_term_filing: bool = False) -> str:
-    """Jilin's five assessment hospitals, a level-2 hospital and one insured person."""
+    """One insured person of Jilin (the seeded register has the five assessment hospitals and
+    JL90, a level-2 hospital)."""
     id_number, person_id = await support.insured_person(
         world.db, place="220102", born=date(1975, 3, 15), sequence=123, region="jilin"
     )
     async with world.db.session() as session:
-        for code in JILIN.assessment_hospitals:
-            session.add(
-                Hospital(code=code, name=code, level=3, grade=HospitalGrade.A, region="jilin")
-            )
-        session.add(
-            Hospital(
-                code="JL90", name="长春市某二级医院", level=2, grade=HospitalGrade.A, region="jilin"
-            )
-        )
+        level_2 = await session.get(Hospital, "JL90")
+        assert level_2 is not None and level_2.level == 2 and level_2.region == "jilin"
         if long_term_filing:
             today = date.today()
             session.add(

@@ -1,7 +1,7 @@
 """The pharmacy register of the demo world: ``chronic/seed/pharmacies.toml``.
 
-Kept apart from ``reference.toml`` (Sanmenxia's hospitals and example applicants): pharmacies
-belong to every region, and each row names its own.
+Kept apart from the regions' reference files (``reference/<region>.toml``: hospitals and
+example applicants): one list of every region's pharmacies, each row naming its own.
 """
 
 from __future__ import annotations
