@@ -234,6 +234,7 @@ class ApplicationWorkflow:
             # cannot go on. Close it, tell the applicant, and fail visibly with the cause.
             workflow.logger.error("application process failed: %s", cause(error))
             await self._close_at_the_end("processing failed; the office has been alerted")
+            await self._deliveries.done()  # told before the run fails
             raise ApplicationError(
                 f"application process failed: {cause(error)}", non_retryable=True
             ) from error

@@ -88,6 +88,7 @@ class OutOfAreaFilingWorkflow:
             # A step failed for good: close the filing, tell the person, fail visibly.
             workflow.logger.error("filing process failed: %s", cause(error))
             await self._close_at_the_end("processing failed; the office has been alerted")
+            await self._deliveries.done()  # told before the run fails
             raise ApplicationError(
                 f"filing process failed: {cause(error)}", non_retryable=True
             ) from error
