@@ -25,6 +25,7 @@ from chronic.sms.phone import InvalidPhoneNumber, scrub, to_e164
 from chronic.sms.templates import missing_params, render
 from models.domain import SmsStatus
 from models.notifications import SmsRequest, SmsResult
+from models.roles.notification import NotificationRole
 from models.tables import Application, FilingRecord, Hospital, SmsOutbox
 
 # Failure types a workflow's retry policy or error handling can match on.
@@ -36,7 +37,7 @@ NO_RECIPIENT = "-"
 """The outbox recipient of a message that found no usable number (missing or invalid)."""
 
 
-class NotificationActivities:
+class NotificationActivities(NotificationRole):
     """The notification role's activities, bound to one database and one SMS gateway.
 
     Example (the notification worker)::

@@ -32,7 +32,6 @@ from temporalio.exceptions import (
     ChildWorkflowError,
     FailureError,
 )
-from temporalio.workflow import ChildWorkflowHandle
 
 with workflow.unsafe.imports_passed_through():
     from models import search_attributes as sa
@@ -57,12 +56,9 @@ with workflow.unsafe.imports_passed_through():
         DecisionView,
         DeclineOffer,
         DrawRequest,
-        DrawResult,
         HospitalOpinion,
         HospitalRef,
-        IntakeOutcome,
         IntakeRequest,
-        MaterialsRecorded,
         MaterialsRound,
         OfferAnswer,
         OfferMade,
@@ -76,7 +72,6 @@ with workflow.unsafe.imports_passed_through():
         Resubmission,
         ReviewRecord,
         ScheduleExamination,
-        SlaDue,
         SlaRequest,
         StatusChange,
         StrikeOutcome,
@@ -95,8 +90,10 @@ with workflow.unsafe.imports_passed_through():
         StepKind,
         Track,
     )
-    from workers import queues
-    from workflows.sms import send_beside
+    from models.roles.assignment import AssignmentRole
+    from models.roles.intake import IntakeRole
+    from models.roles.review import ReviewRole
+    from workflows.sms import Deliveries
     from workflows.steps import cause, run_step
 
 BENEFIT_WORKFLOW_PATCH = "benefit-workflow"
@@ -200,7 +197,7 @@ class ApplicationWorkflow:
         self._assignment: AssignExpert | None = None
         self._assignment_outcome: OfferView | str | None = None
         self._notices = 0
-        self._deliveries: list[ChildWorkflowHandle[Any, Any]] = []
+        self._deliveries = Deliveries()
         self._published: dict[SearchAttributeKey[Any], Any] = {}
         if request.resume is not None:
             self._restore(request.resume)
@@ -216,6 +213,7 @@ class ApplicationWorkflow:
             # Cancelled from the UI or CLI: stop the process, close and tell, end cancelled.
             process.cancel()
             await self._close_at_the_end("cancelled by an operator", actor="operator")
+            await self._deliveries.done()  # the person is told before the run ends
             raise
         if not process.done():  # the office closes it (chronic admin close)
             assert self._closing is not None
@@ -231,13 +229,14 @@ class ApplicationWorkflow:
             pass
         except _ContinueAsNew:
             await workflow.wait_condition(workflow.all_handlers_finished)
-            await self._deliveries_done()
+            await self._deliveries.done()
             workflow.continue_as_new(request.model_copy(update={"resume": self._state()}))
         except (ActivityError, ChildWorkflowError, ApplicationError) as error:
             # A step failed for good (a missing record, a refused write): the application
             # cannot go on. Close it, tell the applicant, and fail visibly with the cause.
             workflow.logger.error("application process failed: %s", cause(error))
             await self._close_at_the_end("processing failed; the office has been alerted")
+            await self._deliveries.done()  # told before the run fails
             raise ApplicationError(
                 f"application process failed: {cause(error)}", non_retryable=True
             ) from error
@@ -248,30 +247,21 @@ class ApplicationWorkflow:
         self._publish()
         # Let handlers still answering their callers finish before the run ends.
         await workflow.wait_condition(workflow.all_handlers_finished)
-        await self._deliveries_done()
+        # The application has ended when the person has been told (or the send has failed
+        # for good, which its failed outbox row shows).
+        await self._deliveries.done()
         return self.progress()
-
-    async def _deliveries_done(self) -> None:
-        """The application has ended when the person has been told (or the send has failed
-        for good, which its failed outbox row and the failed delivery show)."""
-        for delivery in self._deliveries:
-            try:
-                await delivery
-            except ChildWorkflowError as error:
-                workflow.logger.warning("SMS delivery %s failed: %s", delivery.id, cause(error))
-        self._deliveries.clear()
 
     async def _process(self, request: ApplicationInput) -> None:
         if request.resume is None:
             sla = await run_step(
-                "sla_due_at",
+                IntakeRole.sla_due_at,
                 SlaRequest(
                     start=request.submitted_at.astimezone(self._zone),
                     working_days=self._policy.sla_working_days_max,
                     application_id=request.application_id,
                 ),
-                queue=queues.INTAKE,
-                result_type=SlaDue,
+                queue=IntakeRole.QUEUE,
                 summary=f"SLA: {self._policy.sla_working_days_max} working days",
             )
             self._sla_due_at, self._sla_provisional = sla.due_at, sla.provisional
@@ -326,7 +316,7 @@ class ApplicationWorkflow:
             self._waiting_for = f"intake checks of materials round {self._round}"
             self._publish()
             outcome = await run_step(
-                "check_intake",
+                IntakeRole.check_intake,
                 IntakeRequest(
                     application_id=self._request.application_id,
                     round=self._round,
@@ -334,8 +324,7 @@ class ApplicationWorkflow:
                     checked_at=workflow.now(),
                     requires_long_term_filing=step.requires_long_term_filing,
                 ),
-                queue=queues.INTAKE,
-                result_type=IntakeOutcome,
+                queue=IntakeRole.QUEUE,
                 summary=f"intake checks, round {self._round}",
             )
             if outcome.accepted:
@@ -418,7 +407,7 @@ class ApplicationWorkflow:
         while True:
             assignment, self._assignment = self._assignment, None
             drawn = await run_step(
-                "draw_expert",
+                AssignmentRole.draw_expert,
                 DrawRequest(
                     application_id=self._request.application_id,
                     seq=self._next_seq(),
@@ -429,8 +418,7 @@ class ApplicationWorkflow:
                     expert=assignment.expert if assignment else None,
                     actor=assignment.actor if assignment else "system",
                 ),
-                queue=queues.ASSIGNMENT,
-                result_type=DrawResult,
+                queue=AssignmentRole.QUEUE,
                 summary=f"assign {assignment.expert} by hand for {stage}"
                 if assignment
                 else f"random draw for {stage} ({self._disease.category})",
@@ -486,7 +474,7 @@ class ApplicationWorkflow:
 
     async def _notice(self, kind: str, message: str, *, resolved: bool = False) -> None:
         await run_step(
-            "office_notice",
+            ReviewRole.office_notice,
             OfficeNoticeRequest(
                 step_key=f"{self._request.application_id}:{kind}:{self._notices}",
                 application_id=self._request.application_id,
@@ -495,7 +483,7 @@ class ApplicationWorkflow:
                 at=workflow.now(),
                 resolved=resolved,
             ),
-            queue=queues.REVIEW,
+            queue=ReviewRole.QUEUE,
             summary=f"office notice: {kind}{' resolved' if resolved else ''}",
         )
 
@@ -620,14 +608,13 @@ class ApplicationWorkflow:
                 assert resubmission is not None
                 token = self._resubmissions
                 recorded = await run_step(
-                    "record_materials",
+                    IntakeRole.record_materials,
                     MaterialsRound(
                         application_id=self._request.application_id,
                         round=self._round + 1,
                         materials=resubmission.materials,
                     ),
-                    queue=queues.INTAKE,
-                    result_type=MaterialsRecorded,
+                    queue=IntakeRole.QUEUE,
                     summary=f"record materials round {self._round + 1}",
                 )
                 self._resubmission = None
@@ -797,10 +784,9 @@ class ApplicationWorkflow:
     async def _load_register(self, summary: str = "hospital register") -> None:
         """The region's hospitals, for validators that check a hospital code at the door."""
         register = await run_step(
-            "hospital_register",
+            IntakeRole.hospital_register,
             self._policy.region,
-            queue=queues.INTAKE,
-            result_type=list[HospitalRef],
+            queue=IntakeRole.QUEUE,
             summary=summary,
         )
         self._hospitals = {h.code: h for h in register}
@@ -811,14 +797,13 @@ class ApplicationWorkflow:
             approved_on = workflow.now().astimezone(self._zone).date()
             validity = self._policy.benefit_validity
             self._benefit = await run_step(
-                "issue_benefit",
+                ReviewRole.issue_benefit,
                 BenefitRequest(
                     application_id=self._request.application_id,
                     approved_on=approved_on,
                     validity_days=None if validity is None else validity.days,
                 ),
-                queue=queues.REVIEW,
-                result_type=BenefitIssued,
+                queue=ReviewRole.QUEUE,
                 summary="issue benefit certificate",
             )
             await self._set_status(
@@ -911,7 +896,7 @@ class ApplicationWorkflow:
 
     async def _answer(self, offer: _Offer, *, deadline: datetime | None = None) -> StrikeOutcome:
         outcome: StrikeOutcome = await run_step(
-            "answer_offer",
+            AssignmentRole.answer_offer,
             OfferAnswer(
                 offer_id=offer.made.offer_id,
                 status=offer.status,
@@ -922,8 +907,7 @@ class ApplicationWorkflow:
                 deadline=deadline,
                 outage_grace=self._policy.outage_grace,
             ),
-            queue=queues.ASSIGNMENT,
-            result_type=StrikeOutcome,
+            queue=AssignmentRole.QUEUE,
             summary=f"offer {offer.made.seq} {offer.status} by {offer.made.expert_code}",
         )
         if outcome.status is not None and outcome.status != offer.status:
@@ -979,7 +963,7 @@ class ApplicationWorkflow:
     async def _review_record(self, offer: _Offer, decision: ReviewDecision, opinion: str) -> None:
         offer.reviews += 1
         await run_step(
-            "record_review",
+            ReviewRole.record_review,
             ReviewRecord(
                 application_id=self._request.application_id,
                 offer_id=offer.made.offer_id,
@@ -990,7 +974,7 @@ class ApplicationWorkflow:
                 opinion=opinion,
                 decided_at=workflow.now(),
             ),
-            queue=queues.REVIEW,
+            queue=ReviewRole.QUEUE,
             summary=f"{offer.stage}: {decision} by {offer.made.expert_code}",
         )
 
@@ -1009,7 +993,7 @@ class ApplicationWorkflow:
         self._status_seq += 1
         self._publish()
         await run_step(
-            "change_status",
+            ReviewRole.change_status,
             StatusChange(
                 application_id=self._request.application_id,
                 status=status,
@@ -1022,7 +1006,7 @@ class ApplicationWorkflow:
                 closed=closed,
                 detail=detail or {},
             ),
-            queue=queues.REVIEW,
+            queue=ReviewRole.QUEUE,
             summary=f"status {status}, stage {stage}",
         )
 
@@ -1053,12 +1037,10 @@ class ApplicationWorkflow:
         )
 
     async def _send(self, request: SmsRequest) -> None:
-        """Hand ``request`` to a child delivery that retries until sent, so a dead notification
+        """Hand ``request`` to a delivery that retries until sent, so a dead notification
         worker or provider never holds an application up. The run waits for its deliveries
-        only when everything else is done (and they outlive a terminated run)."""
-        delivery = await send_beside(request)
-        if delivery is not None:
-            self._deliveries.append(delivery)
+        only when everything else is done."""
+        await self._deliveries.send(request)
 
     async def _watch_sla(self) -> None:
         """Flag the application when the 5–8 working-day target (the upper bound) passes."""

@@ -28,15 +28,12 @@ from typing import Any
 from temporalio import workflow
 from temporalio.common import SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
-from temporalio.workflow import ChildWorkflowHandle
 
 with workflow.unsafe.imports_passed_through():
     from models import search_attributes as sa
     from models import text
     from models.domain import FilingStatus
     from models.filing import (
-        CHECK_FILING,
-        RECORD_FILING_STATUS,
         FilingCheck,
         FilingCheckRequest,
         FilingInput,
@@ -44,8 +41,9 @@ with workflow.unsafe.imports_passed_through():
         FilingStatusChange,
     )
     from models.notifications import SmsRequest, SmsTemplate, filing_closed_sms, reason_param
-    from workers import queues
-    from workflows.sms import send_beside
+    from models.roles.intake import FilingIntakeRole
+    from models.roles.review import FilingReviewRole
+    from workflows.sms import Deliveries
     from workflows.steps import cause, run_step
 
 WORKFLOW_TYPE = "OutOfAreaFilingWorkflow"
@@ -67,7 +65,7 @@ class OutOfAreaFilingWorkflow:
         self._decided_at: datetime | None = None
         self._finished_at: datetime | None = None
         self._waiting_for = "the filing's checks (register, dates, uploads)"
-        self._deliveries: list[ChildWorkflowHandle[Any, Any]] = []
+        self._deliveries = Deliveries()
         self._published: dict[SearchAttributeKey[Any], Any] = {}
 
     # ---- the process -----------------------------------------------------------------------
@@ -81,6 +79,7 @@ class OutOfAreaFilingWorkflow:
         except asyncio.CancelledError:
             process.cancel()
             await self._close_at_the_end("cancelled by an operator", actor="operator")
+            await self._deliveries.done()  # the person is told before the run ends
             raise
         try:
             process.result()
@@ -88,6 +87,7 @@ class OutOfAreaFilingWorkflow:
             # A step failed for good: close the filing, tell the person, fail visibly.
             workflow.logger.error("filing process failed: %s", cause(error))
             await self._close_at_the_end("processing failed; the office has been alerted")
+            await self._deliveries.done()  # told before the run fails
             raise ApplicationError(
                 f"filing process failed: {cause(error)}", non_retryable=True
             ) from error
@@ -96,14 +96,13 @@ class OutOfAreaFilingWorkflow:
     async def _process(self) -> None:
         request = self._request
         check = await run_step(
-            CHECK_FILING,
+            FilingIntakeRole.check_filing,
             FilingCheckRequest(
                 filing_id=request.filing_id,
                 rules=request.rules,
                 submitted_on=request.submitted_at.astimezone(self._zone).date(),
             ),
-            queue=queues.INTAKE,
-            result_type=FilingCheck,
+            queue=FilingIntakeRole.QUEUE,
             summary="filing checks: register, dates, uploads",
         )
         self._check = check
@@ -147,12 +146,8 @@ class OutOfAreaFilingWorkflow:
         self._finished_at = workflow.now()
         self._publish()
         # The person has been told when the deliveries are done (or failed for good, which the
-        # failed outbox row and the failed delivery show).
-        for delivery in self._deliveries:
-            try:
-                await delivery
-            except ChildWorkflowError as error:
-                workflow.logger.warning("SMS delivery %s failed: %s", delivery.id, cause(error))
+        # failed outbox row shows).
+        await self._deliveries.done()
         return self.progress()
 
     async def _close_at_the_end(self, reason: str, *, actor: str = "system") -> None:
@@ -184,7 +179,7 @@ class OutOfAreaFilingWorkflow:
     ) -> None:
         self._seq += 1
         await run_step(
-            RECORD_FILING_STATUS,
+            FilingReviewRole.record_filing_status,
             FilingStatusChange(
                 filing_id=self._request.filing_id,
                 status=status,
@@ -197,7 +192,7 @@ class OutOfAreaFilingWorkflow:
                 valid_to=valid_to,
                 closed=closed,
             ),
-            queue=queues.REVIEW,
+            queue=FilingReviewRole.QUEUE,
             summary=f"filing status {status}",
         )
         self._status = status
@@ -223,9 +218,7 @@ class OutOfAreaFilingWorkflow:
         )
 
     async def _send(self, request: SmsRequest) -> None:
-        delivery = await send_beside(request)
-        if delivery is not None:
-            self._deliveries.append(delivery)
+        await self._deliveries.send(request)
 
     # ---- what operators and the CLI see ----------------------------------------------------
 

@@ -23,8 +23,8 @@ with workflow.unsafe.imports_passed_through():
         ExpertMonthRecorded,
         ExpertMonthRequest,
     )
-    from workers import queues
-    from workflows.sms import send_beside
+    from models.roles.review import OversightRole
+    from workflows.sms import Deliveries
     from workflows.steps import run_step
 
 WORKFLOW_TYPE = "ExpertMonthReport"
@@ -47,15 +47,15 @@ class ExpertMonthReport:
         request = request.model_copy(update={"month": month})
         workflow.set_current_details(f"counting {request.region} {month}")
         recorded: ExpertMonthRecorded = await run_step(
-            "record_expert_month",
+            OversightRole.record_expert_month,
             request,
-            queue=queues.REVIEW,
-            result_type=ExpertMonthRecorded,
+            queue=OversightRole.QUEUE,
             summary=f"expert statistic {month}",
         )
         told = [h for h in recorded.hospitals if h.notice_mobile]
+        deliveries = Deliveries()
         for hospital in told:
-            await send_beside(
+            await deliveries.send(
                 SmsRequest(
                     dedup_key=f"expert-month:{request.region}:{month}:{hospital.hospital_code}",
                     template=SmsTemplate.EXPERT_MONTH_REPORT,
@@ -70,6 +70,7 @@ class ExpertMonthReport:
                     },
                 )
             )
+        await deliveries.done()
         untold = [h.hospital_code for h in recorded.hospitals if not h.notice_mobile]
         workflow.set_current_details(
             f"{month}: {len(recorded.hospitals)} hospitals reported, {len(told)} told by SMS"
@@ -91,10 +92,9 @@ class AuditSampleWorkflow:
         request = request.model_copy(update={"period": period})
         workflow.set_current_details(f"drawing the {request.region} audit sample of {period}")
         drawn: AuditSampleDrawn = await run_step(
-            "draw_audit_sample",
+            OversightRole.draw_audit_sample,
             request,
-            queue=queues.REVIEW,
-            result_type=AuditSampleDrawn,
+            queue=OversightRole.QUEUE,
             summary=f"audit sample {period}",
         )
         again = "" if drawn.created else " (drawn before; unchanged)"
