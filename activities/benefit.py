@@ -24,12 +24,13 @@ from models.benefit import (
     BenefitStart,
     workflow_id,
 )
+from models.roles.review import BenefitRole
 from models.tables import Application, Benefit, BenefitEventRow, Hospital, Pharmacy
 from workers import queues
 from workflows.benefit import BenefitWorkflow
 
 
-class BenefitActivities:
+class BenefitActivities(BenefitRole):
     """Start a benefit's workflow and write what happens to the benefit (idempotent per step)."""
 
     def __init__(self, db: Database, client: Client) -> None:

@@ -7,7 +7,6 @@ numbers and mobiles stay in the database, where activities look them up.
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 
@@ -17,16 +16,6 @@ from models.policy import PolicyProfile
 
 WORKFLOW_TYPE = "BenefitWorkflow"
 """The workflow type name (the UI's ``WorkflowType`` filter)."""
-
-PHARMACY_CODE = re.compile(r"^[A-Z][A-Z0-9]{1,15}$")
-"""A pharmacy's code (P01, WP12): checked by pattern until the pharmacy register is merged."""
-
-START_BENEFIT = "start_benefit"
-"""Activity (review queue): start the benefit's workflow from its certificate row."""
-RECORD_BENEFIT_EVENT = "record_benefit_event"
-"""Activity (review queue): one change of the benefit, on its row, its events and the audit."""
-HOSPITAL_REGISTER = "hospital_register"
-"""Activity (intake queue): the region's hospitals (the register a change is checked against)."""
 
 
 def workflow_id(application_id: str) -> str:

@@ -36,7 +36,7 @@ from temporalio.exceptions import (
 with workflow.unsafe.imports_passed_through():
     from models import search_attributes as sa
     from models import text
-    from models.benefit import START_BENEFIT, BenefitRules, BenefitStart
+    from models.benefit import BenefitRules, BenefitStart
     from models.domain import (
         HOSPITAL_CODE,
         ApplicationStatus,
@@ -92,7 +92,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from models.roles.assignment import AssignmentRole
     from models.roles.intake import IntakeRole
-    from models.roles.review import ReviewRole
+    from models.roles.review import BenefitRole, ReviewRole
     from workflows.sms import Deliveries
     from workflows.steps import cause, run_step
 
@@ -839,15 +839,14 @@ class ApplicationWorkflow:
         """
         try:
             await run_step(
-                START_BENEFIT,
+                BenefitRole.start_benefit,
                 BenefitStart(
                     application_id=self._request.application_id,
                     rules=BenefitRules.of(self._policy),
                     applicant_key=self._request.applicant_key,
                     search_attributes=self._request.search_attributes,
                 ),
-                queue=queues.REVIEW,
-                result_type=str,
+                queue=BenefitRole.QUEUE,
                 summary="start the benefit's workflow",
             )
         except ActivityError as error:

@@ -31,16 +31,12 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import SearchAttributeKey
-from temporalio.exceptions import ApplicationError, ChildWorkflowError
-from temporalio.workflow import ChildWorkflowHandle
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from models import search_attributes as sa
     from models import text
     from models.benefit import (
-        HOSPITAL_REGISTER,
-        PHARMACY_CODE,
-        RECORD_BENEFIT_EVENT,
         WORKFLOW_TYPE,
         BenefitEvent,
         BenefitEventKind,
@@ -57,12 +53,12 @@ with workflow.unsafe.imports_passed_through():
         Revoke,
         workflow_id,
     )
-    from models.domain import HOSPITAL_CODE
-    from models.messages import HospitalRef
+    from models.domain import HOSPITAL_CODE, PHARMACY_CODE
     from models.notifications import SmsRequest, SmsTemplate
-    from workers import queues
-    from workflows.sms import send_beside
-    from workflows.steps import cause, run_step
+    from models.roles.intake import IntakeRole
+    from models.roles.review import BenefitRole
+    from workflows.sms import Deliveries
+    from workflows.steps import run_step
 
 _UNSET = object()
 _OVER = (BenefitStatus.ENDED, BenefitStatus.REVOKED)
@@ -94,7 +90,7 @@ class BenefitWorkflow:
         self._writing = asyncio.Lock()  # one change written at a time: the limit holds
         self._changed = False  # a handler recorded something: the main loop looks again
         self._waiting_for = "the benefit's records"
-        self._deliveries: list[ChildWorkflowHandle[Any, Any]] = []
+        self._deliveries = Deliveries()
         self._published: dict[SearchAttributeKey[Any], Any] = {}
         if request.resume is not None:
             self._restore(request.resume)
@@ -131,7 +127,7 @@ class BenefitWorkflow:
         while the deliveries finish is answered in this run, never cut off by its end."""
         while True:
             await workflow.wait_condition(workflow.all_handlers_finished)
-            await self._deliveries_done()
+            await self._deliveries.done()
             if workflow.all_handlers_finished():
                 return
 
@@ -506,7 +502,7 @@ class BenefitWorkflow:
         was written."""
         seq = self._seq + 1
         recorded: BenefitRecorded = await run_step(
-            RECORD_BENEFIT_EVENT,
+            BenefitRole.record_benefit_event,
             BenefitEvent(
                 application_id=self._request.application_id,
                 seq=seq,
@@ -519,8 +515,7 @@ class BenefitWorkflow:
                 pharmacy_code=pharmacy,
                 from_code=from_code,
             ),
-            queue=queues.REVIEW,
-            result_type=BenefitRecorded,
+            queue=BenefitRole.QUEUE,
             summary=f"benefit {kind}",
         )
         if recorded.problem is None:
@@ -533,17 +528,16 @@ class BenefitWorkflow:
     async def _load_registers(self) -> None:
         """The region's hospitals, for the validator of a change (pharmacies: by pattern)."""
         register = await run_step(
-            HOSPITAL_REGISTER,
+            IntakeRole.hospital_register,
             self._rules.region,
-            queue=queues.INTAKE,
-            result_type=list[HospitalRef],
+            queue=IntakeRole.QUEUE,
             summary="hospital register",
         )
         self._hospitals = {h.code for h in register}
 
     async def _sms(self, template: SmsTemplate, step: str, **params: str) -> None:
         """Tell the person beside the process: exactly once per key, retried until sent."""
-        delivery = await send_beside(
+        await self._deliveries.send(
             SmsRequest(
                 dedup_key=f"{workflow_id(self._request.application_id)}:{step}",
                 template=template,
@@ -551,16 +545,6 @@ class BenefitWorkflow:
                 params=params,
             )
         )
-        if delivery is not None:
-            self._deliveries.append(delivery)
-
-    async def _deliveries_done(self) -> None:
-        for delivery in self._deliveries:
-            try:
-                await delivery
-            except ChildWorkflowError as error:
-                workflow.logger.warning("SMS delivery %s failed: %s", delivery.id, cause(error))
-        self._deliveries.clear()
 
     # ---- continue-as-new -------------------------------------------------------------------
 

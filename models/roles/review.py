@@ -1,5 +1,6 @@
-"""The review role: decision records, status changes, benefits, office notices, the status of
-filings, and the monthly oversight records."""
+"""The review role: decision records, status changes, benefits (the certificate, its workflow
+started and each change written), office notices, the status of filings, and the monthly
+oversight records."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import ClassVar, Protocol
 
 from temporalio import activity
 
+from models.benefit import BenefitEvent, BenefitRecorded, BenefitStart
 from models.filing import FilingStatusChange
 from models.messages import (
     BenefitIssued,
@@ -56,3 +58,13 @@ class OversightRole(Protocol):
 
     @activity.defn
     async def draw_audit_sample(self, request: AuditSampleRequest) -> AuditSampleDrawn: ...
+
+
+class BenefitRole(Protocol):
+    QUEUE: ClassVar[str] = QUEUE
+
+    @activity.defn
+    async def start_benefit(self, start: BenefitStart) -> str: ...
+
+    @activity.defn
+    async def record_benefit_event(self, event: BenefitEvent) -> BenefitRecorded: ...
