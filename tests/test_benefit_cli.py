@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from datetime import date, datetime, timedelta, timezone
 
+import pytest
 from sqlalchemy.dialects.postgresql import insert
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from typer.testing import Result
 
+from chronic.certificate import pdf_text
 from models.benefit import BenefitView
 from models.domain import HospitalGrade
 from models.tables import Hospital
@@ -104,6 +107,23 @@ async def test_a_clerk_shows_changes_and_suspends_a_jilin_benefit_from_the_cli(
     for action in ("benefit_hospital_changed", "benefit_admitted", "benefit_discharged"):
         [actor] = await support.audit_actors(desk.db, app_id, action)
         assert actor.startswith("clerk:")
+
+    # The card, as the person gets it: long-term, at the hospital changed to (Jilin's title).
+    card = desk.folder / "card.pdf"
+    written = await desk.cli("benefit", "card", app_id, "--out", str(card))
+    if written.exit_code == 1 and "no Chinese font" in written.stderr and not os.environ.get("CI"):
+        pytest.skip(written.stderr)  # `make test` installs it (make fonts)
+    assert written.exit_code == 0, written.output
+    text = pdf_text(card.read_bytes())
+    assert "门诊慢特病病种待遇认定表" in text and person in text and "长期" in text
+    assert ("JL01" not in text and "吉林JL01" in text) or "定点医院" in text
+    [writer] = await support.audit_actors(desk.db, app_id, "benefit_card_written")
+    assert writer.startswith("operator:")
+    png = desk.folder / "card.png"
+    assert (await desk.cli("benefit", "card", app_id, "-o", str(png))).exit_code == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    bad = await desk.cli("benefit", "card", app_id, "-o", str(desk.folder / "card.doc"))
+    assert bad.exit_code == 2 and "must end in .pdf or .png" in bad.output
 
     # No personal data in the benefit's ID, search attributes or history read without the key.
     plain = Client(

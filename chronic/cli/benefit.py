@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime
+from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
@@ -228,3 +229,54 @@ def discharge(application: ApplicationArg, on: DateOption) -> None:
 
     run(main)
     console.print(f"[bold green]resumed[/] benefit of {application}: discharged on {_day(on)}")
+
+
+@app.command()
+def card(
+    application: ApplicationArg,
+    out: Annotated[
+        Path,
+        typer.Option("--out", "-o", metavar="FILE", help="FILE.pdf or FILE.png."),
+    ],
+) -> None:
+    """Write the benefit card (门诊慢病卡; Wuhan: 门诊重症待遇认定表) as PDF or PNG.
+
+    It carries the person's name and ID number in full: it is theirs, to print or send to
+    them; it is not kept anywhere else. Writing it is in the audit trail."""
+    from chronic.certificate import CertificateError, card_fields, render_pdf, render_png
+    from chronic.cli.output import database
+    from chronic.settings import get_settings
+
+    suffix = out.suffix.lower()
+    if suffix not in (".pdf", ".png"):
+        raise typer.BadParameter("FILE must end in .pdf or .png", param_hint="'--out'")
+
+    async def main() -> str:
+        from datetime import UTC
+
+        from activities import audit
+        from models.tables import Application
+
+        async with database() as db, db.session() as session:
+            row = await session.get(Application, application)
+            if row is None:
+                raise CommandFailed(f"no application {application}")
+            try:
+                fields = await card_fields(session, application, get_settings().policy(row.region))
+                pdf = render_pdf(fields)
+            except CertificateError as error:
+                raise CommandFailed(str(error)) from None
+            await audit.record(
+                session,
+                step_key=f"{application}:card:{datetime.now(UTC).isoformat()}",
+                application_id=application,
+                actor=operator(),
+                action="benefit_card_written",
+                at=datetime.now(UTC),
+                format=suffix.lstrip("."),
+            )
+        out.write_bytes(render_png(pdf) if suffix == ".png" else pdf)
+        return fields.title
+
+    title = run(main)
+    console.print(f"written {out} ({title} of {application})")
