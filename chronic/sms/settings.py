@@ -59,6 +59,7 @@ class SmsSettings(BaseSettings):
     aliyun_template_filing_filed: str | None = None
     aliyun_template_filing_refused: str | None = None
     aliyun_template_filing_closed: str | None = None
+    aliyun_template_sign_in_code: str | None = None
 
     def template_code(self, template: SmsTemplate) -> str | None:
         """The Aliyun template code configured for ``template`` (None when unset)."""
