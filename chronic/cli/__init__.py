@@ -18,6 +18,7 @@ from chronic.cli import (
     dev,
     expert,
     filing,
+    hall,
     office,
     policy,
     report,
@@ -25,6 +26,7 @@ from chronic.cli import (
     schema,
     seed,
     sms,
+    user,
     worker,
 )
 
@@ -50,6 +52,8 @@ app.add_typer(sms.app, name="sms")
 app.command(name="demo")(demo.demo)
 app.command(name="bench")(bench.bench)
 app.command(name="codec-server")(codec.codec_server)
+app.command(name="hall")(hall.hall)
+app.add_typer(user.app, name="user")
 
 
 def main() -> None:

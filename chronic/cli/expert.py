@@ -275,8 +275,21 @@ def enroll(
     reason: Annotated[
         str, typer.Option("--reason", "-r", help="Why (audit trail).")
     ] = "enrolled in the expert pool",
+    account: Annotated[
+        bool,
+        typer.Option(
+            "--account",
+            help="Also open the expert's hall account (username = CODE); the password is "
+            "prompted twice.",
+        ),
+    ] = False,
 ) -> None:
     """Add a new expert to the pool (active, no strikes)."""
+    password: str | None = None
+    if account:
+        from chronic.cli.user import prompt_password
+
+        password = prompt_password()
 
     async def main() -> str:
         from chronic.actor import record_action
@@ -338,10 +351,23 @@ def enroll(
                 hospital=hospital,
                 categories=wanted,
             )
+            if password is not None:
+                from chronic.hall.accounts import AccountError, Role, add_user
+
+                await session.flush()
+                try:
+                    await add_user(session, new_code, Role.EXPERT, password, expert_code=new_code)
+                except AccountError as error:
+                    raise CommandFailed(f"{new_code} not enrolled: {error}") from None
+                await record_action(
+                    session, "hall_user_added", None, username=new_code, role="expert"
+                )
         return await _signal_waiting()
 
     signalled = run(main)
     console.print(f"[bold green]enrolled[/] {code} at {hospital} for {categories}")
+    if account:
+        console.print(f"  hall account {code} opened (sign in with the password just set)")
     console.print(f"  {signalled}")
 
 
