@@ -93,13 +93,16 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+_NEW_CSRF = "chronic.hall.new_csrf"
+
+
 def csrf_cookie(request: Request) -> str:
     """The browser's CSRF cookie, made on first sight (set on the response by middleware)."""
-    value = request.cookies.get(security.CSRF_COOKIE) or request.state.__dict__.get("new_csrf")
+    value = request.cookies.get(security.CSRF_COOKIE) or request.scope.get(_NEW_CSRF)
     if not value:
         value = security.new_token()
-        request.state.new_csrf = value
-    return value
+        request.scope[_NEW_CSRF] = value
+    return str(value)
 
 
 def csrf_token(request: Request) -> str:
@@ -190,7 +193,7 @@ def create_app(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         response = await call_next(request)
-        new = request.state.__dict__.get("new_csrf")
+        new = request.scope.get(_NEW_CSRF)
         if new and not request.cookies.get(security.CSRF_COOKIE):
             response.set_cookie(
                 security.CSRF_COOKIE,

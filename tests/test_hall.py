@@ -1,0 +1,403 @@
+"""The online service hall over HTTP, against a real dev server, Postgres and the workers.
+
+The hall is the app ``chronic hall`` serves, called through its HTTP interface (httpx on the
+ASGI app); its Temporal client is the session's dev server, its database a copy of the seeded
+world, and the product's five workers run in this process, so a sign-in code really goes out
+through an ``SmsDelivery`` into the outbox, and an expert's click is the workflow's Update.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.routing import APIRoute
+from sqlmodel import col, select, update
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from chronic.db import Database
+from chronic.hall import api, pages
+from chronic.hall.accounts import Role, add_user
+from chronic.hall.app import create_app
+from chronic.settings import Settings
+from chronic.sms.sealed import unseal
+from chronic.submission import submit
+from models.domain import SmsStatus
+from models.notifications import SmsTemplate
+from models.tables import (
+    AuditEvent,
+    Expert,
+    HallThrottle,
+    InsuredPerson,
+    SignInCode,
+    SmsOutbox,
+)
+from tests import support
+from tests.fixtures.temporal import running_workers
+from tests.test_cli import _UPDATE_EVENTS
+from workflows.application import ApplicationWorkflow
+
+PASSWORD = "correct horse battery"
+_CSRF = re.compile(r'name="csrf_token" value="([0-9a-f]{64})"')
+
+
+@dataclass
+class Hall:
+    env: WorkflowEnvironment
+    db: Database
+    settings: Settings
+    started: datetime
+
+    @property
+    def client(self) -> Client:
+        return self.env.client
+
+    def browser(self) -> httpx.AsyncClient:
+        """A new browser: its own cookies."""
+        app = create_app(self.settings, db=self.db, connect=self._connect)
+        return httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://hall.test"
+        )
+
+    async def _connect(self) -> Client:
+        return self.env.client
+
+    async def person_id(self, id_number: str) -> int:
+        async with self.db.session() as session:
+            found = await session.scalar(
+                select(InsuredPerson.id).where(InsuredPerson.id_number == id_number)
+            )
+        assert found is not None
+        return found
+
+    async def apply(self, id_number: str, disease: str = "DM") -> str:
+        return await submit(
+            support.form(id_number, disease), client=self.client, db=self.db, settings=self.settings
+        )
+
+    async def code_sms(self, person_id: int, after: int = 0, within: float = 30) -> SmsOutbox:
+        """The person's latest sign-in SMS once sent (newer than outbox row ``after``)."""
+        deadline = asyncio.get_running_loop().time() + within
+        while True:
+            async with self.db.session() as session:
+                rows = (
+                    await session.exec(
+                        select(SmsOutbox)
+                        .where(
+                            SmsOutbox.template == SmsTemplate.SIGN_IN_CODE.value,
+                            col(SmsOutbox.id) > after,
+                            SmsOutbox.status == SmsStatus.SENT,
+                        )
+                        .order_by(col(SmsOutbox.id).desc())
+                    )
+                ).all()
+            mine = [r for r in rows if r.params.get("person_id") == str(person_id)]
+            if mine:
+                return mine[0]
+            assert asyncio.get_running_loop().time() < deadline, "no sign-in SMS sent"
+            await asyncio.sleep(0.2)
+
+    async def audit(self, action: str) -> list[AuditEvent]:
+        async with self.db.session() as session:
+            return list(
+                (await session.exec(select(AuditEvent).where(AuditEvent.action == action))).all()
+            )
+
+    async def update_events(self, application_id: str) -> list[object]:
+        history = await self.client.get_workflow_handle(application_id).fetch_history()
+        return [e.event_type for e in history.events if e.event_type in _UPDATE_EVENTS]
+
+
+@pytest.fixture
+async def hall(
+    dev_server: WorkflowEnvironment, seeded_database: Database, tmp_path: Path
+) -> AsyncIterator[Hall]:
+    settings = Settings(state_dir=tmp_path)
+    started = datetime.now(UTC)
+    async with running_workers(dev_server.client, seeded_database, settings):
+        yield Hall(dev_server, seeded_database, settings, started)
+        await support.terminate_started_since(dev_server.client, started)
+
+
+async def csrf_of(browser: httpx.AsyncClient, path: str = "/login") -> str:
+    page = await browser.get(path)
+    found = _CSRF.search(page.text)
+    assert found, page.text
+    return found.group(1)
+
+
+async def ask_code(browser: httpx.AsyncClient, id_number: str) -> httpx.Response:
+    token = await csrf_of(browser)
+    return await browser.post("/login/code", data={"csrf_token": token, "id_number": id_number})
+
+
+async def enter_code(browser: httpx.AsyncClient, id_number: str, code: str) -> httpx.Response:
+    token = await csrf_of(browser)
+    return await browser.post(
+        "/login/verify", data={"csrf_token": token, "id_number": id_number, "code": code}
+    )
+
+
+async def sign_in_applicant(hall: Hall, browser: httpx.AsyncClient, id_number: str) -> None:
+    person = await hall.person_id(id_number)
+    asked = await ask_code(browser, id_number)
+    assert asked.status_code == 200, asked.text
+    sms = await hall.code_sms(person)
+    signed_in = await enter_code(browser, id_number, unseal(sms.params["code"]))
+    assert signed_in.status_code == 303 and signed_in.headers["location"] == "/me"
+
+
+async def sign_in_staff(browser: httpx.AsyncClient, username: str) -> httpx.Response:
+    token = await csrf_of(browser)
+    return await browser.post(
+        "/login/staff", data={"csrf_token": token, "username": username, "password": PASSWORD}
+    )
+
+
+async def test_an_applicant_signs_in_with_the_code_and_sees_only_their_own_applications(
+    hall: Hall, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    own = await hall.apply(support.WANG)
+    other = await hall.apply(support.LI)
+    person = await hall.person_id(support.WANG)
+
+    async with hall.browser() as browser:
+        asked = await ask_code(browser, support.WANG)
+        assert asked.status_code == 200
+        assert "验证码已发送至登记的手机号码" in asked.text
+        sms = await hall.code_sms(person)
+
+        # The code is in no row nor log line in clear: sealed in the outbox, masked in its
+        # text, a keyed hash in sign_in_code.
+        code = unseal(sms.params["code"])
+        assert re.fullmatch(r"\d{6}", code)
+        assert sms.params["code"].startswith("sealed:") and code not in sms.params["code"]
+        assert "验证码******" in sms.params["text"] and code not in sms.params["text"]
+        async with hall.db.session() as session:
+            stored = (
+                await session.exec(select(SignInCode).where(SignInCode.person_id == person))
+            ).one()
+        assert code not in stored.code_hash
+        assert code not in caplog.text and support.WANG not in caplog.text
+
+        wrong = "000000" if code != "000000" else "111111"
+        refused = await enter_code(browser, support.WANG, wrong)
+        assert refused.status_code == 400 and "验证码错误或已过期" in refused.text
+
+        signed_in = await enter_code(browser, support.WANG, code)
+        assert signed_in.status_code == 303 and signed_in.headers["location"] == "/me"
+        cookie = signed_in.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=lax" in cookie.replace("samesite", "SameSite")
+
+        # The code works once.
+        again = await enter_code(browser, support.WANG, code)
+        assert again.status_code == 400
+
+        mine = await browser.get("/me")
+        assert mine.status_code == 200
+        assert own in mine.text and other not in mine.text
+        listed = await browser.get("/api/applications")
+        assert [a["application_id"] for a in listed.json()] == [own]
+
+        timeline = await browser.get(f"/me/applications/{own}")
+        assert timeline.status_code == 200
+        assert "提交申请" in timeline.text and "受理审核" in timeline.text
+        assert (await browser.get(f"/me/applications/{other}")).status_code == 404
+        assert (await browser.get(f"/api/applications/{other}")).status_code == 404
+        shown = (await browser.get(f"/api/applications/{own}")).json()
+        assert shown["steps"][0]["label"] == "提交申请" and shown["live"] is True
+
+        # An applicant is no expert.
+        assert (await browser.get("/expert")).status_code == 403
+
+    [signed] = await hall.audit("hall_sign_in")
+    assert signed.actor == f"applicant:#{person}"
+
+
+async def test_an_expired_code_is_refused_and_guessing_is_stopped(hall: Hall) -> None:
+    person = await hall.person_id(support.ZHANG)
+    async with hall.browser() as browser:
+        assert (await ask_code(browser, support.ZHANG)).status_code == 200
+        first = await hall.code_sms(person)
+        async with hall.db.session() as session:
+            await session.exec(
+                update(SignInCode)
+                .where(col(SignInCode.person_id) == person)
+                .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+            )
+        expired = await enter_code(browser, support.ZHANG, unseal(first.params["code"]))
+        assert expired.status_code == 400 and "验证码错误或已过期" in expired.text
+
+        # A second code within the minute is refused.
+        too_soon = await ask_code(browser, support.ZHANG)
+        assert too_soon.status_code == 429 and "尝试次数过多" in too_soon.text
+
+        # A minute later: a new code; five wrong guesses kill it, the right one then fails.
+        async with hall.db.session() as session:
+            await session.exec(
+                update(HallThrottle).values(at=datetime.now(UTC) - timedelta(minutes=2))
+            )
+        assert (await ask_code(browser, support.ZHANG)).status_code == 200
+        sms = await hall.code_sms(person, after=first.id or 0)
+        code = unseal(sms.params["code"])
+        guesses = [f"{n:06d}" for n in range(1, 100) if f"{n:06d}" != code]
+        for guess in guesses[:5]:
+            assert (await enter_code(browser, support.ZHANG, guess)).status_code == 400
+        dead = await enter_code(browser, support.ZHANG, code)
+        assert dead.status_code == 400
+
+        # Guessing on: the ID number is locked out for the hour.
+        statuses = [
+            (await enter_code(browser, support.ZHANG, guess)).status_code for guess in guesses[5:12]
+        ]
+        assert statuses[-1] == 429
+        assert (await browser.get("/me")).status_code == 303  # never signed in
+
+
+async def test_a_missing_or_forged_csrf_token_is_refused(hall: Hall) -> None:
+    async with hall.browser() as browser, hall.browser() as other:
+        token = await csrf_of(browser)
+        foreign = await csrf_of(other)  # a real token, of another browser
+        for data in ({}, {"csrf_token": "0" * 64}, {"csrf_token": foreign}):
+            refused = await browser.post("/login/code", data={"id_number": support.WANG, **data})
+            assert refused.status_code == 403, data
+            assert "表单已失效" in refused.text
+        api = await browser.post("/api/session/code", json={"id_number": support.WANG})
+        assert api.status_code == 403
+        forged = await browser.post(
+            "/api/session/code",
+            json={"id_number": support.WANG},
+            headers={"X-CSRF-Token": foreign},
+        )
+        assert forged.status_code == 403
+        accepted = await browser.post(
+            "/api/session/code", json={"id_number": support.WANG}, headers={"X-CSRF-Token": token}
+        )
+        assert accepted.status_code == 200
+    async with hall.db.session() as session:
+        codes = (await session.exec(select(SignInCode))).all()
+    assert len(codes) == 1  # only the request with the right token made a code
+
+
+OPEN = {"/login", "/", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/api/csrf"}
+SIGN_IN = {
+    "/login/code",
+    "/login/verify",
+    "/login/staff",
+    "/api/session/code",
+    "/api/session",
+    "/api/session/staff",
+}
+
+
+async def test_every_page_and_api_route_refuses_a_visitor_without_a_session(hall: Hall) -> None:
+    async with hall.browser() as browser:
+        token = await csrf_of(browser)
+        routes = [r for r in (*pages.router.routes, *api.router.routes) if isinstance(r, APIRoute)]
+        checked = 0
+        for route in routes:
+            if route.path in OPEN or route.path in SIGN_IN:
+                continue
+            path = route.path.format(application_id="APP-20261123-7K3QF9", action="accept")
+            for method in sorted(route.methods or ()):
+                response = await browser.request(
+                    method,
+                    path,
+                    headers={"X-CSRF-Token": token},
+                    data={"csrf_token": token} if not path.startswith("/api") else None,
+                    json={} if path.startswith("/api") and method == "POST" else None,
+                )
+                if path.startswith("/api"):
+                    assert response.status_code == 401, (method, path, response.text)
+                else:
+                    assert response.status_code == 303, (method, path, response.text)
+                    assert response.headers["location"] == "/login"
+                checked += 1
+        assert checked >= 10
+
+
+async def test_an_expert_acts_on_their_own_task_and_cannot_open_another_experts(
+    hall: Hall,
+) -> None:
+    app_id = await hall.apply(support.WANG)
+    handle = hall.client.get_workflow_handle_for(ApplicationWorkflow.run, app_id)
+    offer = await support.pending_offer(handle)
+    async with hall.db.session() as session:
+        others = (await session.exec(select(Expert.code).where(Expert.code != offer.expert))).all()
+        other = others[0]
+        await add_user(session, offer.expert, Role.EXPERT, PASSWORD, expert_code=offer.expert)
+        await add_user(session, other, Role.EXPERT, PASSWORD, expert_code=other)
+
+    async with hall.browser() as intruder:
+        signed_in = await sign_in_staff(intruder, other)
+        assert signed_in.status_code == 303 and signed_in.headers["location"] == "/expert"
+        assert (await intruder.get(f"/expert/tasks/{app_id}")).status_code == 404
+        assert (await intruder.get(f"/api/expert/tasks/{app_id}")).status_code == 404
+        token = await csrf_of(intruder, "/expert")
+        refused = await intruder.post(f"/expert/tasks/{app_id}/accept", data={"csrf_token": token})
+        assert refused.status_code == 409
+        # The validator's own words, as `chronic expert accept` prints them.
+        assert f"application {app_id} is not offered to {other}" in refused.text
+        api = await intruder.post(
+            f"/api/expert/tasks/{app_id}/accept", json={}, headers={"X-CSRF-Token": token}
+        )
+        assert api.status_code == 409
+        assert api.json()["detail"] == f"application {app_id} is not offered to {other}"
+        assert await hall.update_events(app_id) == []
+        # An applicant's page is not an expert's.
+        assert (await intruder.get("/me")).status_code == 403
+
+    async with hall.browser() as expert:
+        assert (await sign_in_staff(expert, offer.expert)).status_code == 303
+        inbox = await _inbox_with(expert, app_id)
+        assert "待受理" in inbox.text and "剩余" in inbox.text
+        task = await expert.get(f"/expert/tasks/{app_id}")
+        assert task.status_code == 200
+        assert support.WANG not in task.text and "13803981234" not in task.text
+        assert "测试" not in task.text  # the applicant's name of support.form
+        token = await csrf_of(expert, f"/expert/tasks/{app_id}")
+        accepted = await expert.post(f"/expert/tasks/{app_id}/accept", data={"csrf_token": token})
+        assert accepted.status_code == 200 and "已受理" in accepted.text
+        listed = (await expert.get("/api/expert/tasks")).json()
+        assert [t["status"] for t in listed if t["application_id"] == app_id] == ["accepted"]
+        rejected = await expert.post(
+            f"/api/expert/tasks/{app_id}/reject", json={"text": ""}, headers={"X-CSRF-Token": token}
+        )
+        assert rejected.status_code == 409  # the validator: a rejection needs an opinion
+        approved = await expert.post(
+            f"/api/expert/tasks/{app_id}/approve",
+            json={"text": "符合认定标准"},
+            headers={"X-CSRF-Token": token},
+        )
+        assert approved.status_code == 200, approved.text
+    progress = await support.eventually(
+        handle,
+        lambda p: any(d.expert == offer.expert for d in p.decisions),
+    )
+    assert progress.decisions[0].decision == "approve"
+    actions = {(e.action, e.actor) for e in await hall.audit("hall_accept")}
+    assert actions == {("hall_accept", f"hall:{offer.expert}")}
+    assert [e.actor for e in await hall.audit("hall_approve")] == [f"hall:{offer.expert}"]
+
+
+async def _inbox_with(
+    browser: httpx.AsyncClient, app_id: str, within: float = 15
+) -> httpx.Response:
+    """The inbox page once it lists ``app_id`` (visibility is eventually consistent)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        page = await browser.get("/expert")
+        assert page.status_code == 200
+        if app_id in page.text:
+            return page
+        assert asyncio.get_running_loop().time() < deadline, page.text
+        await asyncio.sleep(0.3)
