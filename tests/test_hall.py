@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,7 +22,9 @@ from fastapi.routing import APIRoute
 from sqlmodel import col, select, update
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
+from typer.testing import CliRunner, Result
 
+from chronic.cli import app
 from chronic.db import Database
 from chronic.hall import api, pages
 from chronic.hall.accounts import Role, add_user
@@ -288,7 +290,7 @@ async def test_a_missing_or_forged_csrf_token_is_refused(hall: Hall) -> None:
     assert len(codes) == 1  # only the request with the right token made a code
 
 
-OPEN = {"/login", "/", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/api/csrf"}
+OPEN = {"/login", "/", "/api/csrf"}
 SIGN_IN = {
     "/login/code",
     "/login/verify",
@@ -401,3 +403,73 @@ async def _inbox_with(
             return page
         assert asyncio.get_running_loop().time() < deadline, page.text
         await asyncio.sleep(0.3)
+
+
+async def test_the_openapi_document_lists_the_api_and_no_page(hall: Hall) -> None:
+    async with hall.browser() as browser:
+        document = (await browser.get("/api/openapi.json")).json()
+    paths = set(document["paths"])
+    assert {
+        "/api/session/code",
+        "/api/session",
+        "/api/applications",
+        "/api/applications/{application_id}",
+        "/api/expert/tasks",
+        "/api/expert/tasks/{application_id}/{action}",
+    } <= paths
+    assert all(path.startswith("/api/") for path in paths), paths
+
+
+async def test_accounts_take_a_prompted_password_and_disabling_one_ends_its_sessions(
+    hall: Hall, configured: Callable[..., None]
+) -> None:
+    configured(temporal=hall.client.service_client.config.target_host, database_url=hall.db.url)
+    runner = CliRunner()
+
+    def cli(*args: str, input: str | None = None) -> Result:
+        return runner.invoke(app, list(args), input=input)
+
+    # Typed twice; a mismatch or a short password is refused and nothing is made.
+    mismatch = await asyncio.to_thread(
+        cli, "user", "add", "E001", "--expert", "E001", input=f"{PASSWORD}\nother one!!\n"
+    )
+    assert mismatch.exit_code != 0
+    short = await asyncio.to_thread(
+        cli, "user", "add", "E001", "--expert", "E001", input="short\nshort\n"
+    )
+    assert short.exit_code != 0 and "at least 10 characters" in short.output
+    added = await asyncio.to_thread(
+        cli, "user", "add", "E001", "--expert", "E001", input=f"{PASSWORD}\n{PASSWORD}\n"
+    )
+    assert added.exit_code == 0, added.output
+    assert PASSWORD not in added.output
+
+    enrolled = await asyncio.to_thread(
+        cli,
+        "expert",
+        "enroll",
+        "E900",
+        "--name",
+        "周医生",
+        "--hospital",
+        "H02",
+        "--title",
+        "senior",
+        "--categories",
+        "endocrine",
+        "--account",
+        input=f"{PASSWORD}\n{PASSWORD}\n",
+    )
+    assert enrolled.exit_code == 0, enrolled.output
+    assert "hall account E900 opened" in enrolled.stdout
+
+    async with hall.browser() as browser:
+        assert (await sign_in_staff(browser, "E900")).status_code == 303
+        assert (await browser.get("/api/me")).json()["expert_code"] == "E900"
+        disabled = await asyncio.to_thread(cli, "user", "disable", "E900")
+        assert disabled.exit_code == 0, disabled.output
+        assert (await browser.get("/api/me")).status_code == 401
+        refused = await sign_in_staff(browser, "E900")
+        assert refused.status_code == 400 and "用户名或密码错误" in refused.text
+    actions = [e.actor for e in await hall.audit("hall_user_added")]
+    assert len(actions) == 2 and all(a.startswith("operator:") for a in actions)

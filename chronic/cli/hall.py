@@ -26,7 +26,7 @@ def hall(
     settings = get_settings()
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
     bind, listen = host or settings.hall_host, port or settings.hall_port
-    typer.echo(f"hall on http://{bind}:{listen}  (pages /, API /api, OpenAPI /openapi.json)")
+    typer.echo(f"hall on http://{bind}:{listen}  (pages /, API /api, OpenAPI /api/openapi.json)")
     uvicorn.run(
         create_app(settings),
         host=bind,

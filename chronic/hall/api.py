@@ -1,7 +1,7 @@
 """The JSON API under ``/api``: the same sign-in, timelines and expert actions as the pages.
 
-Its OpenAPI document is at ``/api/openapi.json`` (FastAPI's ``/openapi.json``, pages left out),
-the interactive docs at ``/docs``. A browser session's cookie authenticates; every POST carries
+Its OpenAPI document is at ``/api/openapi.json`` (the pages are left out of it), the
+interactive docs at ``/api/docs``. A browser session's cookie authenticates; every POST carries
 the CSRF token (``GET /api/csrf``) in the ``X-CSRF-Token`` header.
 """
 

@@ -170,6 +170,9 @@ def create_app(
         "the X-CSRF-Token header (GET /api/csrf).",
         version="1",
         lifespan=lifespan,
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
     )
     app.state.hall = hall
 
