@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
+import shutil
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
 from fastapi.routing import APIRoute
+from playwright.async_api import ViewportSize, async_playwright
 from sqlmodel import col, select, update
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
@@ -43,6 +48,7 @@ from models.tables import (
     SmsOutbox,
 )
 from tests import support
+from tests.fixtures import free_port
 from tests.fixtures.temporal import running_workers
 from tests.test_cli import _UPDATE_EVENTS
 from workflows.application import ApplicationWorkflow
@@ -477,3 +483,101 @@ async def test_accounts_take_a_prompted_password_and_disabling_one_ends_its_sess
         assert refused.status_code == 400 and "用户名或密码错误" in refused.text
     actions = [e.actor for e in await hall.audit("hall_user_added")]
     assert len(actions) == 2 and all(a.startswith("operator:") for a in actions)
+
+
+# ---- in a real browser ------------------------------------------------------------------------
+
+CHROMIUM = shutil.which("chromium")  # Debian's package, installed by `make test`
+ARTIFACTS = Path(__file__).parents[1] / "test-artifacts"
+PHONE: ViewportSize = {"width": 390, "height": 844}
+
+
+@asynccontextmanager
+async def served(hall: Hall) -> AsyncIterator[str]:
+    """The hall on a free loopback port (uvicorn in this event loop); yields its address."""
+    port = free_port()
+    app = create_app(hall.settings, db=hall.db, connect=hall._connect)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        assert not task.done(), "the hall did not start"
+        await asyncio.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def test_in_a_browser_the_applicant_follows_two_experts_to_the_approval(
+    hall: Hall,
+) -> None:
+    if CHROMIUM is None:
+        if os.environ.get("CI"):
+            pytest.fail("Debian's chromium is missing: `make test` installs it (apt-get)")
+        pytest.skip("Debian's chromium is not installed (make test installs it)")
+    ARTIFACTS.mkdir(exist_ok=True)
+    app_id = await hall.apply(support.WANG)
+    handle = hall.client.get_workflow_handle_for(ApplicationWorkflow.run, app_id)
+    person = await hall.person_id(support.WANG)
+    async with served(hall) as url, async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--no-first-run"]
+        )
+        try:
+            # The applicant, on a phone: ID number, the code of the SMS, the timeline.
+            phone = await browser.new_page(viewport=PHONE)
+            await phone.goto(f"{url}/login")
+            await phone.get_by_label("居民身份证号码").fill(support.WANG)
+            await phone.get_by_role("button", name="获取验证码").click()
+            await phone.get_by_text("验证码已发送").wait_for()
+            sms = await hall.code_sms(person)
+            await phone.get_by_label("短信验证码").fill(unseal(sms.params["code"]))
+            await phone.screenshot(path=str(ARTIFACTS / "hall-applicant-code.png"))
+            await phone.locator("form[action='/login/verify'] button").click()
+            await phone.get_by_text("我的申请").wait_for()
+            await phone.get_by_role("link", name=re.compile("糖尿病")).click()
+            await phone.get_by_text("办理进度").wait_for()
+            await phone.screenshot(path=str(ARTIFACTS / "hall-applicant-timeline.png"))
+
+            for seq, stage in ((1, "initial"), (2, "re-review")):
+                offer = await support.pending_offer(handle, seq)
+                async with hall.db.session() as session:
+                    await add_user(
+                        session, offer.expert, Role.EXPERT, PASSWORD, expert_code=offer.expert
+                    )
+                expert = await browser.new_page(viewport=PHONE)
+                await expert.goto(f"{url}/login")
+                await expert.get_by_label("用户名").fill(offer.expert)
+                await expert.get_by_label("密码").fill(PASSWORD)
+                await expert.locator("form[action='/login/staff'] button").click()
+                await expert.get_by_text("评审任务（").wait_for()
+                for _ in range(30):  # visibility is eventually consistent
+                    if await expert.get_by_text(app_id).count():
+                        break
+                    await asyncio.sleep(0.3)
+                    await expert.reload()
+                await expert.locator(".countdown").first.wait_for()
+                assert "剩余" in (await expert.locator(".countdown").first.inner_text())
+                await expert.screenshot(path=str(ARTIFACTS / f"hall-expert-inbox-{stage}.png"))
+                await expert.get_by_role("link", name=re.compile("糖尿病")).click()
+                await expert.get_by_role("button", name="受理", exact=True).click()
+                await expert.get_by_text("已受理").wait_for()
+                await expert.goto(f"{url}/expert/tasks/{app_id}")
+                await expert.get_by_label("评审意见").fill("符合认定标准")
+                await expert.screenshot(path=str(ARTIFACTS / f"hall-expert-task-{stage}.png"))
+                await expert.get_by_role("button", name="通过", exact=True).click()
+                await expert.get_by_text("已提交评审意见：通过").wait_for()
+                await expert.close()
+
+            await support.eventually(handle, lambda p: p.finished_at is not None, 30)
+            await phone.reload()
+            await phone.get_by_text("办理结果：已通过认定").wait_for()
+            assert "待遇有效期" in await phone.content()
+            page_text = await phone.inner_text("main")
+            assert not re.search(r"\bE\d{3}\b", page_text)  # no expert code on the timeline
+            await phone.screenshot(
+                path=str(ARTIFACTS / "hall-applicant-approved.png"), full_page=True
+            )
+        finally:
+            await browser.close()

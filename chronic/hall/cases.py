@@ -22,7 +22,13 @@ from chronic.cli.output import CommandFailed, local, progress_of, send_update, z
 from chronic.db import Database
 from chronic.hall.sessions import Visitor
 from models import search_attributes as sa
-from models.domain import ApplicationStatus, OfferStatus, ReviewDecision, ReviewStage
+from models.domain import (
+    ApplicationStatus,
+    MaterialKind,
+    OfferStatus,
+    ReviewDecision,
+    ReviewStage,
+)
 from models.messages import (
     AcceptOffer,
     Decide,
@@ -54,6 +60,13 @@ STAGE_LABELS = {
     ReviewStage.OFFICE_ACCEPTANCE: "经办机构受理",
     ReviewStage.HOSPITAL_ASSESSMENT: "医疗机构鉴定",
     ReviewStage.OFFICE_CONFIRMATION: "经办机构审核确认",
+}
+MATERIAL_LABELS = {
+    MaterialKind.DIAGNOSIS_CERTIFICATE: "诊断证明",
+    MaterialKind.INPATIENT_RECORD: "住院病历",
+    MaterialKind.EXAM_REPORT: "检查报告",
+    MaterialKind.LAB_RESULT: "化验结果",
+    MaterialKind.DISCHARGE_SUMMARY: "出院小结",
 }
 FINISHED = {
     ApplicationStatus.APPROVED,
@@ -327,7 +340,8 @@ async def task(db: Database, client: Client, visitor: Visitor, application_id: s
         found.deadline,
         found.deadline_text,
         [
-            f"第{m.round}轮 · {m.kind} · {m.hospital_code} · {m.issued_on.isoformat()}"
+            f"第{m.round}轮 · {MATERIAL_LABELS.get(m.kind, str(m.kind))} · {m.hospital_code} · "
+            f"{m.issued_on.isoformat()}"
             for m in materials
         ],
     )
