@@ -36,7 +36,7 @@ from chronic.hall.accounts import Role, add_user
 from chronic.hall.app import create_app
 from chronic.settings import Settings
 from chronic.sms.sealed import unseal
-from chronic.submission import submit
+from chronic.submission import StartDeferred, submit
 from models.domain import SmsStatus
 from models.notifications import SmsTemplate
 from models.tables import (
@@ -483,6 +483,26 @@ async def test_accounts_take_a_prompted_password_and_disabling_one_ends_its_sess
         assert refused.status_code == 400 and "用户名或密码错误" in refused.text
     actions = [e.actor for e in await hall.audit("hall_user_added")]
     assert len(actions) == 2 and all(a.startswith("operator:") for a in actions)
+
+
+async def test_without_its_process_the_timeline_shows_the_row_and_signing_out_ends_the_session(
+    hall: Hall,
+) -> None:
+    with pytest.raises(StartDeferred) as deferred:
+        await submit(support.form(support.ZHANG), client=None, db=hall.db, settings=hall.settings)
+    app_id = deferred.value.application_id
+    async with hall.browser() as browser:
+        await sign_in_applicant(hall, browser, support.ZHANG)
+        page = await browser.get(f"/me/applications/{app_id}")
+        assert page.status_code == 200
+        assert "办理系统暂未响应" in page.text and "已提交" in page.text
+        assert (await browser.get(f"/api/applications/{app_id}")).json()["live"] is False
+
+        token = await csrf_of(browser, "/me")
+        out = await browser.post("/logout", data={"csrf_token": token})
+        assert out.status_code == 303 and out.headers["location"] == "/login"
+        assert (await browser.get("/me")).status_code == 303
+        assert (await browser.get("/api/applications")).status_code == 401
 
 
 # ---- in a real browser ------------------------------------------------------------------------

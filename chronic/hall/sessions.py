@@ -43,6 +43,8 @@ async def open_session(
     token = new_token()
     now = datetime.now(UTC)
     async with db.session() as session:
+        # Expired sessions go as new ones come: the table holds only live sessions.
+        await session.exec(delete(HallSession).where(col(HallSession.expires_at) <= now))
         session.add(
             HallSession(
                 token_hash=token_hash(token),

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func
-from sqlmodel import col, select, update
+from sqlmodel import col, delete, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 from stdnum.cn import ric
 from stdnum.exceptions import ValidationError as StdnumError
@@ -49,6 +49,9 @@ WRONG_CODE_PER_ID = Limit("wrong_code_per_id", 10, timedelta(hours=1))
 WRONG_CODE_PER_ADDRESS = Limit("wrong_code_per_address", 30, timedelta(hours=1))
 WRONG_PASSWORD_PER_NAME = Limit("wrong_password_per_name", 5, timedelta(minutes=15))
 WRONG_PASSWORD_PER_ADDRESS = Limit("wrong_password_per_address", 30, timedelta(hours=1))
+
+KEEP = timedelta(days=1)
+"""Rate-limit counts and codes are deleted once this old (longer than every window)."""
 
 TOO_MANY = "尝试次数过多，请稍后再试。"
 CODE_SENT = "如该身份证号已参保登记，验证码已发送至登记的手机号码，5分钟内有效。"
@@ -128,6 +131,9 @@ class SignIn:
                 now,
             ):
                 raise SignInRefused(TOO_MANY)
+            # Counts older than every window and dead codes are of no use any more.
+            await session.exec(delete(HallThrottle).where(col(HallThrottle.at) < now - KEEP))
+            await session.exec(delete(SignInCode).where(col(SignInCode.expires_at) < now - KEEP))
             _count_one(session, CODE_PER_ID.kind, id_key, now)
             _count_one(session, CODE_PER_ADDRESS.kind, address_key, now)
             person_id = await session.scalar(
