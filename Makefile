@@ -5,7 +5,7 @@
 SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 
-.PHONY: install demo test proof lint browser
+.PHONY: install demo test proof lint browser fonts
 
 .tools/bin/uv:
 	python3 -m venv .tools && .tools/bin/pip install -q uv
@@ -13,7 +13,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 install: $(if $(shell command -v uv 2>/dev/null),,.tools/bin/uv)
 	$(UV) sync --locked
 
-demo: install
+demo: install fonts
 	$(UV) run chronic dev up --demo
 
 lint: install
@@ -21,13 +21,20 @@ lint: install
 	$(UV) run ruff format --check .
 	$(UV) run mypy
 
-# Debian's chromium for the UI test (headless) and a CJK font so Chinese text renders in its
-# screenshots; apt-get as root, else sudo without a password.
-browser:
-	@{ command -v chromium >/dev/null && fc-list 2>/dev/null | grep -qi wqy; } || { \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo "sudo -n" ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
-	    chromium fonts-wqy-microhei >/dev/null; \
+# A CJK font (Debian's fonts-wqy-microhei) for the benefit card (`chronic benefit card`) and so
+# Chinese text renders in the UI test's screenshots; apt-get as root, else sudo without a password.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo "sudo -n")
+fonts:
+	@fc-list 2>/dev/null | grep -qi wqy || { \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+	    fontconfig fonts-wqy-microhei >/dev/null; \
+	} || echo "could not install a Chinese font: benefit cards need one (or CHRONIC_CJK_FONT)"
+
+# Debian's chromium for the UI test (headless).
+browser: fonts
+	@command -v chromium >/dev/null || { \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+	    chromium >/dev/null; \
 	} || echo "could not install chromium: the UI test will be skipped (outside CI)"
 
 test: install lint browser

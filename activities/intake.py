@@ -2,7 +2,8 @@
 
 Refusal (no resubmission can help): insurance status not normal, disease not in the catalogue
 (or not for this insurance type), the yearly quota used up. Return (退回, fixable): materials
-too old, from a hospital below the required level or not public, no diagnosis certificate.
+too old, from a hospital below the required level (and grade: Wuhan's 二甲) or not public, no
+diagnosis certificate.
 """
 
 from __future__ import annotations
@@ -42,12 +43,16 @@ class IntakeActivities:
 
     @activity.defn
     async def hospital_register(self, region: str) -> list[HospitalRef]:
-        """The region's hospitals as intake's material rules see them (code, level, public)."""
+        """The region's hospitals as intake's material rules see them (code, level, grade,
+        public)."""
         async with self.db.session() as session:
             rows = await session.exec(
                 select(Hospital).where(col(Hospital.region) == region).order_by(col(Hospital.code))
             )
-            return [HospitalRef(code=h.code, level=h.level, public=h.public) for h in rows]
+            return [
+                HospitalRef(code=h.code, level=h.level, public=h.public, grade=h.grade)
+                for h in rows
+            ]
 
     @activity.defn
     async def record_materials(self, materials: MaterialsRound) -> MaterialsRecorded:
@@ -185,6 +190,7 @@ class IntakeActivities:
                 f"material {material.position + 1} ({material.kind}, {hospital.name})",
                 issued_on=material.issued_on,
                 level=hospital.level,
+                grade=hospital.grade,
                 public=hospital.public,
                 today=today,
             )

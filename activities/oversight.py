@@ -1,4 +1,5 @@
-"""Oversight records on the ``review`` queue: the monthly expert statistic per hospital."""
+"""Oversight records on the ``review`` queue: the monthly expert statistic per hospital and
+the monthly audit sample of approvals."""
 
 from __future__ import annotations
 
@@ -11,17 +12,50 @@ from sqlmodel import col
 from temporalio import activity
 
 from activities import audit
+from chronic.audits import draw_sample
 from chronic.db import Database
 from chronic.reports.experts import ExpertMonth, as_csv, expert_month
-from models.oversight import ExpertMonthRecorded, ExpertMonthRequest, HospitalMonth
+from models.oversight import (
+    AuditSampleDrawn,
+    AuditSampleRequest,
+    ExpertMonthRecorded,
+    ExpertMonthRequest,
+    HospitalMonth,
+)
 from models.tables import ExpertReport, Hospital
 
 
 class OversightActivities:
     """Counts what experts did and keeps each hospital's report as sent."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, draw_key: bytes) -> None:
         self.db = db
+        self.draw_key = draw_key  # the office's key: audit samples are drawn verifiably
+
+    @activity.defn
+    async def draw_audit_sample(self, request: AuditSampleRequest) -> AuditSampleDrawn:
+        """Draw the period's audit sample and open its tasks (a period is drawn once)."""
+        if request.period is None:
+            raise ValueError("the workflow names the period")
+        async with self.db.session() as session:
+            drawn = await draw_sample(
+                session,
+                region=request.region,
+                period=request.period,
+                rate=request.rate,
+                key=self.draw_key,
+                zone=timezone(timedelta(hours=request.timezone_offset_hours)),
+                now=datetime.now(UTC),
+                actor="system:schedule",
+            )
+        return AuditSampleDrawn(
+            region=request.region,
+            period=request.period,
+            approvals=len(drawn.sample.population),
+            sampled=[t.application_id for t in drawn.tasks],
+            seed=drawn.sample.seed,
+            created=drawn.created,
+        )
 
     @activity.defn
     async def record_expert_month(self, request: ExpertMonthRequest) -> ExpertMonthRecorded:

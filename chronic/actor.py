@@ -2,7 +2,8 @@
 
 Every action lands in the audit trail with a person. Operator commands (``chronic admin …``,
 ``chronic sms resend``) act as ``operator:<name>``, the name from ``CHRONIC_OPERATOR`` or else
-the login name of whoever runs the command.
+the login name of whoever runs the command; the office's steps (``chronic office …``) as
+``clerk:<name>``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,12 @@ def operator(settings: Settings | None = None) -> str:
         except (KeyError, OSError):
             name = "unknown"
     return f"operator:{name}"[:64]
+
+
+def clerk(settings: Settings | None = None) -> str:
+    """``clerk:<name>`` for the office's clerk running this command (``chronic office …``,
+    and the clerk the demo plays for its operator)."""
+    return "clerk:" + operator(settings).removeprefix("operator:")
 
 
 async def record_action(

@@ -5,8 +5,9 @@ before its row is visible. Then the workflow is started. If Temporal does not an
 committed row stays: the reconciler of the review worker (:mod:`chronic.reconciler`) starts
 its workflow, with the same input (:func:`application_input`), as soon as Temporal answers.
 If two clerks submit for the same person and disease at once, the partial unique index on
-open applications lets exactly one row through. Personal data stays in the row; the workflow
-gets the application ID, the disease and an HMAC of the ID number.
+open applications lets exactly one row through. Personal data stays in the row (the address,
+the inpatient number and a proxy's name, ID number and mobile too); the workflow gets the
+application ID, the disease and an HMAC of the ID number.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
+from activities import audit
 from chronic.db import Database
 from chronic.policies import keep_edition
 from chronic.privacy import applicant_key
@@ -30,13 +32,15 @@ from models.application import ApplicationForm
 from models.domain import ApplicationStatus, HospitalGrade, ReviewStage
 from models.messages import ApplicationInput, Progress
 from models.policy import PolicyProfile
-from models.tables import Application, Hospital, InsuredPerson, Material
+from models.tables import Application, Hospital, InsuredPerson, Material, Pharmacy
 from workers import queues
 from workflows.application import ApplicationWorkflow
 
 _START_TIMEOUT = timedelta(seconds=10)
 """How long a start may wait for Temporal before the reconciler is left to do it."""
 _ID_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read out over the phone
+PROXY_ACTION = "submitted_by_proxy"
+"""The audit action of an application a proxy (代办人) submitted: who, for whom (masked)."""
 
 
 class StartDeferred(Exception):
@@ -224,6 +228,7 @@ async def _record(
         )
         hospitals = await _hospitals(session, form)
         problems = _unknown_hospitals(form, hospitals)
+        problems += await _pharmacy_problems(session, form)
         if person is None:
             problems.insert(
                 0,
@@ -252,6 +257,15 @@ async def _record(
                 submitted_at=now,
                 out_of_area=form.out_of_area,
                 policy_digest=digest,
+                address=form.applicant.address,
+                insured_district=form.applicant.insured_district,
+                diagnosis_setting=form.diagnosis_setting,
+                inpatient_number=form.inpatient_number,
+                community_health_centre_code=form.community_health_centre,
+                designated_pharmacy_code=form.designated_pharmacy,
+                proxy_name=form.proxy.name if form.proxy else None,
+                proxy_id_number=form.proxy.id_number if form.proxy else None,
+                proxy_mobile=form.proxy.mobile if form.proxy else None,
             )
         )
         try:
@@ -273,14 +287,28 @@ async def _record(
             )
             for i, m in enumerate(form.materials)
         )
+        if form.proxy is not None:
+            # Who submitted for whom; the clear values are on the application row.
+            await audit.record(
+                session,
+                step_key=f"{application_id}:{PROXY_ACTION}",
+                application_id=application_id,
+                actor="proxy",
+                action=PROXY_ACTION,
+                at=now,
+                proxy=form.proxy.masked().model_dump(),
+                applicant=form.applicant.masked().model_dump(),
+            )
         return hospitals[form.diagnosing_hospital]
 
 
 def _named_hospitals(form: ApplicationForm) -> dict[str, str]:
     """Every hospital code the form names, by its path in the form."""
+    centre = form.community_health_centre
     return {
         "diagnosing_hospital": form.diagnosing_hospital,
         "designated_hospital": form.designated_hospital,
+        **({"community_health_centre": centre} if centre is not None else {}),
         **{f"materials[{i}].hospital": m.hospital for i, m in enumerate(form.materials)},
     }
 
@@ -300,6 +328,26 @@ def _unknown_hospitals(form: ApplicationForm, known: dict[str, Hospital]) -> lis
         for path, code in wanted.items()
         if code not in known
     ]
+
+
+async def _pharmacy_problems(session: AsyncSession, form: ApplicationForm) -> list[str]:
+    """Why the chosen pharmacy cannot be the application's (not in the register, or another
+    region's for an applicant who lives in the region); empty when it can or none is named."""
+    code = form.designated_pharmacy
+    if code is None:
+        return []
+    pharmacy = await session.get(Pharmacy, code)
+    if pharmacy is None:
+        return [
+            f"designated_pharmacy: no pharmacy with code {code} in the pharmacy register; "
+            "check the code on the office's list of designated pharmacies (定点药店)"
+        ]
+    if pharmacy.region != form.region and not form.out_of_area:
+        return [
+            f"designated_pharmacy: {code} ({pharmacy.name}) is a designated pharmacy of "
+            f"{pharmacy.region}, not of {form.region}: choose one of {form.region}'s list"
+        ]
+    return []
 
 
 async def _already_open(db: Database, person_id: int, disease_code: str) -> str:

@@ -25,7 +25,7 @@ import functools
 import re
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -33,11 +33,14 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
+    StringConstraints,
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 from temporalio import workflow
 
 # Passed through so a workflow that imports this module without its own pass-through block
@@ -51,8 +54,14 @@ with workflow.unsafe.imports_passed_through():
     from stdnum.util import clean
 
 from models import text
-from models.domain import HOSPITAL_CODE, MaterialKind
-from models.policy import PolicyProfile, available_regions, load_policy
+from models.domain import (
+    HOSPITAL_CODE,
+    PHARMACY_CODE,
+    DiagnosisSetting,
+    MaterialKind,
+    SubmittedBy,
+)
+from models.policy import FormField, PolicyProfile, available_regions, load_policy
 
 CHINA_TIME = timezone(timedelta(hours=8), "CST")
 """Beijing time. "Not in the future" is judged by the applicant's calendar, not UTC's: between
@@ -197,10 +206,10 @@ _TYPE_NAMES = {
 }
 
 
-def _check_mobile(value: str) -> str:
+def _check_mobile(value: str, *, whose: str = "the applicant's") -> str:
     """Validate a mainland China mobile number and return it in E.164 (``+8613803981234``)."""
     # The result is sent by SMS (seed 002), so a landline — however valid — cannot be used.
-    what_to_do = "give the applicant's 11-digit mobile number, e.g. 13803981234"
+    what_to_do = f"give {whose} 11-digit mobile number, e.g. 13803981234"
     try:
         parsed = phonenumbers.parse(value.strip(), "CN")
     except phonenumbers.NumberParseException:
@@ -227,6 +236,45 @@ def _check_hospital_code(value: str) -> str:
             "(e.g. H01): use the code from the hospital list, not the hospital's name"
         )
     return code
+
+
+def _check_pharmacy_code(value: str) -> str:
+    code = value.strip().upper()
+    if not PHARMACY_CODE.match(code):
+        raise form_problem(
+            "pharmacy code must be a capital letter followed by 1-15 letters or digits "
+            "(e.g. WP01): use the code from the pharmacy list, not the pharmacy's name"
+        )
+    return code
+
+
+_INPATIENT_NUMBER = re.compile(r"^[0-9A-Za-z-]{1,40}$")
+
+
+def _check_inpatient_number(value: str) -> str:
+    if not _INPATIENT_NUMBER.match(value):
+        raise form_problem(
+            "inpatient number (住院号) may contain only letters, digits and hyphens, at most 40: "
+            "copy it from the discharge summary (出院小结)"
+        )
+    return value
+
+
+def _text(*, max_length: int) -> StringConstraints:
+    """Text with the spaces around it removed, not empty, at most ``max_length`` long."""
+    return StringConstraints(strip_whitespace=True, min_length=1, max_length=max_length)
+
+
+def _typed_text(field: str) -> Any:
+    """An AfterValidator holding text a person typed to the free-text rule (models.text)."""
+
+    def check(value: str) -> str:
+        reason = text.problem(value, field=field)
+        if reason is not None:
+            raise form_problem(reason)
+        return value
+
+    return AfterValidator(check)
 
 
 def _check_sha256(value: str) -> str:
@@ -303,6 +351,16 @@ MainlandMobile = Annotated[
 ]
 """A mainland China mobile number, normalised to E.164."""
 
+ProxyMobile = Annotated[
+    str,
+    AfterValidator(functools.partial(_check_mobile, whose="the proxy's")),
+    Field(
+        description="The proxy's mainland China mobile number. Normalised to E.164.",
+        examples=["13904318765"],
+    ),
+]
+"""The mobile number of a proxy (代办人), normalised to E.164."""
+
 HospitalCode = Annotated[
     str,
     AfterValidator(_check_hospital_code),
@@ -313,6 +371,17 @@ HospitalCode = Annotated[
     ),
 ]
 """A hospital code such as ``H01`` (existence is checked at intake, not here)."""
+
+PharmacyCode = Annotated[
+    str,
+    AfterValidator(_check_pharmacy_code),
+    Field(
+        description="Pharmacy code from the pharmacy list (e.g. WP01).",
+        json_schema_extra={"pattern": PHARMACY_CODE.pattern},
+        examples=["WP01"],
+    ),
+]
+"""A pharmacy code such as ``WP01`` (existence is checked at submission, not here)."""
 
 Sha256Hex = Annotated[
     str,
@@ -374,6 +443,20 @@ class Applicant(BaseModel):
     )
     id_number: ResidentIdNumber
     mobile: MainlandMobile
+    address: Annotated[str, _text(max_length=200), _typed_text("the address")] | None = Field(
+        None,
+        description="Current address (现住址); Wuhan's form requires it. Personal data: kept "
+        "in the office's database, never in logs or the process.",
+        examples=["武汉市江岸区解放大道1095号"],
+    )
+    insured_district: Annotated[str, _text(max_length=40), _typed_text("the district")] | None = (
+        Field(
+            None,
+            description="District where the person is insured (参保辖区), whose office "
+            "handles the application; Wuhan's form requires it.",
+            examples=["江岸区"],
+        )
+    )
 
     @field_validator("name", mode="before")
     @classmethod
@@ -381,7 +464,8 @@ class Applicant(BaseModel):
         return value.strip() if isinstance(value, str) else value
 
     def masked(self) -> MaskedApplicant:
-        """The applicant with name, ID number and mobile partly hidden, for logs and history."""
+        """The applicant with name, ID number and mobile partly hidden, for logs and history
+        (the address is left out)."""
         return MaskedApplicant(
             name=mask_name(self.name),
             id_number=mask_id_number(self.id_number),
@@ -390,6 +474,41 @@ class Applicant(BaseModel):
 
     def __repr_args__(self) -> Any:
         # repr() ends up in logs and tracebacks: show the masked values, never the clear ones.
+        return list(self.masked().__repr_args__())
+
+
+class MaskedProxy(BaseModel):
+    """A proxy with the middle of every personal field hidden; safe for logs and audits."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    id_number: str | None
+    mobile: str | None
+
+
+class Proxy(BaseModel):
+    """The person who submits for the applicant (代办人; Jilin, seed 003: 他人代办的，需同时提供
+    本人和代办人身份证). Which of the fields a region needs is in its policy profile."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: Stripped = Field(
+        min_length=1, max_length=40, description="The proxy's name as on their ID card."
+    )
+    id_number: ResidentIdNumber | None = Field(
+        None, description="The proxy's own 18-digit resident ID number."
+    )
+    mobile: ProxyMobile | None = None
+
+    def masked(self) -> MaskedProxy:
+        return MaskedProxy(
+            name=mask_name(self.name),
+            id_number=mask_id_number(self.id_number) if self.id_number else None,
+            mobile=mask_mobile(self.mobile) if self.mobile else None,
+        )
+
+    def __repr_args__(self) -> Any:
         return list(self.masked().__repr_args__())
 
 
@@ -447,9 +566,35 @@ class ApplicationForm(BaseModel):
         description="The applicant lives outside the region (异地); where the region asks, a "
         "valid long-term out-of-area filing is required (Jilin).",
     )
-    submitted_by: Literal["applicant", "hospital"] = Field(
-        default="applicant",
-        description="Who submitted: the applicant, or a hospital on the applicant's behalf.",
+    diagnosis_setting: DiagnosisSetting | None = Field(
+        None,
+        description="Diagnosed as an outpatient (门诊确诊) or an inpatient (住院确诊, give the "
+        "inpatient_number); Wuhan's form requires it.",
+    )
+    inpatient_number: Annotated[Stripped, AfterValidator(_check_inpatient_number)] | None = Field(
+        None,
+        description="Inpatient number (住院号) of the stay where the disease was diagnosed; "
+        "required with an inpatient diagnosis. Personal data: kept in the office's database.",
+        examples=["ZY20260815023"],
+    )
+    community_health_centre: HospitalCode | None = Field(
+        None,
+        description="Code of the designated community health centre (定点社区卫生服务中心) in "
+        "the hospital list; Wuhan's form requires it.",
+    )
+    designated_pharmacy: PharmacyCode | None = Field(
+        None,
+        description="Code of the designated pharmacy (定点药店) in the pharmacy list; Wuhan's "
+        "and Jilin's forms require it.",
+    )
+    submitted_by: SubmittedBy = Field(
+        default=SubmittedBy.APPLICANT,
+        description="Who submitted: the applicant, a hospital on the applicant's behalf, or a "
+        "proxy (代办人, where the region allows it; `proxy` is then required). Defaults to "
+        "proxy when a proxy is given.",
+    )
+    proxy: Proxy | None = Field(
+        None, description="The person submitting for the applicant (where the region allows it)."
     )
 
     @field_validator("region", "case_number", mode="before")
@@ -485,11 +630,190 @@ class ApplicationForm(BaseModel):
             )
         return code
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _region_form(
+        cls, data: Any, handler: ModelWrapValidatorHandler[ApplicationForm], info: ValidationInfo
+    ) -> ApplicationForm:
+        """The fields the region's form requires and its proxy rule (policy data), reported
+        at their paths together with every other problem of the file."""
+        if isinstance(data, dict) and data.get("proxy") is not None:
+            data = {"submitted_by": SubmittedBy.PROXY.value, **data}
+        problems = _requirement_problems(data, info) if isinstance(data, dict) else []
+        try:
+            form = handler(data)
+        except ValidationError as error:
+            if not problems:
+                raise
+            raise _with(error, problems) from None
+        problems += _proxy_problems(form)
+        if problems:
+            raise ValidationError.from_exception_data(cls.__name__, problems)
+        return form
+
     def redacted(self) -> dict[str, Any]:
-        """The form as JSON-ready data with the applicant masked, for logs and history."""
+        """The form as JSON-ready data with personal data masked or left out (the address),
+        for logs and history."""
         data = self.model_dump(mode="json")
         data["applicant"] = self.applicant.masked().model_dump()
+        if self.inpatient_number is not None:
+            data["inpatient_number"] = mask_id_number(self.inpatient_number)
+        if self.proxy is not None:
+            data["proxy"] = self.proxy.masked().model_dump()
         return data
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            if name == "inpatient_number" and isinstance(value, str):
+                value = mask_id_number(value)
+            yield name, value
+
+
+_REQUIRED_WHAT = {
+    FormField.ADDRESS: "the applicant's current address (现住址)",
+    FormField.INSURED_DISTRICT: "the district where the applicant is insured (参保辖区)",
+    FormField.DIAGNOSIS_SETTING: 'whether the disease was diagnosed as an "outpatient" '
+    '(门诊确诊) or an "inpatient" (住院确诊)',
+    FormField.COMMUNITY_HEALTH_CENTRE: "the code of the chosen community health centre "
+    "(定点社区卫生服务中心)",
+    FormField.DESIGNATED_PHARMACY: "the code of the chosen designated pharmacy (定点药店)",
+}
+
+
+def _given(data: Any, path: str) -> bool:
+    """Whether the raw form ``data`` has a value (not null) at ``path`` (``a.b``)."""
+    for part in path.split("."):
+        if not isinstance(data, dict) or data.get(part) is None:
+            return False
+        data = data[part]
+    return True
+
+
+def _missing(data: dict[str, Any], path: str) -> bool:
+    """Whether ``path`` is left out (or null) where its parent is an object: a parent that is
+    not an object has its own problem, and its fields are not blamed for it."""
+    *parents, name = path.split(".")
+    node: Any = data
+    for part in parents:
+        node = node.get(part)
+        if not isinstance(node, dict):
+            return False
+    return node.get(name) is None
+
+
+def _problem(loc: tuple[str, ...], message: str) -> InitErrorDetails:
+    return InitErrorDetails(type=form_problem(message), loc=loc, input=None)
+
+
+def _requirement_problems(data: dict[str, Any], info: ValidationInfo) -> list[InitErrorDetails]:
+    """What the raw form lacks that its region's form requires, or has that it refuses.
+
+    Read from the raw data, so a missing field is reported even when other fields are wrong.
+    """
+    problems: list[InitErrorDetails] = []
+    setting = data.get("diagnosis_setting")
+    if setting == DiagnosisSetting.INPATIENT and not _given(data, "inpatient_number"):
+        problems.append(
+            _problem(
+                ("inpatient_number",),
+                "an inpatient diagnosis (住院确诊) needs the inpatient number (住院号): copy it "
+                "from the discharge summary, or choose outpatient",
+            )
+        )
+    elif setting == DiagnosisSetting.OUTPATIENT and _given(data, "inpatient_number"):
+        problems.append(
+            _problem(
+                ("inpatient_number",),
+                "an outpatient diagnosis has no inpatient number: remove it, or set "
+                'diagnosis_setting to "inpatient"',
+            )
+        )
+    region = data.get("region", "sanmenxia")
+    try:
+        policy = _policy(region.strip(), info) if isinstance(region, str) else None
+    except LookupError:
+        policy = None  # the region's own problem is reported
+    if policy is None:
+        return problems
+    for field in policy.form.required_of(out_of_area=data.get("out_of_area") is True):
+        if _missing(data, field.value):
+            problems.append(
+                _problem(
+                    tuple(field.value.split(".")),
+                    f"the {policy.region} application form requires {_REQUIRED_WHAT[field]}: "
+                    f"add it ({SCHEMA_HINT})",
+                )
+            )
+    proxy, rule = data.get("proxy"), policy.form.proxy
+    if proxy is not None and not rule.allowed:
+        problems.append(
+            _problem(
+                ("proxy",),
+                f"{policy.region} does not take applications submitted by a proxy (代办): the "
+                "applicant submits, or a hospital's insurance desk for them; remove proxy",
+            )
+        )
+    elif proxy is None and data.get("submitted_by") == SubmittedBy.PROXY:
+        problems.append(
+            _problem(
+                ("proxy",),
+                'submitted_by is "proxy", but the proxy is missing: add proxy with their '
+                "name"
+                + (", ID number" if rule.id_number else "")
+                + (" and mobile" if rule.mobile else ""),
+            )
+        )
+    elif isinstance(proxy, dict):
+        needed = [
+            ("id_number", rule.id_number, "ID number (代办人身份证)"),
+            ("mobile", rule.mobile, "mobile number"),
+        ]
+        for name, wanted, what in needed:
+            if wanted and proxy.get(name) is None:
+                problems.append(
+                    _problem(
+                        ("proxy", name),
+                        f"an application by a proxy in {policy.region} needs the proxy's "
+                        f"{what}: add it",
+                    )
+                )
+    return problems
+
+
+def _proxy_problems(form: ApplicationForm) -> list[InitErrorDetails]:
+    """Who submits and the proxy agree, and the proxy is someone else (the validated form)."""
+    if form.proxy is None:
+        return []
+    if form.submitted_by != SubmittedBy.PROXY:
+        return [
+            _problem(
+                ("submitted_by",),
+                f"a form with a proxy is submitted by the proxy, not by the {form.submitted_by}: "
+                'set submitted_by to "proxy", or remove proxy',
+            )
+        ]
+    if form.proxy.id_number is not None and form.proxy.id_number == form.applicant.id_number:
+        return [
+            _problem(
+                ("proxy", "id_number"),
+                "is the applicant's own ID number: a proxy gives their own; an applicant who "
+                "submits for themselves leaves out proxy",
+            )
+        ]
+    return []
+
+
+def _with(error: ValidationError, more: list[InitErrorDetails]) -> ValidationError:
+    """``error`` with further problems appended, each kept with its type, place and context."""
+    kept = [
+        InitErrorDetails(
+            type=PydanticCustomError(e["type"], e["msg"], e.get("ctx")),
+            loc=e["loc"],
+            input=e.get("input"),
+        )
+        for e in error.errors(include_url=False)
+    ]
+    return ValidationError.from_exception_data(error.title, kept + more)
 
 
 # --------------------------------------------------------------------------- parsing a file
@@ -558,7 +882,7 @@ def _message(error: Any, hint: str = SCHEMA_HINT) -> str:
             "no materials: attach at least one (diagnosis certificate, inpatient record, "
             "exam report, lab result or discharge summary)"
         )
-    if kind == "string_too_short":
+    if kind == "string_too_short" or (kind == "too_short" and ctx.get("actual_length") == 0):
         return "must not be empty"
     if kind == "string_too_long":
         return f"is too long: at most {ctx.get('max_length')} characters"

@@ -13,6 +13,10 @@ HOSPITAL_CODE = re.compile(r"^[A-Z][A-Z0-9]{1,15}$")
 """A hospital's code in the register (H01, W03, JL02): a capital letter, then letters or digits."""
 
 
+PHARMACY_CODE = HOSPITAL_CODE
+"""A pharmacy's code in the pharmacy register (P01, WP03, JLP01): the same shape as a hospital's."""
+
+
 class HospitalLevel(IntEnum):
     """Chinese hospital grade (医院等级): 1 = 一级, 2 = 二级, 3 = 三级."""
 
@@ -27,6 +31,21 @@ class HospitalGrade(StrEnum):
     A = "A"
     B = "B"
     C = "C"
+
+
+class DiagnosisSetting(StrEnum):
+    """Where the disease was diagnosed (Wuhan's form: 门诊确诊 or 住院确诊)."""
+
+    OUTPATIENT = "outpatient"  # 门诊确诊
+    INPATIENT = "inpatient"  # 住院确诊: the inpatient number (住院号) is required
+
+
+class SubmittedBy(StrEnum):
+    """Who submitted an application: the applicant, a hospital's desk, or a proxy (代办人)."""
+
+    APPLICANT = "applicant"
+    HOSPITAL = "hospital"  # the insurance desk of a hospital (辅助申报)
+    PROXY = "proxy"  # another person on the applicant's behalf (Jilin: 他人代办)
 
 
 class InsuranceStatus(StrEnum):

@@ -324,7 +324,9 @@ def parse_filing(data: bytes | str) -> FilingForm:
 
 
 def _plainer(problem: FormProblem) -> FormProblem:
-    if problem.path == "uploads" and "at least 1 item" in problem.message:
+    if problem.path == "uploads" and (
+        "at least 1 item" in problem.message or problem.message == "must not be empty"
+    ):
         return FormProblem(
             path="uploads",
             message="no uploads: attach at least the ID card scan (and per filing type the "

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from models.domain import (
     ApplicationStatus,
+    HospitalGrade,
     MaterialKind,
     OfferStatus,
     ReviewDecision,
@@ -119,6 +120,11 @@ class HospitalRef(_Message):
     code: str
     level: int
     public: bool
+    grade: HospitalGrade | None = Field(
+        default=None,
+        description="甲/乙/丙 within the level; None in registers read before grades were "
+        "carried (not checked then).",
+    )
 
 
 class MaterialsRecorded(_Message):

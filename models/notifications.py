@@ -39,6 +39,7 @@ class SmsTemplate(StrEnum):
     APPROVED = "approved"  # valid_from, valid_to, hospital (designated hospital name)
     REJECTED = "rejected"  # reason
     CLOSED = "closed"  # reason: the application ended without a decision (office, system)
+    BENEFIT_REVOKED = "benefit_revoked"  # date, reason: an audit found the records forged
     EXAMINATION_SCHEDULED = "examination_scheduled"  # at, place: on-site examination (鉴定)
     EXPERT_DISQUALIFIED = "expert_disqualified"  # to the hospital: expert_code, strikes
     # To the hospital: month, experts, offers, accepted, declined, lapsed (monthly statistic).

@@ -39,3 +39,27 @@ class ExpertMonthRecorded(_Message):
     region: str
     month: str
     hospitals: list[HospitalMonth]
+
+
+class AuditSampleRequest(_Message):
+    """Start argument of ``AuditSampleWorkflow`` and of its ``draw_audit_sample`` step."""
+
+    region: str
+    period: str | None = Field(
+        default=None,
+        pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
+        description="YYYY-MM; None: the month before the run's start, in the region's time.",
+    )
+    rate: float = Field(ge=0, le=1, description="The policy's share of approvals to re-check.")
+    timezone_offset_hours: int = 8
+
+
+class AuditSampleDrawn(_Message):
+    """What ``draw_audit_sample`` drew (or found drawn before)."""
+
+    region: str
+    period: str
+    approvals: int
+    sampled: list[str]
+    seed: str
+    created: bool

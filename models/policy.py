@@ -14,13 +14,14 @@ from __future__ import annotations
 import hashlib
 import tomllib
 from datetime import date, timedelta
+from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from models.domain import HospitalLevel
+from models.domain import HospitalGrade, HospitalLevel
 from models.process import STANDARD_TRACKS, Track, TrackCondition
 
 
@@ -43,6 +44,51 @@ class Disease(BaseModel):
         description="Wuhan's 13 diseases whose 三甲 diagnosis lets the hospital desk apply and "
         "that hospital assess (track A).",
     )
+
+
+class FormField(StrEnum):
+    """A field of the application form that a region may require; the value is its path."""
+
+    ADDRESS = "applicant.address"  # 现住址 (Wuhan)
+    INSURED_DISTRICT = "applicant.insured_district"  # 参保辖区 (Wuhan)
+    DIAGNOSIS_SETTING = "diagnosis_setting"  # 门诊确诊 / 住院确诊 + 住院号 (Wuhan)
+    COMMUNITY_HEALTH_CENTRE = "community_health_centre"  # 定点社区卫生服务中心 (Wuhan)
+    DESIGNATED_PHARMACY = "designated_pharmacy"  # 定点药店 (Wuhan, Jilin)
+
+
+class ProxyRule(BaseModel):
+    """Whether another person may apply for the applicant (代办), and what they must give."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    allowed: bool = Field(False, description="A proxy (代办人) may submit for the applicant.")
+    id_number: bool = Field(
+        True, description="Jilin, seed 003: 他人代办的，需同时提供本人和代办人身份证."
+    )
+    mobile: bool = Field(True, description="The proxy's mobile, to reach whoever applied.")
+
+
+class FormRequirements(BaseModel):
+    """What a region's application form asks beyond the fields every form has."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    required: tuple[FormField, ...] = Field(
+        (), description="Fields the region's form requires (seed 000: Wuhan's form)."
+    )
+    required_out_of_area: tuple[FormField, ...] | None = Field(
+        None,
+        description="What an applicant living outside the region (异地) must give instead; "
+        "None: the same as required. Seed 003: Jilin's remote applicants choose one medical "
+        "institution where they live, and no pharmacy.",
+    )
+    proxy: ProxyRule = ProxyRule()
+
+    def required_of(self, *, out_of_area: bool) -> tuple[FormField, ...]:
+        """The fields required of an applicant who lives in the region, or elsewhere."""
+        if out_of_area and self.required_out_of_area is not None:
+            return self.required_out_of_area
+        return self.required
 
 
 class PolicyProfile(BaseModel):
@@ -70,6 +116,11 @@ class PolicyProfile(BaseModel):
     )
     material_min_hospital_level: HospitalLevel = Field(
         HospitalLevel.LEVEL_2, description="Seed 002: level 2 or above."
+    )
+    material_min_hospital_grade: HospitalGrade | None = Field(
+        None,
+        description="Grade a hospital of the minimum level must have (甲 = A): Wuhan's "
+        "二级甲等以上 (seed 000) is level 2 grade A, or level 3 of any grade. None: any grade.",
     )
     material_public_hospital_only: bool = Field(True, description="Seed 002: public hospitals.")
 
@@ -131,6 +182,15 @@ class PolicyProfile(BaseModel):
         description="Codes of the designated assessment hospitals (鉴定医疗机构), for tracks "
         "whose assessment any of them may make (Jilin, seed 003 table 3).",
     )
+    certificate_title: str = Field(
+        "门诊慢病卡",
+        max_length=40,
+        description="Seed 002's annex: the card an approval issues (Wuhan: 门诊重症待遇认定表).",
+    )
+    form: FormRequirements = Field(
+        FormRequirements(),
+        description="What the region's application form requires (fields, proxies).",
+    )
     catalogue: tuple[Disease, ...]
     catalogue_sample: bool = Field(
         False,
@@ -160,11 +220,21 @@ class PolicyProfile(BaseModel):
         return self
 
     def material_problems(
-        self, label: str, *, issued_on: date, level: int, public: bool, today: date
+        self,
+        label: str,
+        *,
+        issued_on: date,
+        level: int,
+        public: bool,
+        today: date,
+        grade: str | None = None,
     ) -> list[str]:
-        """Why one document fails the region's material rules (age, hospital level, public
-        hospital); empty when it passes. Intake applies it to each round, the resubmission
-        validator at the door."""
+        """Why one document fails the region's material rules (age, hospital level and grade,
+        public hospital); empty when it passes. Intake applies it to each round, the
+        resubmission validator at the door.
+
+        ``grade`` None: not known (a register read before grades travelled), not checked.
+        """
         problems: list[str] = []
         oldest = today - self.material_max_age
         minimum = int(self.material_min_hospital_level)
@@ -175,10 +245,22 @@ class PolicyProfile(BaseModel):
                 f"{label} was issued on {issued_on}, more than {self.material_max_age.days} "
                 f"days ago: provide one issued since {oldest}"
             )
+        wanted = self.material_min_hospital_grade
         if level < minimum:
             problems.append(
                 f"{label} comes from a level-{level} hospital: materials must come from a "
-                f"hospital of level {minimum} or above"
+                f"hospital of {_level_name(minimum, wanted)} or above"
+            )
+        elif (
+            level == minimum
+            and wanted is not None
+            and grade is not None
+            and HospitalGrade(grade) > wanted  # A (甲) < B (乙) < C (丙)
+        ):
+            problems.append(
+                f"{label} comes from a {_level_name(level, HospitalGrade(grade))} hospital: "
+                f"materials must come from a hospital of {_level_name(minimum, wanted)} or "
+                "above"
             )
         if self.material_public_hospital_only and not public:
             problems.append(f"{label} comes from a private hospital: a public one is required")
@@ -230,6 +312,17 @@ def human_duration(duration: timedelta) -> str:
         if seconds and seconds % size == 0:
             return f"{seconds // size} {unit}"
     return f"{seconds} s"
+
+
+_GRADE_NAMES = {HospitalGrade.A: "甲等", HospitalGrade.B: "乙等", HospitalGrade.C: "丙等"}
+
+
+def _level_name(level: int, grade: HospitalGrade | None) -> str:
+    """``level 2 grade A (二级甲等)``, or ``level 2`` without a grade."""
+    if grade is None:
+        return f"level {level}"
+    chinese = "一二三"[level - 1] if 1 <= level <= 3 else str(level)
+    return f"level {level} grade {grade} ({chinese}级{_GRADE_NAMES[grade]})"
 
 
 _SHARED: dict[PolicyProfile, PolicyProfile] = {}

@@ -71,6 +71,16 @@ class Hospital(SQLModel, table=True):
     )
 
 
+class Pharmacy(SQLModel, table=True):
+    """A designated retail pharmacy (定点药店) an applicant may choose for the benefit."""
+
+    __tablename__ = "pharmacy"
+
+    code: str = Field(primary_key=True, max_length=16)
+    name: str = Field(max_length=100)
+    region: str = Field(max_length=32, index=True)
+
+
 class InsuredPerson(SQLModel, table=True):
     """参保人: the office's insurance register."""
 
@@ -180,6 +190,21 @@ class Application(SQLModel, table=True):
         description="The edition of the rules it is decided by (None: recorded before "
         "editions were kept).",
     )
+    # What a region's form asks beyond the common fields (policy: PolicyProfile.form). The
+    # address, inpatient number and proxy are personal data: they stay here, out of Temporal.
+    address: str | None = Field(default=None, max_length=200, description="现住址.")
+    insured_district: str | None = Field(default=None, max_length=40, description="参保辖区.")
+    diagnosis_setting: str | None = Field(
+        default=None, max_length=16, description="outpatient (门诊确诊) or inpatient (住院确诊)."
+    )
+    inpatient_number: str | None = Field(default=None, max_length=40, description="住院号.")
+    community_health_centre_code: str | None = Field(default=None, foreign_key="hospital.code")
+    designated_pharmacy_code: str | None = Field(default=None, foreign_key="pharmacy.code")
+    proxy_name: str | None = Field(
+        default=None, max_length=40, description="The proxy (代办人) who submitted, if any."
+    )
+    proxy_id_number: str | None = Field(default=None, max_length=18)
+    proxy_mobile: str | None = Field(default=None, max_length=20)
 
 
 class Material(SQLModel, table=True):
@@ -259,6 +284,42 @@ class ExpertReport(SQLModel, table=True):
     hospital_code: str = Field(foreign_key="hospital.code", index=True)
     csv: str = Field(sa_type=sa.Text, description="Each expert's line (chronic.reports.experts).")
     created_at: datetime = _timestamp()
+
+
+class AuditSample(SQLModel, table=True):
+    """A period's audit sample (抽审) of approvals, with what it takes to redraw it."""
+
+    __tablename__ = "audit_sample"
+    __table_args__ = (sa.UniqueConstraint("region", "period"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    region: str = Field(max_length=32)
+    period: str = Field(max_length=7, description="YYYY-MM: approvals of that local month.")
+    rate: float = Field(description="The policy's share at the time of the draw.")
+    seed: str = Field(max_length=64, description="HMAC under the office's draw key.")
+    population: list[str] = Field(
+        sa_column=sa.Column(postgresql.JSONB, nullable=False),
+        description="The period's approved applications, sorted: what the sample came from.",
+    )
+    drawn_at: datetime = _timestamp()
+
+
+class AuditTask(SQLModel, table=True):
+    """One sampled application to re-check: the office finds its records sound or forged."""
+
+    __tablename__ = "audit_task"
+    __table_args__ = (sa.UniqueConstraint("sample_id", "application_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    sample_id: int = Field(foreign_key="audit_sample.id", index=True)
+    application_id: str = Field(foreign_key="application.id", index=True)
+    status: str = Field(default="open", max_length=16, description="open, ok or forged.")
+    note: str | None = Field(default=None, max_length=500)
+    decided_by: str | None = Field(default=None, max_length=64)
+    decided_at: datetime | None = _timestamp(nullable=True)
+    revoked_from: date | None = Field(
+        default=None, description="Forged: the benefit is revoked from this date."
+    )
 
 
 class PolicyVersion(SQLModel, table=True):
@@ -486,6 +547,7 @@ __all__ = [
     "Material",
     "Offer",
     "OfficeNotice",
+    "Pharmacy",
     "Review",
     "SettlementMonth",
     "SignInCode",

@@ -17,12 +17,14 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.service import RPCError
 
 from chronic.db import Database
+from chronic.seed.pharmacies import load_pharmacies
 from chronic.settings import Settings
 from chronic.submission import submit
 from models.application import ApplicationForm
 from models.domain import (
     ApplicationStatus,
     ExpertStatus,
+    HospitalGrade,
     InsuranceStatus,
     InsuranceType,
     MaterialKind,
@@ -31,13 +33,13 @@ from models.domain import (
 )
 from models.messages import MaterialItem, OfferView, Progress
 from models.notifications import SmsTemplate
-from models.policy import PolicyProfile, load_policy
-from models.tables import Application, AuditEvent, Expert, InsuredPerson, SmsOutbox
+from models.policy import FormField, PolicyProfile, load_policy
+from models.tables import Application, AuditEvent, Expert, Hospital, InsuredPerson, SmsOutbox
 from workflows.application import ApplicationWorkflow
 
 Handle = WorkflowHandle[ApplicationWorkflow, Progress]
 
-# Example applicants of chronic/seed/reference.toml.
+# Example applicants of chronic/seed/reference/sanmenxia.toml.
 WANG = "411221199001052066"
 LI = "411202199204101287"
 ZHANG = "411202199501062421"
@@ -60,6 +62,31 @@ def material(
     }
 
 
+COMMUNITY_HEALTH_CENTRE = "W90"
+"""A Wuhan community health centre (level 1) that region forms choose by default."""
+
+
+def region_fields(region: str) -> dict[str, Any]:
+    """Values for every field the region's form requires (its profile's ``form.required``):
+    the pharmacy is the first of the region in chronic/seed/pharmacies.toml."""
+    pharmacy = next((p.code for p in load_pharmacies() if p.region == region), None)
+    values: dict[FormField, Any] = {
+        FormField.ADDRESS: "武汉市江汉区解放大道634号",
+        FormField.INSURED_DISTRICT: "江汉区",
+        FormField.DIAGNOSIS_SETTING: "outpatient",
+        FormField.COMMUNITY_HEALTH_CENTRE: COMMUNITY_HEALTH_CENTRE,
+        FormField.DESIGNATED_PHARMACY: pharmacy,
+    }
+    data: dict[str, Any] = {}
+    for field in load_policy(region).form.required:
+        *parents, name = field.value.split(".")
+        target = data
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[name] = values[field]
+    return data
+
+
 def form(
     id_number: str = WANG,
     disease: str = "DM",
@@ -70,18 +97,46 @@ def form(
     designated_hospital: str = "H05",
     **fields: Any,
 ) -> ApplicationForm:
+    """A valid form of ``region``; what the region's form requires is filled in
+    (:func:`region_fields`) unless ``fields`` gives it (``None`` leaves it out)."""
+    required = region_fields(region)
+    applicant = {
+        "name": "测试",
+        "id_number": id_number,
+        "mobile": "13803981234",
+        **required.pop("applicant", {}),
+    }
+    data = {
+        "region": region,
+        "applicant": applicant,
+        "disease_code": disease,
+        "case_number": "BA-0001",
+        "diagnosing_hospital": diagnosing_hospital,
+        "designated_hospital": designated_hospital,
+        "materials": materials or [material(), material(MaterialKind.LAB_RESULT)],
+        **required,
+        **fields,
+    }
     return ApplicationForm.model_validate(
-        {
-            "region": region,
-            "applicant": {"name": "测试", "id_number": id_number, "mobile": "13803981234"},
-            "disease_code": disease,
-            "case_number": "BA-0001",
-            "diagnosing_hospital": diagnosing_hospital,
-            "designated_hospital": designated_hospital,
-            "materials": materials or [material(), material(MaterialKind.LAB_RESULT)],
-            **fields,
-        }
+        {key: value for key, value in data.items() if value is not None}
     )
+
+
+async def register_community_health_centre(db: Database) -> None:
+    """Wuhan's community health centre :data:`COMMUNITY_HEALTH_CENTRE` in the hospital
+    register, unless it is there already (a seeded Wuhan register has it)."""
+    async with db.session() as session:
+        if await session.get(Hospital, COMMUNITY_HEALTH_CENTRE) is None:
+            session.add(
+                Hospital(
+                    code=COMMUNITY_HEALTH_CENTRE,
+                    name="武汉市江汉区民族街社区卫生服务中心",
+                    level=1,
+                    grade=HospitalGrade.A,
+                    public=True,
+                    region="wuhan",
+                )
+            )
 
 
 async def insured_person(

@@ -25,6 +25,7 @@ from models.application import (
     mask_name,
     parse_form,
 )
+from models.policy import FormField, load_policy
 
 # No resolve(): the workflow sandbox re-imports this module and forbids Path.resolve.
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -38,7 +39,11 @@ VALID = {
     "application-returned-old-materials.json": "CHD",
     "application-returned-level1-hospital.json": "HYPERT",
     "application-refused-suspended-insurance.json": "RA",
+    "application-wuhan-inpatient.json": "DM",
+    "application-jilin-proxy.json": "HTNC",
 }
+REGIONS = {"application-wuhan-inpatient.json": "wuhan", "application-jilin-proxy.json": "jilin"}
+"""The region of the valid examples that are not Sanmenxia's."""
 INVALID = {
     "invalid-id-check-digit.json": {"applicant.id_number"},
     "invalid-id-future-birth.json": {"applicant.id_number"},
@@ -54,6 +59,8 @@ INVALID = {
         "disease_code",
         "materials[0].issued_on",
     },
+    "invalid-wuhan-two-missing.json": {"inpatient_number", "designated_pharmacy"},
+    "invalid-jilin-proxy-id.json": {"proxy.id_number"},
 }
 
 
@@ -89,7 +96,7 @@ def test_every_example_file_has_an_expected_outcome() -> None:
 def test_valid_example_parses(name: str) -> None:
     form = parse_form(example(name), today=TODAY)
     assert form.disease_code == VALID[name]
-    assert form.region == "sanmenxia"
+    assert form.region == REGIONS.get(name, "sanmenxia")
     assert form.applicant.mobile.startswith("+861")
     assert form.materials, "a valid form carries at least one material"
 
@@ -194,6 +201,199 @@ def test_logs_see_only_masked_personal_data() -> None:
         assert "13803981234" not in text
         assert "王秀兰" not in text
         assert "4112**********2066" in text
+
+
+# ---- what a region's form requires (its policy profile's `form`) --------------------------------
+
+WUHAN_FORM = load_policy("wuhan").form.required
+
+
+def wuhan(**changes: Any) -> dict[str, Any]:
+    """The Wuhan example as data, with top-level or applicant fields replaced (None: left out)."""
+    data: dict[str, Any] = json.loads(example("application-wuhan-inpatient.json"))
+    for key, value in changes.items():
+        target = data["applicant"] if key in data["applicant"] else data
+        if value is None:
+            target.pop(key, None)
+        else:
+            target[key] = value
+    return data
+
+
+def jilin_by_proxy(**proxy: Any) -> dict[str, Any]:
+    """The Jilin proxy example, with the proxy's fields replaced (None: left out)."""
+    data: dict[str, Any] = json.loads(example("application-jilin-proxy.json"))
+    for key, value in proxy.items():
+        if value is None:
+            data["proxy"].pop(key, None)
+        else:
+            data["proxy"][key] = value
+    return data
+
+
+def test_wuhan_requires_what_its_seed_form_asks() -> None:
+    # Seed 000's form: 现住址、参保辖区; 门诊确诊还是住院确诊; 定点社区卫生服务中心和定点药店.
+    assert {f.value for f in WUHAN_FORM} == {
+        "applicant.address",
+        "applicant.insured_district",
+        "diagnosis_setting",
+        "community_health_centre",
+        "designated_pharmacy",
+    }
+    assert load_policy("jilin").form.required == (FormField.DESIGNATED_PHARMACY,)
+    assert load_policy("sanmenxia").form.required == ()
+
+
+@pytest.mark.parametrize("field", WUHAN_FORM, ids=lambda f: f.value)
+def test_each_field_wuhan_requires_is_a_problem_at_its_path_when_missing(field: FormField) -> None:
+    name = field.value.split(".")[-1]
+    changes: dict[str, Any] = {name: None}
+    if field == FormField.DIAGNOSIS_SETTING:
+        changes["inpatient_number"] = None  # else the number would be an outpatient's
+    found = problems(wuhan(**changes))
+    assert set(found) == {field.value}
+    assert found[field.value].startswith("the wuhan application form requires")
+    assert "add it" in found[field.value]
+
+
+def test_a_missing_field_is_listed_with_every_other_problem() -> None:
+    found = problems(wuhan(address=None, designated_pharmacy=None, id_number="420103198503120515"))
+    assert set(found) == {"applicant.address", "designated_pharmacy", "applicant.id_number"}
+
+
+def test_an_applicant_that_is_not_an_object_is_one_problem_not_one_per_field() -> None:
+    data = wuhan()
+    data["applicant"] = "陈志强"
+    assert set(problems(data)) == {"applicant"}
+
+
+def test_jilin_asks_a_pharmacy_of_local_applicants_only() -> None:
+    local = jilin_by_proxy()
+    del local["designated_pharmacy"]
+    assert (
+        "requires the code of the chosen designated pharmacy"
+        in (problems(local)["designated_pharmacy"])
+    )
+    # Seed 003: an applicant living elsewhere chooses one medical institution where they live.
+    elsewhere = local | {"out_of_area": True}
+    assert parse_form(json.dumps(elsewhere), today=TODAY).designated_pharmacy is None
+
+
+def test_the_same_fields_may_be_left_out_of_a_sanmenxia_form() -> None:
+    form = parse_form(json.dumps(diabetes()), today=TODAY)
+    assert form.designated_pharmacy is None and form.applicant.address is None
+    assert form.submitted_by == "applicant" and form.proxy is None
+
+
+def test_an_inpatient_diagnosis_without_its_inpatient_number_is_refused() -> None:
+    found = problems(wuhan(inpatient_number=None))
+    assert set(found) == {"inpatient_number"}
+    assert "inpatient number (住院号)" in found["inpatient_number"]
+    assert "or choose outpatient" in found["inpatient_number"]
+
+
+def test_an_outpatient_diagnosis_needs_no_inpatient_number_and_refuses_one() -> None:
+    form = parse_form(
+        json.dumps(wuhan(diagnosis_setting="outpatient", inpatient_number=None)), today=TODAY
+    )
+    assert form.diagnosis_setting == "outpatient" and form.inpatient_number is None
+    found = problems(wuhan(diagnosis_setting="outpatient"))
+    assert "an outpatient diagnosis has no inpatient number" in found["inpatient_number"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "path", "expected"),
+    [
+        ({"designated_pharmacy": "武汉大药房"}, "designated_pharmacy", "use the code"),
+        ({"address": "  "}, "applicant.address", "must not be empty"),
+        (
+            {"address": "江汉区解放大道634号 13871234501"},
+            "applicant.address",
+            "contains what is a mobile number",
+        ),
+        ({"inpatient_number": "住院 017"}, "inpatient_number", "letters, digits and hyphens"),
+        ({"diagnosis_setting": "emergency"}, "diagnosis_setting", "must be one of"),
+    ],
+)
+def test_a_wrong_value_of_a_region_field_says_what_to_do(
+    changes: dict[str, Any], path: str, expected: str
+) -> None:
+    assert expected in problems(wuhan(**changes))[path]
+
+
+def test_a_jilin_proxy_with_both_valid_id_numbers_is_accepted() -> None:
+    form = parse_form(example("application-jilin-proxy.json"), today=TODAY)
+    assert form.submitted_by == "proxy"
+    assert form.proxy is not None and form.proxy.id_number == "220104198806072141"
+    assert form.proxy.mobile == "+8613943105678"
+
+
+def test_a_proxy_makes_the_proxy_the_submitter_when_submitted_by_is_left_out() -> None:
+    data = jilin_by_proxy()
+    del data["submitted_by"]
+    assert parse_form(json.dumps(data), today=TODAY).submitted_by == "proxy"
+
+
+@pytest.mark.parametrize(
+    ("proxy", "path", "expected"),
+    [
+        ({"id_number": "220104198806072142"}, "proxy.id_number", "check digit is wrong"),
+        ({"id_number": "220104209006072144"}, "proxy.id_number", "in the future"),
+        ({"id_number": None}, "proxy.id_number", "needs the proxy's ID number"),
+        ({"mobile": None}, "proxy.mobile", "needs the proxy's mobile number"),
+        ({"mobile": "0431-88905678"}, "proxy.mobile", "give the proxy's 11-digit mobile"),
+        ({"id_number": "220102198611080325"}, "proxy.id_number", "the applicant's own"),
+        ({"name": ""}, "proxy.name", "must not be empty"),
+    ],
+)
+def test_a_jilin_proxy_without_a_valid_id_number_or_mobile_is_refused(
+    proxy: dict[str, Any], path: str, expected: str
+) -> None:
+    found = problems(jilin_by_proxy(**proxy))
+    assert set(found) == {path}
+    assert expected in found[path]
+    assert "220104198806072142" not in found[path]  # the mistyped number is never quoted
+
+
+def test_the_applicants_id_number_must_be_valid_too_when_a_proxy_applies() -> None:
+    data = jilin_by_proxy()
+    data["applicant"]["id_number"] = "220102198611080326"
+    assert set(problems(data)) == {"applicant.id_number"}
+
+
+def test_submitted_by_and_the_proxy_must_agree() -> None:
+    hospital = jilin_by_proxy()
+    hospital["submitted_by"] = "hospital"
+    assert "set submitted_by to" in problems(hospital)["submitted_by"]
+    nobody = jilin_by_proxy()
+    del nobody["proxy"]
+    assert "the proxy is missing" in problems(nobody)["proxy"]
+
+
+@pytest.mark.parametrize("region", ["sanmenxia", "wuhan"])
+def test_regions_whose_policy_allows_no_proxy_refuse_one(region: str) -> None:
+    data = diabetes() if region == "sanmenxia" else wuhan()
+    data["proxy"] = {"name": "赵明", "id_number": "220104198806072141", "mobile": "13943105678"}
+    found = problems(data)
+    assert set(found) == {"proxy"}
+    assert f"{region} does not take applications submitted by a proxy" in found["proxy"]
+
+
+def test_logs_never_see_the_address_inpatient_number_or_proxy_in_clear() -> None:
+    wuhan_form = parse_form(example("application-wuhan-inpatient.json"), today=TODAY)
+    jilin_form = parse_form(example("application-jilin-proxy.json"), today=TODAY)
+    for form in (wuhan_form, jilin_form):
+        for text in (repr(form), str(form), json.dumps(form.redacted(), ensure_ascii=False)):
+            for secret in (
+                "解放大道634号",
+                "ZY20261009017",
+                "赵明",
+                "220104198806072141",
+                "13943105678",
+                "420103198503120514",
+            ):
+                assert secret not in text
+    assert jilin_form.redacted()["proxy"]["id_number"] == "2201**********2141"
 
 
 @workflow.defn(sandboxed=True)

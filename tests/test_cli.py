@@ -28,9 +28,17 @@ from chronic.cli import app
 from chronic.cli.applications import render_progress
 from chronic.db import Database
 from chronic.settings import Settings
-from models.domain import ApplicationStatus, MaterialKind, OfferStatus, ReviewStage
+from models.domain import (
+    ApplicationStatus,
+    HospitalGrade,
+    InsuranceStatus,
+    InsuranceType,
+    MaterialKind,
+    OfferStatus,
+    ReviewStage,
+)
 from models.messages import OfferView, Progress
-from models.tables import Application, Offer
+from models.tables import Application, Hospital, InsuredPerson, Offer
 from tests import support
 from tests.fixtures.temporal import running_workers
 
@@ -150,6 +158,57 @@ async def test_a_bad_file_lists_every_problem_with_its_path_and_starts_nothing(
     unknown = await desk.cli("status", "APP-20260101-ZZZZZZ")
     assert unknown.exit_code == 1
     assert unknown.stderr.strip() == "no application APP-20260101-ZZZZZZ"
+
+
+async def test_submit_a_jilin_proxy_form_shows_the_proxy_masked_and_refuses_a_pharmacy_not_listed(
+    desk: Desk,
+) -> None:
+    # The example's applicant and hospital in Jilin's register (a seeded one may have them).
+    async with desk.db.session() as session:
+        if await session.get(Hospital, "JL02") is None:
+            session.add(
+                Hospital(
+                    code="JL02",
+                    name="吉林省人民医院",
+                    level=3,
+                    grade=HospitalGrade.A,
+                    region="jilin",
+                )
+            )
+        known = await session.exec(
+            select(InsuredPerson).where(InsuredPerson.id_number == "220102198611080325")
+        )
+        if known.first() is None:
+            session.add(
+                InsuredPerson(
+                    id_number="220102198611080325",
+                    name="赵淑珍",
+                    mobile="+8613904311234",
+                    insurance_type=InsuranceType.EMPLOYEE,
+                    insurance_status=InsuranceStatus.NORMAL,
+                    region="jilin",
+                )
+            )
+    unlisted = _example("application-jilin-proxy.json") | {"designated_pharmacy": "JLP99"}
+    refused = await desk.cli("submit", desk.file("unlisted.json", unlisted))
+    assert refused.exit_code == 1
+    assert "designated_pharmacy: no pharmacy with code JLP99 in the pharmacy register" in (
+        refused.stderr
+    )
+    assert await desk.applications() == 0
+
+    form = desk.file("jilin.json", _example("application-jilin-proxy.json"))
+    submitted = await desk.cli("submit", form)
+    assert submitted.exit_code == 0, submitted.output
+    app_id = submitted.stdout.strip().splitlines()[-1]
+    try:
+        assert "proxy      赵* · ID 2201**********2141 · mobile +86139****5678" in submitted.stdout
+        assert "pharmacy JLP01" in submitted.stdout
+        assert "220104198806072141" not in submitted.output
+    finally:
+        handle = desk.env.client.get_workflow_handle(app_id)
+        if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+            await handle.terminate("test cleanup")
 
 
 def test_decide_needs_exactly_one_of_approve_and_reject() -> None:

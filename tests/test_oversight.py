@@ -25,7 +25,7 @@ from chronic.db import Database
 from chronic.settings import Settings
 from chronic.submission import submit
 from models.notifications import SmsTemplate
-from models.oversight import ExpertMonthRecorded, ExpertMonthRequest
+from models.oversight import AuditSampleDrawn, ExpertMonthRecorded, ExpertMonthRequest
 from models.policy import load_policy
 from models.tables import ExpertReport, Hospital, Offer, SmsOutbox
 from tests import support
@@ -125,41 +125,47 @@ async def test_the_month_is_counted_kept_per_hospital_and_each_hospital_told(
     assert len(await _month_sms(seeded_database, month, len(told))) == len(told)
 
 
-async def test_the_schedule_is_ensured_idempotently_and_a_triggered_run_reports_last_month(
+async def test_the_schedules_are_ensured_idempotently_and_triggered_runs_cover_last_month(
     office: Client, seeded_database: Database
 ) -> None:
     policy = load_policy("sanmenxia")
     first = await schedules.ensure(office, policy)
     again = await schedules.ensure(office, policy)
-    schedule_id = first[0].schedule_id
+    ids = [e.schedule_id for e in first]
     try:
-        assert [(e.schedule_id, e.created) for e in first] == [(schedule_id, True)]
-        assert [(e.schedule_id, e.created) for e in again] == [(schedule_id, False)]
-        handle = office.get_schedule_handle(schedule_id)
-        described = await handle.describe()
-        calendar = described.schedule.spec.calendars[0]
-        assert [r.start for r in calendar.day_of_month] == [1]
-        assert [r.start for r in calendar.hour] == [8]
-        assert described.schedule.spec.time_zone_name == "Etc/GMT-8"
-        next_run = described.info.next_action_times[0].astimezone(BEIJING)
-        assert (next_run.day, next_run.hour, next_run.minute) == (1, 8, 0)
-        action = described.schedule.action
-        assert isinstance(action, ScheduleActionStartWorkflow)
-        assert action.workflow == "ExpertMonthReport"
-
-        await handle.trigger()
-        for _ in range(100):
-            recent = (await handle.describe()).info.recent_actions
-            if recent:
-                break
-            await asyncio.sleep(0.1)
-        started = recent[0].action
-        assert isinstance(started, ScheduleActionExecutionStartWorkflow)
-        run = office.get_workflow_handle(started.workflow_id)
-        result = await run.result()
+        assert ids == ["expert-month-report:sanmenxia", "audit-sample:sanmenxia"]
+        assert all(e.created for e in first) and not any(e.created for e in again)
         today = datetime.now(UTC).astimezone(BEIJING).date()
         last = f"{today.replace(day=1) - timedelta(days=1):%Y-%m}"
-        assert ExpertMonthRecorded.model_validate(result).month == last
+        results = {}
+        for schedule_id, day, workflow_type in zip(
+            ids, (1, 2), ("ExpertMonthReport", "AuditSampleWorkflow"), strict=True
+        ):
+            handle = office.get_schedule_handle(schedule_id)
+            described = await handle.describe()
+            calendar = described.schedule.spec.calendars[0]
+            assert [r.start for r in calendar.day_of_month] == [day]
+            assert [r.start for r in calendar.hour] == [8]
+            assert described.schedule.spec.time_zone_name == "Etc/GMT-8"
+            next_run = described.info.next_action_times[0].astimezone(BEIJING)
+            assert (next_run.day, next_run.hour, next_run.minute) == (day, 8, 0)
+            action = described.schedule.action
+            assert isinstance(action, ScheduleActionStartWorkflow)
+            assert action.workflow == workflow_type
+
+            await handle.trigger()
+            for _ in range(100):
+                recent = (await handle.describe()).info.recent_actions
+                if recent:
+                    break
+                await asyncio.sleep(0.1)
+            started = recent[0].action
+            assert isinstance(started, ScheduleActionExecutionStartWorkflow)
+            results[workflow_type] = await office.get_workflow_handle(started.workflow_id).result()
+        assert ExpertMonthRecorded.model_validate(results["ExpertMonthReport"]).month == last
         assert await _reports(seeded_database, last)
+        drawn = AuditSampleDrawn.model_validate(results["AuditSampleWorkflow"])
+        assert drawn.period == last and drawn.created
     finally:
-        await office.get_schedule_handle(schedule_id).delete()
+        for schedule_id in ids:
+            await office.get_schedule_handle(schedule_id).delete()

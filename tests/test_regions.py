@@ -18,6 +18,7 @@ from sqlmodel import col
 from temporalio.client import WorkflowUpdateFailedError
 
 from chronic.db import Database
+from chronic.submission import PROXY_ACTION, SubmissionRefused
 from models.application import ApplicationForm
 from models.domain import (
     ApplicationStatus,
@@ -29,6 +30,7 @@ from models.domain import (
     ReviewStage,
 )
 from models.messages import (
+    ApplicationInput,
     HospitalOpinion,
     OfficeAccept,
     OfficeConfirm,
@@ -38,7 +40,7 @@ from models.messages import (
     ScheduleExamination,
 )
 from models.policy import PolicyProfile, load_policy
-from models.tables import AuditEvent, FilingRecord, Hospital
+from models.tables import Application, AuditEvent, FilingRecord, Hospital
 from tests import support
 from tests.fixtures.world import World
 from workflows.application import ApplicationWorkflow
@@ -125,7 +127,19 @@ async def _wuhan_world(world: World) -> str:
 
 
 async def wuhan_register(db: Database) -> str:
-    """Wuhan hospitals and one insured person of Wuhan in the register; the person's ID."""
+    """One insured person of Wuhan in the register (its hospitals are seeded); the person's ID."""
+    async with db.session() as session:
+        seeded = {
+            h.code: (h.level, h.grade, h.region)
+            for h in await session.scalars(
+                sa.select(Hospital).where(col(Hospital.code).in_([TONGJI, ERJIA, ASSESSOR]))
+            )
+        }
+    assert seeded == {
+        TONGJI: (3, HospitalGrade.A, "wuhan"),
+        ERJIA: (2, HospitalGrade.A, "wuhan"),
+        ASSESSOR: (3, HospitalGrade.A, "wuhan"),
+    }, "chronic/seed/reference/wuhan.toml changed the hospitals these tests rely on"
     id_number, _ = await support.insured_person(
         db,
         place="420106",
@@ -134,28 +148,18 @@ async def wuhan_register(db: Database) -> str:
         region="wuhan",
         insurance_type=InsuranceType.RESIDENT,
     )
-    async with db.session() as session:
-        for code, name, level, grade in [
-            (TONGJI, "华中科技大学同济医学院附属同济医院", 3, HospitalGrade.A),
-            (ERJIA, "武汉市第九医院", 2, HospitalGrade.A),
-            (ASSESSOR, "武汉市第一医院", 3, HospitalGrade.A),
-        ]:
-            session.add(
-                Hospital(
-                    code=code, name=name, level=level, grade=grade, public=True, region="wuhan"
-                )
-            )
+    await support.register_community_health_centre(db)
     return id_number
 
 
-def wuhan_form(id_number: str, disease: str, diagnosing: str) -> ApplicationForm:
+def wuhan_form(id_number: str, disease: str, diagnosing: str, **fields: Any) -> ApplicationForm:
     return support.form(
         id_number,
         disease,
         region="wuhan",
         diagnosing_hospital=diagnosing,
         designated_hospital=diagnosing,
-        materials=[support.material(hospital=diagnosing)],
+        **{"materials": [support.material(hospital=diagnosing)], **fields},
     )
 
 
@@ -337,20 +341,14 @@ JILIN = load_policy("jilin")
 
 
 async def _jilin_world(world: World, *, long_term_filing: bool = False) -> str:
-    """Jilin's five assessment hospitals, a level-2 hospital and one insured person."""
+    """One insured person of Jilin (the seeded register has the five assessment hospitals and
+    JL90, a level-2 hospital)."""
     id_number, person_id = await support.insured_person(
         world.db, place="220102", born=date(1975, 3, 15), sequence=123, region="jilin"
     )
     async with world.db.session() as session:
-        for code in JILIN.assessment_hospitals:
-            session.add(
-                Hospital(code=code, name=code, level=3, grade=HospitalGrade.A, region="jilin")
-            )
-        session.add(
-            Hospital(
-                code="JL90", name="长春市某二级医院", level=2, grade=HospitalGrade.A, region="jilin"
-            )
-        )
+        level_2 = await session.get(Hospital, "JL90")
+        assert level_2 is not None and level_2.level == 2 and level_2.region == "jilin"
         if long_term_filing:
             today = date.today()
             session.add(
@@ -374,15 +372,15 @@ async def _jilin_world(world: World, *, long_term_filing: bool = False) -> str:
     return id_number
 
 
-def _jilin_form(id_number: str, *, out_of_area: bool = False) -> ApplicationForm:
+def _jilin_form(id_number: str, *, out_of_area: bool = False, **fields: Any) -> ApplicationForm:
     return support.form(
         id_number,
         "AF",
         region="jilin",
         diagnosing_hospital="JL90",
         designated_hospital="JL90",
-        materials=[support.material(hospital="JL90")],
         out_of_area=out_of_area,
+        **{"materials": [support.material(hospital="JL90")], **fields},
     )
 
 
@@ -450,3 +448,220 @@ async def test_jilin_out_of_area_applicant_with_a_filing_is_assessed_where_they_
     assert result.status == ApplicationStatus.APPROVED
     sms = [s.template for s in await support.outbox(world.db, handle)]
     assert sms == ["submitted", "examination_scheduled", "approved"]
+
+
+# ---- the region's form at submission: registers, the row, the audit trail (issue 10) ------------
+
+ERYI = "W80"  # a 二级乙等 hospital: below Wuhan's 二级甲等
+
+
+async def _register_erya(db: Database) -> None:
+    async with db.session() as session:
+        if await session.get(Hospital, ERYI) is None:
+            session.add(
+                Hospital(
+                    code=ERYI,
+                    name="武汉市某二级乙等医院",
+                    level=2,
+                    grade=HospitalGrade.B,
+                    public=True,
+                    region="wuhan",
+                )
+            )
+
+
+async def _applications(db: Database) -> int:
+    async with db.session() as session:
+        return await session.scalar(sa.select(sa.func.count()).select_from(Application)) or 0
+
+
+async def test_wuhan_form_fields_are_recorded_on_the_row_and_stay_out_of_the_process(
+    world: World,
+) -> None:
+    person = await _wuhan_world(world)
+    form = support.form(
+        person,
+        "DM",
+        region="wuhan",
+        diagnosing_hospital=ERJIA,
+        designated_hospital=ERJIA,
+        materials=[support.material(hospital=ERJIA)],
+        diagnosis_setting="inpatient",
+        inpatient_number="ZY20261009017",
+        designated_pharmacy="WP02",
+    )
+    handle = await world.start(application=form, policy=WUHAN)
+    async with world.db.session() as session:
+        row = await session.get(Application, handle.id)
+    assert row is not None
+    assert (row.address, row.insured_district) == ("武汉市江汉区解放大道634号", "江汉区")
+    assert (row.diagnosis_setting, row.inpatient_number) == ("inpatient", "ZY20261009017")
+    assert row.community_health_centre_code == support.COMMUNITY_HEALTH_CENTRE
+    assert row.designated_pharmacy_code == "WP02"
+    assert row.submitted_by == "applicant" and row.proxy_name is None
+    # The workflow needs none of it: its input carries codes and an HMAC, no personal data.
+    started = (await handle.fetch_history()).events[0].workflow_execution_started_event_attributes
+    [request] = await world.env.client.data_converter.decode(
+        started.input.payloads, [ApplicationInput]
+    )
+    carried = request.model_dump_json()
+    for personal in ("解放大道", "ZY20261009017", person):
+        assert personal not in carried
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        (
+            {"designated_pharmacy": "WP99"},
+            "designated_pharmacy: no pharmacy with code WP99 in the pharmacy register; check the "
+            "code on the office's list of designated pharmacies",
+        ),
+        (
+            {"designated_pharmacy": "JLP01"},
+            "designated_pharmacy: JLP01 (长春市朝阳区益康大药房) is a designated pharmacy of "
+            "jilin, not of wuhan",
+        ),
+        (
+            {"community_health_centre": "W98"},
+            "community_health_centre: no hospital with code W98 in the register",
+        ),
+    ],
+)
+async def test_a_pharmacy_or_centre_not_in_the_register_is_refused_and_nothing_recorded(
+    world: World, fields: dict[str, Any], expected: str
+) -> None:
+    person = await _wuhan_world(world)
+    before = await _applications(world.db)
+    with pytest.raises(SubmissionRefused) as refused:
+        await world.start(application=wuhan_form(person, "DM", ERJIA, **fields), policy=WUHAN)
+    assert any(p.startswith(expected) for p in refused.value.problems), refused.value.problems
+    assert await _applications(world.db) == before
+
+
+async def test_jilin_proxy_with_both_valid_id_numbers_is_recorded_and_audited(
+    world: World,
+) -> None:
+    person = await _jilin_world(world)
+    proxy = {"name": "赵明", "id_number": "220104198806072141", "mobile": "13943105678"}
+    handle = await world.start(application=_jilin_form(person, proxy=proxy), policy=JILIN)
+    async with world.db.session() as session:
+        row = await session.get(Application, handle.id)
+        events = list(
+            await session.scalars(
+                sa.select(AuditEvent).where(
+                    col(AuditEvent.application_id) == handle.id,
+                    col(AuditEvent.action) == PROXY_ACTION,
+                )
+            )
+        )
+    assert row is not None and row.submitted_by == "proxy"
+    assert (row.proxy_name, row.proxy_id_number, row.proxy_mobile) == (
+        "赵明",
+        "220104198806072141",
+        "+8613943105678",
+    )
+    assert row.designated_pharmacy_code == "JLP01"
+    [event] = events
+    assert event.actor == "proxy"
+    # Who submitted for whom, masked: the clear values are the row's.
+    assert event.detail["proxy"] == {
+        "name": "赵*",
+        "id_number": "2201**********2141",
+        "mobile": "+86139****5678",
+    }
+    assert event.detail["applicant"]["id_number"] == f"{person[:4]}**********{person[-4:]}"
+    progress = await _waiting(handle, ReviewStage.HOSPITAL_ASSESSMENT)
+    assert progress.track == "local"
+
+
+# ---- material age and hospital grade, per region and track --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("region", "level", "grade", "age_days", "expected"),
+    [
+        ("wuhan", 2, "A", 700, None),  # 二级甲等, within two years
+        ("wuhan", 3, "B", 30, None),  # 三级乙等 is above 二级甲等
+        ("wuhan", 2, "B", 30, "二级乙等"),
+        ("wuhan", 1, "A", 30, "level 2 grade A (二级甲等) or above"),
+        ("wuhan", 2, "A", 731, "more than 730 days ago"),
+        ("jilin", 2, "C", 300, None),  # 二级及以上: any grade
+        ("jilin", 1, "A", 30, "level 2 or above"),
+        ("jilin", 3, "A", 366, "more than 365 days ago"),
+        ("sanmenxia", 2, "B", 30, None),
+    ],
+)
+def test_material_rules_of_each_region(
+    region: str, level: int, grade: str, age_days: int, expected: str | None
+) -> None:
+    today = date(2026, 11, 23)
+    problems = load_policy(region).material_problems(
+        "material 1",
+        issued_on=today - timedelta(days=age_days),
+        level=level,
+        grade=grade,
+        public=True,
+        today=today,
+    )
+    if expected is None:
+        assert problems == []
+    else:
+        assert len(problems) == 1 and expected in problems[0]
+
+
+@pytest.mark.parametrize(
+    ("disease", "diagnosing", "track"), [("CA", TONGJI, "a"), ("DM", ERJIA, "b")]
+)
+async def test_wuhan_intake_returns_materials_below_grade_2a_on_either_track(
+    world: World, disease: str, diagnosing: str, track: str
+) -> None:
+    person = await _wuhan_world(world)
+    await _register_erya(world.db)
+    form = wuhan_form(
+        person,
+        disease,
+        diagnosing,
+        materials=[support.material(hospital=diagnosing), support.material(hospital=ERYI)],
+    )
+    handle = await world.start(application=form, policy=WUHAN)
+    progress = await support.eventually(handle, support.waits_for_resubmission)
+    assert progress.track == track and progress.status == ApplicationStatus.RETURNED
+    [reason] = progress.reasons
+    assert "level 2 grade B (二级乙等)" in reason and "二级甲等" in reason
+    # At the door, the resubmission is held to the same grade; a 二甲 hospital's is taken.
+    await _refused(
+        handle.execute_update(
+            ApplicationWorkflow.resubmit,
+            Resubmission(materials=support.items(support.material(hospital=ERYI))),
+        ),
+        "二级乙等",
+    )
+    await handle.execute_update(
+        ApplicationWorkflow.resubmit,
+        Resubmission(materials=support.items(support.material(hospital=ERJIA))),
+    )
+    await _waiting(handle, ReviewStage.OFFICE_ACCEPTANCE)
+
+
+@pytest.mark.parametrize(("out_of_area", "track"), [(False, "local"), (True, "out_of_area")])
+async def test_jilin_intake_returns_materials_older_than_a_year_on_either_track(
+    world: World, out_of_area: bool, track: str
+) -> None:
+    person = await _jilin_world(world, long_term_filing=out_of_area)
+    stale = date.today() - timedelta(days=400)
+    form = _jilin_form(
+        person,
+        out_of_area=out_of_area,
+        materials=[support.material(hospital="JL90", issued_on=stale)],
+    )
+    handle = await world.start(application=form, policy=JILIN)
+    progress = await support.eventually(handle, support.waits_for_resubmission)
+    assert progress.track == track and progress.status == ApplicationStatus.RETURNED
+    [reason] = progress.reasons
+    assert "more than 365 days ago" in reason
+    await handle.execute_update(
+        ApplicationWorkflow.resubmit,
+        Resubmission(materials=support.items(support.material(hospital="JL90"))),
+    )
+    await _waiting(handle, ReviewStage.HOSPITAL_ASSESSMENT)

@@ -21,11 +21,12 @@ from chronic.seed.world import (
     load_reference,
     qualified_hospitals,
 )
+from models.catalogue import load_catalogue
 from models.domain import ExpertTitle
 from models.policy import available_regions, load_policy
 from tests.fixtures.database import SeededTemplate
 
-TABLES = ("disease", "hospital", "insured_person", "settlement_month", "expert")
+TABLES = ("disease", "hospital", "pharmacy", "insured_person", "settlement_month", "expert")
 
 
 async def _rows(db: Database, sql: str, **params: object) -> list[sa.Row[Any]]:
@@ -53,8 +54,42 @@ async def test_the_report_counts_what_is_in_the_database(
     created = {name: count.created for name, count in seeded_template.report.tables.items()}
 
     assert created == await _counts(seeded_database)
-    assert created["insured_person"] == 200 + 5  # generated + the examples of reference.toml
+    # generated + the example applicants of each region's reference file
+    assert created["insured_person"] == (200 + 5) + (60 + 1) + (60 + 1)
     assert created["expert"] == 48
+
+
+async def test_every_region_has_its_register(seeded_database: Database) -> None:
+    """Hospitals and people of each region are recorded with it; Sanmenxia keeps its codes."""
+    hospitals = await _rows(
+        seeded_database, "SELECT code, name, level, grade, region FROM hospital"
+    )
+    by_region: dict[str, dict[str, Any]] = defaultdict(dict)
+    for h in hospitals:
+        by_region[h.region][h.code] = h
+    assert set(by_region) == {"sanmenxia", "wuhan", "jilin"}
+    assert sorted(by_region["sanmenxia"]) == [f"H{n:02d}" for n in range(1, 13)]
+    # Jilin: the five designated assessment hospitals of seed 003 table 3, as the catalogue
+    # names them, plus a level-2 hospital whose materials count.
+    jilin = load_policy("jilin")
+    catalogue = {h.code: h.name for h in load_catalogue("jilin").assessment_hospitals}
+    assert set(jilin.assessment_hospitals) == set(catalogue) == {f"JL0{n}" for n in range(1, 6)}
+    assert {c: by_region["jilin"][c].name for c in catalogue} == catalogue
+    assert any(h.level == 2 for h in by_region["jilin"].values())
+    # Wuhan: 三甲 hospitals (track A's diagnosing hospital), a 二甲 one (track B), a level 1.
+    wuhan = by_region["wuhan"].values()
+    assert sum(1 for h in wuhan if (h.level, h.grade) == (3, "A")) >= 4
+    assert any((h.level, h.grade) == (2, "A") for h in wuhan)
+    assert any(h.level == 1 for h in wuhan)
+
+    people = await _rows(
+        seeded_database,
+        "SELECT region, id_number, insurance_status FROM insured_person",
+    )
+    for region, province in (("sanmenxia", "41"), ("wuhan", "42"), ("jilin", "22")):
+        mine = [p for p in people if p.region == region]
+        assert sum(p.id_number.startswith(province) for p in mine) / len(mine) > 0.7, region
+        assert any(p.insurance_status == "suspended" for p in mine), region
 
 
 async def test_catalogue_of_every_region_is_in_the_disease_table(
@@ -142,7 +177,7 @@ async def test_renewal_rule_finds_people_on_both_sides(
 
     assert renewable / len(months) > 0.7  # most would be renewed …
     assert len(months) - renewable >= 10  # … and some would not (seed 002: 6 of the last 12)
-    assert months["411221199001052066"] == 12  # 王秀兰 of reference.toml
+    assert months["411221199001052066"] == 12  # 王秀兰 of reference/sanmenxia.toml
     assert months["411221198803150421"] == 4  # 陈静: her benefit would not be renewed
     (span,) = await _rows(
         seeded_database, "SELECT min(month) AS first, max(month) AS last FROM settlement_month"
@@ -192,7 +227,8 @@ async def test_seeding_again_creates_nothing_and_keeps_what_workflows_changed(
 async def test_a_bigger_world_adds_only_the_new_people(seeded_database: Database) -> None:
     report = await seed_world(seeded_database, persons=210, experts=50)
 
-    assert report.tables["insured_person"].created == 10
+    # 210 per region: 10 more in Sanmenxia, 150 more in Wuhan and in Jilin (60 each so far).
+    assert report.tables["insured_person"].created == 10 + 150 + 150
     assert report.tables["expert"].created == 2  # E049, E050
 
 
@@ -224,7 +260,8 @@ async def test_cli_seed_prints_the_report(fresh_database: Database) -> None:
 
     assert status == 0, err
     assert "insured_person" in out and "expert" in out
-    assert (await _counts(fresh_database))["insured_person"] == 5 + 5
+    # 5 generated per region, besides the example applicants (5, 1 and 1)
+    assert (await _counts(fresh_database))["insured_person"] == 3 * 5 + 5 + 1 + 1
 
 
 async def test_cli_seed_asks_for_the_schema_first(empty_database_url: str) -> None:

@@ -1,7 +1,7 @@
 """Review role: decision records, status changes, benefits, audit on the ``review`` queue.
 
 Also the status writes of out-of-area filings (``record_filing_status``) and the monthly
-expert statistic (``record_expert_month``).
+expert statistic (``record_expert_month``) and audit sample (``draw_audit_sample``).
 
 The review worker also runs the reconciler (:mod:`chronic.reconciler`): once at start, then
 every ``CHRONIC_RECONCILE_INTERVAL_SECONDS``.
@@ -21,6 +21,7 @@ from temporalio.worker import Worker
 from activities.filing import FilingRecordActivities
 from activities.oversight import OversightActivities
 from activities.review import ReviewActivities
+from chronic.privacy import draw_key
 from chronic.reconciler import Reconciler
 from workers import queues
 from workers.resources import Resources
@@ -31,7 +32,7 @@ TASK_QUEUE = queues.REVIEW
 def build(client: Client, resources: Resources, *, graceful_shutdown: timedelta) -> Worker:
     review = ReviewActivities(resources.database())
     filing = FilingRecordActivities(resources.database())
-    oversight = OversightActivities(resources.database())
+    oversight = OversightActivities(resources.database(), draw_key=draw_key(resources.settings))
     return Worker(
         client,
         task_queue=TASK_QUEUE,
@@ -42,6 +43,7 @@ def build(client: Client, resources: Resources, *, graceful_shutdown: timedelta)
             review.office_notice,
             filing.record_filing_status,
             oversight.record_expert_month,
+            oversight.draw_audit_sample,
         ],
         graceful_shutdown_timeout=graceful_shutdown,
     )

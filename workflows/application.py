@@ -1307,6 +1307,7 @@ class ApplicationWorkflow:
                 label,
                 issued_on=item.issued_on,
                 level=hospital.level,
+                grade=hospital.grade,
                 public=hospital.public,
                 today=today,
             )

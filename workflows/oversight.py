@@ -1,9 +1,12 @@
-"""The monthly expert statistic (seed 002, 五: 每月统计并通报各医院), run by a Temporal Schedule.
+"""The office's monthly oversight, each run by a Temporal Schedule (chronic/schedules.py).
 
-On the first of each month (`chronic schedule ensure` creates the schedule) the workflow
-counts the month before in the region's local time, stores one report per hospital and sends
-each hospital's insurance desk an SMS with its totals; the full lines are in the
-``expert_report`` table and `chronic report experts --month`.
+- ``ExpertMonthReport`` (seed 002, 五: 每月统计并通报各医院): on the 1st, count the month before
+  in the region's local time, store one report per hospital and send each hospital's
+  insurance desk an SMS with its totals; the full lines are in the ``expert_report`` table and
+  `chronic report experts --month`.
+- ``AuditSampleWorkflow`` (seed 002, 四: 抽审): on the 2nd, draw at least the policy's share of
+  the month before's approvals, reproducibly, and open an audit task for each
+  (`chronic audit list`, `chronic audit decide`).
 """
 
 from __future__ import annotations
@@ -14,7 +17,12 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from models.notifications import SmsRequest, SmsTemplate
-    from models.oversight import ExpertMonthRecorded, ExpertMonthRequest
+    from models.oversight import (
+        AuditSampleDrawn,
+        AuditSampleRequest,
+        ExpertMonthRecorded,
+        ExpertMonthRequest,
+    )
     from workers import queues
     from workflows.sms import send_beside
     from workflows.steps import run_step
@@ -22,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
 WORKFLOW_TYPE = "ExpertMonthReport"
 
 
-def last_month(request: ExpertMonthRequest) -> str:
+def last_month(request: ExpertMonthRequest | AuditSampleRequest) -> str:
     """The month before now in the region's local time (YYYY-MM)."""
     zone = timezone(timedelta(hours=request.timezone_offset_hours))
     today = workflow.now().astimezone(zone).date()
@@ -68,3 +76,30 @@ class ExpertMonthReport:
             + (f"; no insurance-desk mobile for {', '.join(untold)}" if untold else "")
         )
         return recorded
+
+
+AUDIT_WORKFLOW_TYPE = "AuditSampleWorkflow"
+
+
+@workflow.defn(name=AUDIT_WORKFLOW_TYPE)
+class AuditSampleWorkflow:
+    """Draw one period's audit sample and open its tasks."""
+
+    @workflow.run
+    async def run(self, request: AuditSampleRequest) -> AuditSampleDrawn:
+        period = request.period or last_month(request)
+        request = request.model_copy(update={"period": period})
+        workflow.set_current_details(f"drawing the {request.region} audit sample of {period}")
+        drawn: AuditSampleDrawn = await run_step(
+            "draw_audit_sample",
+            request,
+            queue=queues.REVIEW,
+            result_type=AuditSampleDrawn,
+            summary=f"audit sample {period}",
+        )
+        again = "" if drawn.created else " (drawn before; unchanged)"
+        workflow.set_current_details(
+            f"{period}: {len(drawn.sampled)} of {drawn.approvals} approvals sampled, seed "
+            f"{drawn.seed[:16]}{again}"
+        )
+        return drawn

@@ -97,8 +97,22 @@ def _print_submitted(
         f"{applicant.mobile}"
     )
     console.print(f"  disease    {escape(disease_label(form.region, form.disease_code))}")
+    if form.proxy is not None:
+        proxy = form.proxy.masked()
+        console.print(
+            f"  proxy      {escape(proxy.name)}"
+            + (f" · ID {proxy.id_number}" if proxy.id_number else "")
+            + (f" · mobile {proxy.mobile}" if proxy.mobile else "")
+            + " (代办人, submitted for the applicant)"
+        )
     console.print(
         f"  materials  {len(form.materials)} · designated hospital {form.designated_hospital}"
+        + (
+            f" · community health centre {form.community_health_centre}"
+            if form.community_health_centre
+            else ""
+        )
+        + (f" · pharmacy {form.designated_pharmacy}" if form.designated_pharmacy else "")
     )
     if policy is not None and disease is not None:
         review = (

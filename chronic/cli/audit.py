@@ -1,8 +1,12 @@
-"""`chronic audit …`: checks an auditor makes on the record.
+"""`chronic audit …`: the audit sample of approvals (抽审) and checks an auditor makes.
 
-``audit draw APP`` re-derives every random draw of an application from the office's draw key
-(``CHRONIC_DRAW_SECRET``), the offer's number and the pool it recorded, and says for each offer
-whether the expert on record is the one the draw gives (seed 002: assignment 公开、公正、透明).
+- ``audit sample`` draws a period's sample (the schedule does it on the 2nd of each month) or
+  shows the one drawn, with its seed and population; ``--verify`` redraws it from those.
+- ``audit list`` and ``audit decide ID --ok|--forged --note`` work through its tasks; a forged
+  finding revokes the benefit from a date and tells the person by SMS.
+- ``audit draw APP`` re-derives every random expert draw of an application from the office's
+  draw key (``CHRONIC_DRAW_SECRET``), the offer's number and the pool it recorded, and says for
+  each offer whether the expert on record is the one the draw gives (seed 002: 公开、公正、透明).
 """
 
 from __future__ import annotations
@@ -12,9 +16,28 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from chronic.cli.output import ApplicationArg, CommandFailed, console, database, run
+from chronic.cli.output import (
+    ApplicationArg,
+    CommandFailed,
+    console,
+    database,
+    office_region,
+    run,
+    temporal,
+    zone_of,
+)
 
-app = typer.Typer(no_args_is_help=True, help="An auditor's checks: re-derive expert draws.")
+app = typer.Typer(
+    no_args_is_help=True,
+    help="The audit sample of approvals, its findings, and re-derived expert draws.",
+)
+
+PeriodOption = Annotated[
+    str | None,
+    typer.Option(
+        "--period", "-p", metavar="YYYY-MM", help="Approvals of this month; default: the last one."
+    ),
+]
 
 
 def draw(
@@ -93,3 +116,196 @@ async def _check(application_id: str, show_pool: bool) -> int:
 
 
 app.command()(draw)
+
+
+def _period(period: str | None, region: str) -> str:
+    from chronic.cli.report import _last_month
+    from chronic.reports.experts import month_bounds
+
+    chosen = period or _last_month(region)
+    try:
+        month_bounds(chosen, zone_of(region))
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="'--period'") from None
+    return chosen
+
+
+def sample(
+    period: PeriodOption = None,
+    verify: Annotated[
+        bool, typer.Option("--verify", help="Redraw from the kept seed and population.")
+    ] = False,
+) -> None:
+    """Draw the period's audit sample (once; later calls show it) and print it."""
+    from datetime import UTC, datetime
+
+    from chronic import audits
+    from chronic.actor import operator
+    from chronic.privacy import draw_key
+    from chronic.settings import get_settings
+
+    region = office_region()
+    chosen = _period(period, region)
+    settings = get_settings()
+
+    async def main() -> audits.Drawn:
+        async with database() as db, db.session() as session:
+            return await audits.draw_sample(
+                session,
+                region=region,
+                period=chosen,
+                rate=settings.policy(region).audit_sample_rate,
+                key=draw_key(settings),
+                zone=zone_of(region),
+                now=datetime.now(UTC),
+                actor=operator(),
+            )
+
+    drawn = run(main)
+    s = drawn.sample
+    when = "drawn now" if drawn.created else f"drawn {s.drawn_at:%Y-%m-%d %H:%M} UTC"
+    console.print(
+        f"{region} {chosen}: {len(drawn.tasks)} of {len(s.population)} approvals sampled at "
+        f"{s.rate:.0%} ({when})"
+    )
+    console.print(f"seed {s.seed}")
+    for task in drawn.tasks:
+        console.print(f"  #{task.id} {task.application_id} {task.status}")
+    if verify:
+        again = audits.redraw(s)
+        recorded = [t.application_id for t in drawn.tasks]
+        if again != recorded:
+            console.print(f"[red]✗ the seed gives {', '.join(again) or 'none'}[/]")
+            raise typer.Exit(1)
+        console.print("✓ redrawn from the seed, the rate and the population: the same sample")
+
+
+def list_(
+    period: Annotated[
+        str | None, typer.Option("--period", "-p", metavar="YYYY-MM", help="Only this period.")
+    ] = None,
+    open_only: Annotated[bool, typer.Option("--open", help="Only undecided tasks.")] = False,
+) -> None:
+    """The audit tasks: sampled application, period, finding."""
+    import sqlalchemy as sa
+    from sqlmodel import col
+
+    from models.tables import AuditSample, AuditTask
+
+    region = office_region()
+
+    async def main() -> list[tuple[AuditTask, str]]:
+        query = (
+            sa.select(AuditTask, col(AuditSample.period))
+            .join(AuditSample, col(AuditSample.id) == col(AuditTask.sample_id))
+            .where(col(AuditSample.region) == region)
+            .order_by(col(AuditSample.period), col(AuditTask.id))
+        )
+        if period:
+            query = query.where(col(AuditSample.period) == period)
+        if open_only:
+            query = query.where(col(AuditTask.status) == "open")
+        async with database() as db, db.session() as session:
+            return [(t, p) for t, p in (await session.execute(query)).all()]
+
+    rows = run(main)
+    if not rows:
+        console.print("no audit task" + (" open" if open_only else ""))
+        return
+    table = Table("task", "period", "application", "finding", "by", "revoked from", box=None)
+    for task, task_period in rows:
+        table.add_row(
+            str(task.id),
+            task_period,
+            task.application_id,
+            task.status,
+            task.decided_by or "-",
+            str(task.revoked_from or "-"),
+        )
+    console.print(table)
+
+
+def decide(
+    task_id: Annotated[int, typer.Argument(metavar="ID", help="The audit task.")],
+    ok: Annotated[bool, typer.Option("--ok", help="The records are sound.")] = False,
+    forged: Annotated[
+        bool, typer.Option("--forged", help="The records are forged: revoke the benefit.")
+    ] = False,
+    note: Annotated[str, typer.Option("--note", "-n", help="What was checked (audit trail).")] = "",
+    revoke_from: Annotated[
+        str | None,
+        typer.Option(
+            "--revoke-from", metavar="YYYY-MM-DD", help="Forged: from when; default today."
+        ),
+    ] = None,
+) -> None:
+    """Record an audit task's finding; --forged revokes the benefit and tells the person."""
+    from datetime import UTC, date, datetime
+
+    from chronic import audits
+    from chronic.actor import operator
+    from chronic.sms.delivery import start_delivery
+    from models.notifications import SmsRequest, SmsTemplate, reason_param
+
+    if ok == forged:
+        raise typer.BadParameter(
+            "give exactly one of --ok or --forged", param_hint="'--ok' / '--forged'"
+        )
+    region = office_region()
+    now = datetime.now(UTC)
+    try:
+        since = (
+            date.fromisoformat(revoke_from)
+            if revoke_from
+            else now.astimezone(zone_of(region)).date()
+        )
+    except ValueError:
+        raise typer.BadParameter(
+            f"{revoke_from!r} is not a date like 2026-12-01", param_hint="'--revoke-from'"
+        ) from None
+
+    async def main() -> audits.Decided:
+        async with database() as db:
+            try:
+                async with db.session() as session:
+                    decided = await audits.decide(
+                        session,
+                        task_id,
+                        forged=forged,
+                        note=note,
+                        actor=operator(),
+                        now=now,
+                        revoke_from=since,
+                    )
+            except audits.AuditRefused as refused:
+                raise CommandFailed(str(refused)) from None
+        if decided.revoked is not None:
+            # Committed first: the person is told of a revocation that is on record.
+            await start_delivery(
+                await temporal(),
+                SmsRequest(
+                    dedup_key=f"{decided.task.application_id}:revoked",
+                    template=SmsTemplate.BENEFIT_REVOKED,
+                    application_id=decided.task.application_id,
+                    params={
+                        "date": since.isoformat(),
+                        "reason": reason_param("申报材料经核查不实"),
+                    },
+                ),
+            )
+        return decided
+
+    decided = run(main)
+    task = decided.task
+    if decided.revoked is not None:
+        console.print(
+            f"audit task {task.id}: {task.application_id} forged; benefit revoked from {since}, "
+            "the person is told by SMS"
+        )
+    else:
+        console.print(f"audit task {task.id}: {task.application_id} ok")
+
+
+app.command()(sample)
+app.command(name="list")(list_)
+app.command()(decide)

@@ -1,4 +1,4 @@
-"""`chronic demo`: a batch of applications with simulated experts, on the running stack.
+"""`chronic demo`: a batch of one region's applications with simulated people, on the stack.
 
 The stack is what `chronic dev up` starts (or any Temporal + PostgreSQL the settings point
 at, with the five workers polling). When a part is missing the command says which, in one
@@ -23,6 +23,7 @@ from chronic.db import Database
 from chronic.demo import DemoOptions, DemoPlanError, DemoReport, run_demo
 from chronic.settings import Settings, get_settings
 from chronic.temporal_client import connect, connect_options
+from models.policy import available_regions
 from workers import queues
 
 _START_HINT = "start it with `chronic dev up`"
@@ -94,19 +95,50 @@ async def connect_to_stack(settings: Settings) -> Client:
     return client
 
 
-async def _main(settings: Settings, ui_url: str, count: int, options: DemoOptions) -> DemoReport:
+async def _main(
+    settings: Settings, ui_url: str, region: str, count: int | None, options: DemoOptions
+) -> DemoReport:
     client = await connect_to_stack(settings)
     db = Database.from_settings(settings)
     try:
         return await run_demo(
-            settings, ui_url=ui_url, count=count, options=options, client=client, db=db
+            settings,
+            ui_url=ui_url,
+            region=region,
+            count=count,
+            options=options,
+            client=client,
+            db=db,
         )
     finally:
         await db.dispose()
 
 
+def _known_region(region: str) -> str:
+    if region not in available_regions():
+        raise typer.BadParameter(
+            f"no policy for {region!r}: one of {', '.join(available_regions())}"
+        )
+    return region
+
+
 def demo(
-    count: int = typer.Option(24, "--count", "-n", min=1, max=500, help="Applications to submit."),
+    region: str = typer.Option(
+        "sanmenxia",
+        "--region",
+        "-r",
+        callback=_known_region,
+        help="Whose process runs: sanmenxia (experts review), wuhan (office and hospital "
+        "steps, tracks A and B) or jilin (assessment hospitals, remote applicants).",
+    ),
+    count: int | None = typer.Option(
+        None,
+        "--count",
+        "-n",
+        min=1,
+        max=500,
+        help="Applications to submit (default: 24 in Sanmenxia, one per branch elsewhere).",
+    ),
     accept_window_seconds: float = typer.Option(
         20, min=1, help="Accept window of the demo's policy (24 h in the real one)."
     ),
@@ -129,11 +161,18 @@ def demo(
         None, help="Base URL of the Temporal UI for the links (default: the dev server's)."
     ),
 ) -> None:
-    """Submit a batch of varied applications and play their experts until all are decided.
+    """Submit a batch of varied applications of a region and play its people until all are
+    decided.
 
-    Every branch of the process appears: approvals, a decline and a lapse that are reassigned,
-    rejections, a disagreement settled by a third expert, a materials request, an intake
-    return and a refusal. Needs the running stack (`chronic dev up`).
+    Every branch of the region's process appears. Sanmenxia: approvals, a decline and a lapse
+    that are reassigned, rejections, a disagreement settled by a third expert, a materials
+    request, an intake return and a refusal. Wuhan: track A (the hospital desk applies, the
+    office designates it, it assesses, the office confirms) and track B (an assessment hospital
+    named by the office decides from the records or after an on-site examination), an office
+    return, an office refusal, an intake return and a refusal. Jilin: assessment at a
+    designated assessment hospital with instant effect, an on-site examination, a remote
+    applicant who files a long-term out-of-area filing first and one without (refused). Needs
+    the running stack (`chronic dev up`).
     """
     settings = get_settings()
     options = DemoOptions(
@@ -146,7 +185,9 @@ def demo(
     )
     errors = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
-        report = asyncio.run(_main(settings, ui_url or default_ui_url(settings), count, options))
+        report = asyncio.run(
+            _main(settings, ui_url or default_ui_url(settings), region, count, options)
+        )
     except (StackMissing, DemoPlanError) as error:
         errors.print(f"chronic demo: {error}", markup=False)
         raise typer.Exit(1) from None

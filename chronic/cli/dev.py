@@ -16,6 +16,7 @@ import sqlalchemy as sa
 import typer
 from rich.console import Console
 from rich.text import Text
+from sqlmodel import col
 from temporalio.client import Client
 
 from chronic import migrate, schedules
@@ -24,10 +25,10 @@ from chronic.db import Database
 from chronic.embedded.postgres import EmbeddedPostgres
 from chronic.embedded.supervisor import ChildSpec, Supervisor, alive, classify
 from chronic.embedded.temporal import DevServer
-from chronic.seed import seed_world
+from chronic.seed import load_references, seed_world
 from chronic.settings import get_settings
 from chronic.temporal_client import data_converter
-from models.tables import Expert
+from models.tables import Expert, Hospital
 from workers import ROLES
 from workers.runner import pollers
 
@@ -173,9 +174,10 @@ async def _up(demo: bool) -> int:
             f"{len(ROLES)} workers polling; Ctrl-C or `chronic dev down` stops everything"
         )
         if demo:
-            from chronic.demo import run_demo
+            from chronic.demo import run_regions
 
-            demo_task = asyncio.create_task(run_demo(settings, ui_url=temporal.ui_url))
+            # Sanmenxia's batch, then a smaller one of Wuhan and of Jilin.
+            demo_task = asyncio.create_task(run_regions(settings, ui_url=temporal.ui_url))
             await asyncio.wait(
                 [demo_task, asyncio.create_task(stop.wait())],
                 return_when=asyncio.FIRST_COMPLETED,
@@ -209,12 +211,15 @@ def _child_line(name: str, line: str) -> None:
 
 
 async def _seed_on_first_run(url: str) -> None:
-    """The demo world is made once; later starts keep whatever the stack changed since."""
+    """The demo world is made once per region; later starts keep whatever the stack changed
+    since (a stack seeded before a region had its reference file gets that region's rows)."""
     database = Database(url, pool_size=1)
     try:
         async with database.session() as session:
             experts = await session.scalar(sa.select(sa.func.count()).select_from(Expert))
-        if experts:
+            seeded = set(await session.scalars(sa.select(col(Hospital.region)).distinct()))
+        missing = [r.region for r in load_references() if r.region not in seeded]
+        if experts and not missing:
             console.print(f"[green]data[/] kept from the last run ({experts} experts)")
             return
         report = await seed_world(database)
@@ -257,7 +262,9 @@ _ROLE_STYLES = {
 @app.command()
 def up(
     demo: bool = typer.Option(
-        False, "--demo", help="Once ready, run `chronic demo` through the stack."
+        False,
+        "--demo",
+        help="Once ready, run the demo through the stack: Sanmenxia, then Wuhan and Jilin.",
     ),
 ) -> None:
     """Start Postgres, Temporal + UI (:8233), migrations, the seed and all five workers.

@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from chronic.actor import operator
+from chronic.actor import clerk
 from chronic.cli.output import (
     ApplicationArg,
     CommandFailed,
@@ -56,10 +56,6 @@ HospitalOption = Annotated[
 ]
 
 
-def _clerk() -> str:
-    return "clerk:" + operator().removeprefix("operator:")
-
-
 @office.command()
 def accept(
     application: ApplicationArg,
@@ -77,7 +73,7 @@ def accept(
     """Accept APP (受理) and designate who assesses it."""
 
     async def main() -> Progress:
-        action = OfficeAccept(clerk=_clerk(), hospital=assessment_hospital)
+        action = OfficeAccept(clerk=clerk(), hospital=assessment_hospital)
         return await send_update(
             await temporal(),
             application,
@@ -101,7 +97,7 @@ def return_(
     """Return APP with the reasons (退回); the applicant is told by SMS and may resubmit."""
 
     async def main() -> Progress:
-        action = OfficeReturn(clerk=_clerk(), reasons=reasons)
+        action = OfficeReturn(clerk=clerk(), reasons=reasons)
         return await send_update(
             await temporal(),
             application,
@@ -125,7 +121,7 @@ def confirm(
 
     async def main() -> tuple[DecisionView, Progress | None]:
         client = await temporal()
-        action = OfficeConfirm(clerk=_clerk(), confirm=refuse is None, reason=refuse or "")
+        action = OfficeConfirm(clerk=clerk(), confirm=refuse is None, reason=refuse or "")
         decision = await send_update(
             client,
             application,

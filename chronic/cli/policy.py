@@ -127,7 +127,7 @@ def _print(policy: PolicyProfile) -> None:
     numbers = Table("rule", "value", "default's source", box=None, pad_edge=False)
     fields = type(policy).model_fields
     for name, value in policy.model_dump().items():
-        if name in ("region", "name", "version", "tracks", "catalogue", "catalogue_source"):
+        if name in ("region", "name", "version", "tracks", "form", "catalogue", "catalogue_source"):
             continue
         field = fields[name]
         why = field.description or "" if value == field.default else "set by the profile"
@@ -142,6 +142,7 @@ def _print(policy: PolicyProfile) -> None:
             settings = step.model_dump(exclude={"kind"}, exclude_defaults=True)
             extra = ", ".join(f"{k}={_value(v)}" for k, v in settings.items())
             console.print(f"    {i}. {step.kind}" + (f" ({escape(extra)})" if extra else ""))
+    _print_form(policy)
     catalogue = policy.catalogue
     console.print(
         f"[bold]Catalogue[/]: {len(catalogue)} diseases in {len(policy.categories)} categories; "
@@ -153,6 +154,27 @@ def _print(policy: PolicyProfile) -> None:
     if policy.catalogue_source:
         console.print(f"  source: {escape(policy.catalogue_source)}")
     console.print("  (`--json` lists every disease)")
+
+
+def _print_form(policy: PolicyProfile) -> None:
+    """What the region's application form requires beyond the common fields, and proxies."""
+    required = ", ".join(field.value for field in policy.form.required) or "nothing more"
+    proxy = policy.form.proxy
+    needs = [
+        what
+        for what, wanted in (("ID number", proxy.id_number), ("mobile", proxy.mobile))
+        if wanted
+    ]
+    by_proxy = (
+        f"allowed: name{', ' + ', '.join(needs) if needs else ''}"
+        if proxy.allowed
+        else "not allowed"
+    )
+    elsewhere = policy.form.required_out_of_area
+    if elsewhere is not None:
+        names = ", ".join(field.value for field in elsewhere) or "nothing more"
+        required += f" (of an applicant living elsewhere: {names})"
+    console.print(f"[bold]Form[/]: requires {required}; by a proxy (代办): {by_proxy}")
 
 
 def _value(value: Any) -> str:

@@ -15,16 +15,21 @@ from chronic.seed.world import MIN_EXPERTS_PER_CATEGORY
 
 app = typer.Typer(
     invoke_without_command=True,
-    help="Create the demo world: catalogue, hospitals, insured persons, expert pool.",
+    help="Create the demo world of every region: catalogue, hospitals, insured persons, "
+    "expert pool.",
 )
 
 
 @app.callback()
 def seed(
     persons: Annotated[
-        int,
-        typer.Option(min=0, help="Generated insured persons (besides the example applicants)."),
-    ] = 200,
+        int | None,
+        typer.Option(
+            min=0,
+            help="Generated insured persons per region, besides the example applicants "
+            "(default: each region's reference file: Sanmenxia 200, Wuhan 60, Jilin 60).",
+        ),
+    ] = None,
     experts: Annotated[
         int,
         typer.Option(

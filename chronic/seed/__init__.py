@@ -2,6 +2,20 @@
 
 from __future__ import annotations
 
-from chronic.seed.world import SeedReport, TableCount, load_reference, months_before, seed_world
+from chronic.seed.world import (
+    SeedReport,
+    TableCount,
+    load_reference,
+    load_references,
+    months_before,
+    seed_world,
+)
 
-__all__ = ["SeedReport", "TableCount", "load_reference", "months_before", "seed_world"]
+__all__ = [
+    "SeedReport",
+    "TableCount",
+    "load_reference",
+    "load_references",
+    "months_before",
+    "seed_world",
+]

@@ -4,9 +4,13 @@
 Three sources:
 
 * the disease catalogue of every region's policy profile (``models/policies/*.toml``);
-* the fixed rows of ``chronic/seed/reference.toml`` (hospitals H01–H12, example applicants)
-  that examples and tests refer to by code;
-* generated people: insured persons and experts made with Faker ``zh_CN``.
+* the fixed rows of one reference file per region, ``chronic/seed/reference/<region>.toml``
+  (Sanmenxia's hospitals H01–H12 and example applicants, Wuhan's W01…, Jilin's designated
+  assessment hospitals JL01–JL05 …) that examples, the demo and tests refer to by code; every
+  row is recorded with its file's region; and the pharmacies of every region, of
+  ``pharmacies.toml``;
+* generated people: insured persons of every region and the expert pool of the region whose
+  process has an expert review (Sanmenxia), made with Faker ``zh_CN``.
 
 Generation is deterministic — every generated row comes from its own random stream seeded by
 its index (person 17 is the same person whether 20 or 2 000 are asked for) — and every insert
@@ -28,7 +32,15 @@ from typing import Any
 import sqlalchemy as sa
 from faker import Faker
 from faker.providers.ssn.zh_CN import Provider as ChineseSsnProvider
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import SQLModel
@@ -36,8 +48,10 @@ from stdnum.cn import ric
 
 import models.tables  # noqa: F401 - registers the tables on SQLModel.metadata
 from chronic.db import Database
+from chronic.seed.pharmacies import load_pharmacies
 from models.application import MainlandMobile
 from models.domain import (
+    HOSPITAL_CODE,
     ExpertStatus,
     ExpertTitle,
     HospitalGrade,
@@ -46,6 +60,7 @@ from models.domain import (
     InsuranceType,
 )
 from models.policy import available_regions, load_policy
+from models.process import StepKind
 
 # Seeders serialise on this transaction-level advisory lock, so two concurrent `chronic seed`
 # runs report sensibly (the second finds everything present) instead of racing row by row.
@@ -56,11 +71,9 @@ SEED_LOCK_KEY = 0x6368726F6E6963 + 1
 MIN_EXPERTS_PER_CATEGORY = 4
 MIN_HOSPITALS_PER_CATEGORY = 3
 
-# County codes of Sanmenxia (GB/T 2260) that stdnum's table knows; the code must have existed
-# in the birth year, so most people born before 1986 (when the prefecture was created) get
-# another code of Henan province.
-_SANMENXIA_AREA_CODES = ("411202", "411203", "411221", "411222", "411224", "411281", "411282")
-_HENAN_AREA_CODES = tuple(c for c in ChineseSsnProvider.area_codes if c.startswith("41"))
+# Share of people born in one of their region's county codes (reference file ``area_codes``);
+# the code must have existed in the birth year, so e.g. most Sanmenxia people born before 1986
+# (when the prefecture was created) get another code of their province.
 _LOCAL_BIRTH_SHARE = 0.8
 # Birth dates are drawn from fixed ranges, not relative to today: the ID number of person 17
 # must not change with the date the seed runs (Faker's own ssn() counts back from today).
@@ -78,20 +91,41 @@ _LOOKBACK_MONTHS = 12
 # --- the reference file -------------------------------------------------------------------
 
 
-class ReferenceHospital(BaseModel):
-    """A fixed hospital of ``reference.toml``."""
+class ReferencePlace(BaseModel):
+    """Where a hospital outside the region lies (a destination of out-of-area filings)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    code: str = Field(pattern=r"^H\d{2,}$")
+    province: str
+    city: str
+
+
+class ReferenceHospital(BaseModel):
+    """A fixed hospital of a region's reference file."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    code: str = Field(pattern=HOSPITAL_CODE.pattern)
     name: str
     level: HospitalLevel
     grade: HospitalGrade
     public: bool
+    seed: str = Field(
+        "", description="Where a seed names this hospital (``003 附表3 (1)``); empty: ours."
+    )
+    elsewhere: ReferencePlace | None = Field(
+        None,
+        description="A networked hospital at a destination (异地联网定点医院), where the "
+        "region's applicants living elsewhere are seen; the demo files them there.",
+    )
+
+    def row(self, region: str) -> dict[str, Any]:
+        """The ``hospital`` row (without the desk's notice mobile)."""
+        return {**self.model_dump(mode="json", exclude={"seed", "elsewhere"}), "region": region}
 
 
 class ReferencePerson(BaseModel):
-    """A fixed example applicant of ``reference.toml``."""
+    """A fixed example applicant of a region's reference file."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -126,19 +160,67 @@ class ReferencePerson(BaseModel):
 
 
 class Reference(BaseModel):
-    """The whole of ``reference.toml``."""
+    """The whole of one region's reference file, ``chronic/seed/reference/<region>.toml``."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     region: str
+    persons: int = Field(ge=0, description="Generated insured persons when not told otherwise.")
+    area_codes: tuple[str, ...] = Field(
+        min_length=1, description="County codes (GB/T 2260) the region's people are born in."
+    )
+    province_code: str = Field(
+        pattern=r"^\d{2}$", description="For people born before a county code existed."
+    )
+    stream: str = Field(
+        min_length=1, description="Random streams of the generated people: <stream>/<index>."
+    )
+    districts: tuple[str, ...] = Field(
+        (), description="Insured districts (参保辖区) a form names where the region asks for one."
+    )
     hospitals: tuple[ReferenceHospital, ...]
-    insured_persons: tuple[ReferencePerson, ...]
+    insured_persons: tuple[ReferencePerson, ...] = ()
+
+    @model_validator(mode="after")
+    def _a_region_with_a_policy(self) -> Reference:
+        if self.region not in available_regions():
+            raise ValueError(f"no policy profile for region {self.region!r}")
+        return self
+
+    @property
+    def province_area_codes(self) -> tuple[str, ...]:
+        return tuple(c for c in ChineseSsnProvider.area_codes if c.startswith(self.province_code))
 
 
-def load_reference() -> Reference:
-    """Read and validate ``chronic/seed/reference.toml``."""
-    text = resources.files("chronic.seed").joinpath("reference.toml").read_text(encoding="utf-8")
-    return Reference.model_validate(tomllib.loads(text))
+def reference_regions() -> list[str]:
+    """Regions with a reference file (Sanmenxia first: its rows were the first world)."""
+    folder = resources.files("chronic.seed").joinpath("reference")
+    names = sorted(
+        p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml")
+    )
+    return sorted(names, key=lambda r: r != "sanmenxia")
+
+
+def load_reference(region: str = "sanmenxia") -> Reference:
+    """Read and validate ``chronic/seed/reference/<region>.toml``.
+
+    Raises:
+        LookupError: no reference file for ``region``.
+    """
+    resource = resources.files("chronic.seed").joinpath("reference", f"{region}.toml")
+    if not resource.is_file():
+        raise LookupError(
+            f"no reference file for region {region!r}; available: {', '.join(reference_regions())}"
+        )
+    reference = Reference.model_validate(tomllib.loads(resource.read_text(encoding="utf-8")))
+    if reference.region != region:
+        raise ValueError(f"reference/{region}.toml says region = {reference.region!r}")
+    return reference
+
+
+def load_references() -> list[Reference]:
+    """Every region's reference file, Sanmenxia first."""
+    return [load_reference(region) for region in reference_regions()]
 
 
 # --- generated people ---------------------------------------------------------------------
@@ -216,16 +298,16 @@ def _date_between(rng: Any, span: tuple[date, date]) -> date:
     return span[0] + timedelta(days=rng.randrange((span[1] - span[0]).days + 1))
 
 
-def _id_number(rng: Any, *, born: date, female: bool) -> str:
-    """An 18-digit resident ID number that ``stdnum.cn.ric`` accepts."""
+def _id_number(rng: Any, *, born: date, female: bool, reference: Reference) -> str:
+    """An 18-digit resident ID number that ``stdnum.cn.ric`` accepts, mostly born locally."""
     local = rng.random() < _LOCAL_BIRTH_SHARE
     for attempt in range(1000):
         if not local:
             pool: Sequence[str] = ChineseSsnProvider.area_codes
         elif attempt < 3:
-            pool = _SANMENXIA_AREA_CODES
+            pool = reference.area_codes
         else:  # born before the county code existed: another code of the province
-            pool = _HENAN_AREA_CODES
+            pool = reference.province_area_codes
         area = rng.choice(pool)
         order = rng.randrange(0, 1000, 2) + (0 if female else 1)  # odd = male, even = female
         body = f"{area}{born:%Y%m%d}{order:03d}"
@@ -248,7 +330,7 @@ def _history(rng: Any, months: list[date], *, recent: int, older: int) -> tuple[
 
 
 def reference_people(reference: Reference, *, today: date) -> list[Person]:
-    """The example applicants of ``reference.toml`` with their stated settlement history."""
+    """The example applicants of a reference file with their stated settlement history."""
     fake = Faker("zh_CN")
     months = months_before(today, _HISTORY_MONTHS)
     people = []
@@ -273,14 +355,18 @@ def reference_people(reference: Reference, *, today: date) -> list[Person]:
     return people
 
 
-def generate_people(count: int, *, today: date, taken: set[str] | None = None) -> list[Person]:
-    """``count`` insured persons; the identities do not depend on ``today``, the histories do.
+def generate_people(
+    count: int, *, today: date, taken: set[str] | None = None, reference: Reference | None = None
+) -> list[Person]:
+    """``count`` insured persons of the reference's region (default Sanmenxia); the identities
+    do not depend on ``today``, the histories do.
 
     About 95 % are insured normally (the rest suspended or terminated); most settled in at
     least 6 of the last 12 months, the irregular ones and the non-normal ones in fewer — so the
     renewal rule has people on both sides. ``taken`` holds ID numbers to avoid (the reference
     persons); a rare collision moves to the next stream, deterministically.
     """
+    reference = reference or load_reference()
     fake = Faker("zh_CN")
     months = months_before(today, _HISTORY_MONTHS)
     seen = set(taken or ())
@@ -288,12 +374,12 @@ def generate_people(count: int, *, today: date, taken: set[str] | None = None) -
     for index in range(count):
         attempt = 0
         while True:
-            rng = _stream(fake, f"person/{index}" + (f"/{attempt}" if attempt else ""))
+            rng = _stream(fake, f"{reference.stream}/{index}" + (f"/{attempt}" if attempt else ""))
             female = rng.random() < 0.5
             name = fake.name_female() if female else fake.name_male()
             child = rng.random() < _CHILD_SHARE
             born = _date_between(rng, _CHILD_BIRTHS if child else _ADULT_BIRTHS)
-            id_number = _id_number(rng, born=born, female=female)
+            id_number = _id_number(rng, born=born, female=female, reference=reference)
             if id_number not in seen:
                 break
             attempt += 1
@@ -332,7 +418,7 @@ def is_bench_name(name: str) -> bool:
     return name.startswith(BENCH_NAME_PREFIX)
 
 
-def generate_bench_people(start: int, count: int) -> list[Person]:
+def generate_bench_people(start: int, count: int, region: str = "sanmenxia") -> list[Person]:
     """Synthetic insured persons ``start`` … ``start + count - 1`` for ``chronic bench``.
 
     Valid ID numbers (python-stdnum's check) and mobiles, Faker ``zh_CN``; resident insurance
@@ -340,6 +426,7 @@ def generate_bench_people(start: int, count: int) -> list[Person]:
     Deterministic per index, from streams of their own (``bench/person/<index>``), so they
     never depend on the demo world's people.
     """
+    reference = load_reference(region)
     fake = Faker("zh_CN")
     people = []
     for index in range(start, start + count):
@@ -348,7 +435,7 @@ def generate_bench_people(start: int, count: int) -> list[Person]:
         born = _date_between(rng, _ADULT_BIRTHS)
         people.append(
             Person(
-                id_number=_id_number(rng, born=born, female=female),
+                id_number=_id_number(rng, born=born, female=female, reference=reference),
                 name=f"{BENCH_NAME_PREFIX}{index:06d}",
                 mobile=_mobile(fake),
                 insurance_type=InsuranceType.RESIDENT,
@@ -378,7 +465,7 @@ async def add_bench_people(db: Database, count: int, region: str) -> int:
         ).scalar_one()
         start = int(last.removeprefix(BENCH_NAME_PREFIX)) + 1 if last else 1
         while created < count:
-            people = generate_bench_people(start, count - created)
+            people = generate_bench_people(start, count - created, region)
             start += len(people)
             made, _ = await _insert_people(conn, people, region)
             created += made.created
@@ -478,6 +565,13 @@ class TableCount:
     present: int = 0  # already there: left as they were, or refreshed (see updated)
     updated: int = 0  # of the present rows, those refreshed from their file
 
+    def __add__(self, other: TableCount) -> TableCount:
+        return TableCount(
+            self.created + other.created,
+            self.present + other.present,
+            self.updated + other.updated,
+        )
+
 
 @dataclass
 class SeedReport:
@@ -499,31 +593,47 @@ def local_today(region: str) -> date:
 
 
 async def seed_world(
-    db: Database, *, persons: int = 200, experts: int = 48, today: date | None = None
+    db: Database, *, persons: int | None = None, experts: int = 48, today: date | None = None
 ) -> SeedReport:
-    """Create the demo world in ``db`` (migrated to head); idempotent, one transaction.
+    """Create the demo world of every region in ``db`` (migrated to head); idempotent, one
+    transaction.
 
     Args:
         db: The database to fill.
-        persons: Generated insured persons, besides the example applicants of reference.toml.
-        experts: Experts in the pool (E001…); at least 4.
+        persons: Generated insured persons per region, besides the example applicants of its
+            reference file (default: the file's ``persons``: Sanmenxia 200, Wuhan and Jilin 60).
+        experts: Experts in the pool (E001…); at least 4. The pool belongs to the region whose
+            process has an expert review (Sanmenxia); the other regions' hospitals assess.
         today: The date settlement histories are counted back from (default: today in the
-            region's time zone). Only persons created by this run get a history.
+            first region's time zone). Only persons created by this run get a history.
 
     Raises:
         ValueError: ``experts`` is too small to cover every disease category.
     """
-    reference = load_reference()
-    today = today or local_today(reference.region)
+    references = load_references()
+    today = today or local_today(references[0].region)
     diseases = catalogue()
     categories = sorted({row["category"] for row in diseases})
-    fixed_people = reference_people(reference, today=today)
-    people = fixed_people + generate_people(
-        persons, today=today, taken={p.id_number for p in fixed_people}
-    )
-    pool = generate_experts(
-        experts, categories=categories, hospitals=qualified_hospitals(reference.hospitals)
-    )
+    people: dict[str, list[Person]] = {}
+    taken: set[str] = set()
+    for reference in references:
+        fixed = reference_people(reference, today=today)
+        taken |= {p.id_number for p in fixed}
+        generated = generate_people(
+            reference.persons if persons is None else persons,
+            today=today,
+            taken=taken,
+            reference=reference,
+        )
+        taken |= {p.id_number for p in generated}
+        people[reference.region] = fixed + generated
+    # One pool (codes E001…): the first region whose process has an expert review.
+    pools = {
+        reference.region: generate_experts(
+            experts, categories=categories, hospitals=qualified_hospitals(reference.hospitals)
+        )
+        for reference in [r for r in references if has_expert_review(r.region)][:1]
+    }
     report = SeedReport(today=today)
     async with db.engine.begin() as conn:
         await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SEED_LOCK_KEY})
@@ -531,22 +641,39 @@ async def seed_world(
             conn, _table("disease"), diseases, key=("region", "code")
         )
         hospitals = [
-            {
-                **h.model_dump(mode="json"),
-                "region": reference.region,
-                "notice_mobile": notice_mobile(h.code),
-            }
+            {**h.row(reference.region), "notice_mobile": notice_mobile(h.code)}
+            for reference in references
             for h in reference.hospitals
         ]
         # notice_mobile is left out of the refresh: an operator may have changed it.
         report.tables["hospital"] = await _sync_owned_by_file(
             conn, _table("hospital"), hospitals, key=("code",), keep=("notice_mobile",)
         )
-        persons_count, months_count = await _insert_people(conn, people, reference.region)
+        report.tables["pharmacy"] = await _sync_owned_by_file(
+            conn,
+            _table("pharmacy"),
+            [p.model_dump() for p in load_pharmacies()],
+            key=("code",),
+        )
+        persons_count = months_count = experts_count = TableCount()
+        for region, region_people in people.items():
+            made, months = await _insert_people(conn, region_people, region)
+            persons_count, months_count = persons_count + made, months_count + months
+        for region, pool in pools.items():
+            experts_count = experts_count + await _insert_experts(conn, pool, region)
         report.tables["insured_person"] = persons_count
         report.tables["settlement_month"] = months_count
-        report.tables["expert"] = await _insert_experts(conn, pool, reference.region)
+        report.tables["expert"] = experts_count
     return report
+
+
+def has_expert_review(region: str) -> bool:
+    """Whether any track of the region's process has an expert review (needs a pool)."""
+    return any(
+        step.kind == StepKind.EXPERT_REVIEW
+        for track in load_policy(region).tracks
+        for step in track.steps
+    )
 
 
 def _table(name: str) -> sa.Table:

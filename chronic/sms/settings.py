@@ -55,6 +55,7 @@ class SmsSettings(BaseSettings):
     aliyun_template_closed: str | None = None
     aliyun_template_examination_scheduled: str | None = None
     aliyun_template_expert_disqualified: str | None = None
+    aliyun_template_benefit_revoked: str | None = None
     aliyun_template_expert_month_report: str | None = None
     aliyun_template_filing_filed: str | None = None
     aliyun_template_filing_refused: str | None = None

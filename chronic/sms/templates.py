@@ -71,6 +71,12 @@ TEMPLATES: Mapping[SmsTemplate, TemplateSpec] = {
         params=("application_id", "reason"),
         code_setting="aliyun_template_rejected",
     ),
+    SmsTemplate.BENEFIT_REVOKED: TemplateSpec(
+        text="您的门诊慢特病待遇（申请编号${application_id}）经抽审核查，自${date}起撤销，"
+        "原因：${reason}。如有异议请联系医保经办机构。",
+        params=("application_id", "date", "reason"),
+        code_setting="aliyun_template_benefit_revoked",
+    ),
     SmsTemplate.CLOSED: TemplateSpec(
         text="您的门诊慢特病认定申请（编号${application_id}）已终止办理，原因：${reason}。"
         "如有疑问请联系医保经办机构，可重新提交申请。",

@@ -1,7 +1,10 @@
 """The online service hall: staff accounts, sessions, one-time sign-in codes, rate limits.
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0012
+Revises: 0011
+
+Written as 0010 on 0009; numbered after the audit samples' 0011 (also written on 0009, merged
+first) so that a database already at 0011 gets these tables by a plain upgrade.
 """
 
 from __future__ import annotations
@@ -11,8 +14,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0010"
-down_revision: str | Sequence[str] | None = "0009"
+revision: str = "0012"
+down_revision: str | Sequence[str] | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
