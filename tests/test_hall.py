@@ -68,15 +68,20 @@ class Hall:
     def client(self) -> Client:
         return self.env.client
 
-    def browser(self) -> httpx.AsyncClient:
-        """A new browser: its own cookies."""
-        app = create_app(self.settings, db=self.db, connect=self._connect)
+    def browser(self, temporal_down: bool = False) -> httpx.AsyncClient:
+        """A new browser: its own cookies (to a hall whose Temporal does not answer)."""
+        app = create_app(
+            self.settings, db=self.db, connect=self._refused if temporal_down else self._connect
+        )
         return httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://hall.test"
         )
 
     async def _connect(self) -> Client:
         return self.env.client
+
+    async def _refused(self) -> Client:
+        raise RuntimeError("Failed client connect: connection refused")
 
     async def person_id(self, id_number: str) -> int:
         async with self.db.session() as session:
@@ -503,6 +508,29 @@ async def test_without_its_process_the_timeline_shows_the_row_and_signing_out_en
         assert out.status_code == 303 and out.headers["location"] == "/login"
         assert (await browser.get("/me")).status_code == 303
         assert (await browser.get("/api/applications")).status_code == 401
+
+
+async def test_when_temporal_does_not_answer_pages_say_so_and_the_timeline_shows_the_row(
+    hall: Hall,
+) -> None:
+    app_id = await hall.apply(support.LI)
+    async with hall.browser() as browser, hall.browser(temporal_down=True) as cut_off:
+        await sign_in_applicant(hall, browser, support.LI)
+        cut_off.cookies = browser.cookies
+        page = await cut_off.get(f"/me/applications/{app_id}")
+        assert page.status_code == 200 and "办理系统暂未响应" in page.text
+        token = await csrf_of(cut_off)
+        asked = await cut_off.post(
+            "/login/code", data={"csrf_token": token, "id_number": support.LI}
+        )
+        assert asked.status_code == 503 and "办理系统暂时无法访问" in asked.text
+    async with hall.db.session() as session:
+        await add_user(session, "E001", Role.EXPERT, PASSWORD, expert_code="E001")
+    async with hall.browser(temporal_down=True) as expert:
+        assert (await sign_in_staff(expert, "E001")).status_code == 303
+        inbox = await expert.get("/expert")
+        assert inbox.status_code == 503 and "办理系统暂时无法访问" in inbox.text
+        assert (await expert.get("/api/expert/tasks")).status_code == 503
 
 
 # ---- in a real browser ------------------------------------------------------------------------

@@ -189,7 +189,7 @@ async def applications(hall: HallDep, who: Applicant) -> list[ApplicationSummary
 async def application_timeline(application_id: str, hall: HallDep, who: Applicant) -> TimelineView:
     """An application's timeline (only the applicant's own; 404 for any other)."""
     try:
-        shown = await cases.timeline(hall.db, await hall.temporal(), who, application_id)
+        shown = await cases.timeline(hall.db, await hall.temporal_or_none(), who, application_id)
     except cases.NotYours:
         raise HTTPException(404, "没有找到该申请") from None
     return TimelineView(

@@ -9,6 +9,7 @@ CSRF cookie (form field ``csrf_token`` or header ``X-CSRF-Token``), else 403.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from temporalio.client import Client
+from temporalio.service import RPCError
 
 from chronic.db import Database
 from chronic.hall import security
@@ -27,8 +29,16 @@ from chronic.hall.sessions import Visitor, visitor_of
 from chronic.hall.signin import SignIn
 from chronic.settings import Settings, get_settings
 
+logger = logging.getLogger("chronic.hall")
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
+
+
+class TemporalUnavailable(Exception):
+    """Temporal does not answer: the page or call says so (503) instead of failing."""
+
+
+UNAVAILABLE = "办理系统暂时无法访问，请稍后再试。"
 
 
 @dataclass
@@ -42,9 +52,20 @@ class Hall:
     client: Client | None = None
 
     async def temporal(self) -> Client:
+        """The Temporal client (TemporalUnavailable when Temporal does not answer)."""
         if self.client is None:
-            self.client = await self.connect()
+            try:
+                self.client = await self.connect()
+            except RuntimeError as error:  # "Failed client connect: …"
+                raise TemporalUnavailable(str(error)) from None
         return self.client
+
+    async def temporal_or_none(self) -> Client | None:
+        """The Temporal client, or None when it does not answer (pages that can do without)."""
+        try:
+            return await self.temporal()
+        except TemporalUnavailable:
+            return None
 
     @property
     def sign_in(self) -> SignIn:
@@ -179,6 +200,12 @@ def create_app(
     @app.exception_handler(NeedsSignIn)
     async def to_sign_in(request: Request, error: NeedsSignIn) -> Response:
         return RedirectResponse("/login", status_code=303)
+
+    @app.exception_handler(TemporalUnavailable)
+    @app.exception_handler(RPCError)
+    async def unavailable(request: Request, error: Exception) -> Response:
+        logger.warning("Temporal did not answer for %s: %s", request.url.path, error)
+        return await plain_error(request, HTTPException(503, UNAVAILABLE))
 
     @app.exception_handler(HTTPException)
     async def plain_error(request: Request, error: HTTPException) -> Response:

@@ -11,11 +11,13 @@ so the workflow's validators refuse them in the same words, before anything reac
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timezone
 
 from sqlmodel import col, select
 from temporalio.client import Client
+from temporalio.service import RPCError
 
 from chronic.actor import record_as
 from chronic.cli.output import CommandFailed, local, progress_of, send_update, zone_of
@@ -149,15 +151,18 @@ async def _own_row(db: Database, visitor: Visitor, application_id: str) -> Appli
     return row
 
 
-async def timeline(db: Database, client: Client, visitor: Visitor, application_id: str) -> Timeline:
-    """The applicant's view of their application (NotYours for anybody else's)."""
+async def timeline(
+    db: Database, client: Client | None, visitor: Visitor, application_id: str
+) -> Timeline:
+    """The applicant's view of their application (NotYours for anybody else's); from the
+    database row alone when Temporal (``client`` None) or the process does not answer."""
     row = await _own_row(db, visitor, application_id)
     zone = zone_of(row.region)
     disease = disease_name(row.region, row.disease_code)
-    try:
-        progress = await progress_of(client, application_id)
-    except (CommandFailed, RuntimeError):
-        progress = None
+    progress = None
+    if client is not None:
+        with contextlib.suppress(CommandFailed, RuntimeError, RPCError):
+            progress = await progress_of(client, application_id)
     if progress is None:
         status = ApplicationStatus(row.status)
         steps = [Step("提交申请", "done", local(row.submitted_at, zone))]

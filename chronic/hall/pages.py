@@ -146,7 +146,7 @@ async def my_timeline(
     request: Request, hall: HallDep, who: Applicant, application_id: str
 ) -> HTMLResponse:
     try:
-        shown = await cases.timeline(hall.db, await hall.temporal(), who, application_id)
+        shown = await cases.timeline(hall.db, await hall.temporal_or_none(), who, application_id)
     except cases.NotYours:
         return page(request, "error.html", who, message="没有找到该申请。", status_code=404)
     return page(request, "timeline.html", who, timeline=shown)

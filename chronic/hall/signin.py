@@ -21,6 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from stdnum.cn import ric
 from stdnum.exceptions import ValidationError as StdnumError
 from temporalio.client import Client
+from temporalio.service import RPCError
 
 from chronic.db import Database
 from chronic.hall.security import keyed, new_code
@@ -57,6 +58,7 @@ TOO_MANY = "尝试次数过多，请稍后再试。"
 CODE_SENT = "如该身份证号已参保登记，验证码已发送至登记的手机号码，5分钟内有效。"
 WRONG_CODE = "验证码错误或已过期，请重新获取。"
 WRONG_PASSWORD = "用户名或密码错误。"
+SMS_UNAVAILABLE = "短信暂时无法发送，请稍后再试。"
 NOT_AN_ID_NUMBER = "请输入正确的18位居民身份证号码。"
 
 
@@ -162,7 +164,10 @@ class SignIn:
             person_id=person_id,
             params={"code": code, "minutes": str(int(CODE_TTL.total_seconds() // 60))},
         )
-        await start_delivery(client, request)
+        try:
+            await start_delivery(client, request)
+        except RPCError:
+            raise SignInRefused(SMS_UNAVAILABLE) from None
         return CODE_SENT
 
     async def verify_code(self, raw_id_number: str, code: str, address: str) -> int:
