@@ -34,6 +34,7 @@ from chronic.db import Database
 from chronic.hall import api, pages
 from chronic.hall.accounts import Role, add_user
 from chronic.hall.app import create_app
+from chronic.hall.load import end_visits, open_visits, run_load
 from chronic.settings import Settings
 from chronic.sms.sealed import unseal
 from chronic.submission import StartDeferred, submit
@@ -42,6 +43,7 @@ from models.notifications import SmsTemplate
 from models.tables import (
     AuditEvent,
     Expert,
+    HallSession,
     HallThrottle,
     InsuredPerson,
     SignInCode,
@@ -629,3 +631,23 @@ async def test_in_a_browser_the_applicant_follows_two_experts_to_the_approval(
             )
         finally:
             await browser.close()
+
+
+async def test_fifty_signed_in_sessions_on_the_inbox_and_timeline_pages(hall: Hall) -> None:
+    """The load check of `chronic hall-load` against a served hall: no page fails; the page
+    times are printed (this process also runs the five workers and the 50 clients)."""
+    for id_number in (support.WANG, support.LI, support.ZHANG):
+        await hall.apply(id_number)
+    async with hall.db.session() as session:
+        for code in ("E001", "E002"):
+            await add_user(session, code, Role.EXPERT, PASSWORD, expert_code=code)
+    visits = await open_visits(hall.db, 50)
+    assert {v.pages[0] for v in visits} == {"/me", "/expert"}
+    async with served(hall) as url:
+        report = await run_load(url, visits, rounds=4)
+    await end_visits(hall.db, visits)
+    for page in sorted(report.times):
+        print(report.line(page))
+    assert report.errors == 0 and report.requests == 50 * 4 * 2 - 20 * 4
+    async with hall.db.session() as session:
+        assert (await session.exec(select(HallSession))).all() == []

@@ -53,6 +53,7 @@ app.command(name="demo")(demo.demo)
 app.command(name="bench")(bench.bench)
 app.command(name="codec-server")(codec.codec_server)
 app.command(name="hall")(hall.hall)
+app.command(name="hall-load")(hall.hall_load)
 app.add_typer(user.app, name="user")
 
 

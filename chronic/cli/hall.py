@@ -34,3 +34,47 @@ def hall(
         proxy_headers=proxy_headers,
         log_level=settings.log_level.lower(),
     )
+
+
+def hall_load(
+    url: str | None = typer.Option(None, help="The hall (default: CHRONIC_HALL_HOST:PORT)."),
+    sessions: int = typer.Option(50, min=1, max=1000, help="Signed-in sessions at once."),
+    rounds: int = typer.Option(10, min=1, help="Times each session asks for its pages."),
+) -> None:
+    """Load check: SESSIONS signed-in sessions on the timeline and inbox pages at once; prints
+    p50 / p95 / max page times. Development stacks only (SMS gateway `log`): the sessions are
+    opened in the database, without signing in, and ended afterwards."""
+    from chronic.cli.output import CommandFailed, console, database, run
+    from chronic.hall.load import end_visits, open_visits, run_load
+    from chronic.sms.settings import SmsSettings
+
+    settings = get_settings()
+    base = url or f"http://{settings.hall_host}:{settings.hall_port}"
+
+    async def main() -> list[str]:
+        if SmsSettings().gateway != "log":
+            raise CommandFailed(
+                "the load check opens sessions without signing in: only on a development "
+                "stack (CHRONIC_SMS_GATEWAY=log)"
+            )
+        async with database() as db:
+            try:
+                visits = await open_visits(db, sessions)
+            except LookupError as error:
+                raise CommandFailed(
+                    f"{error}: submit applications first (`chronic demo`)"
+                ) from None
+            try:
+                report = await run_load(base, visits, rounds)
+            finally:
+                await end_visits(db, visits)
+        lines = [
+            f"{report.sessions} sessions × {rounds} rounds: {report.requests} pages in "
+            f"{report.seconds:.1f} s ({report.requests / report.seconds:.0f}/s), "
+            f"{report.errors} not 200"
+        ]
+        lines += [report.line(page) for page in sorted(report.times)]
+        return lines
+
+    for line in run(main):
+        console.print(line)

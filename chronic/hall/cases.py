@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 from sqlmodel import col, select
 from temporalio.client import Client
 from temporalio.service import RPCError
 
 from chronic.actor import record_as
-from chronic.cli.output import CommandFailed, local, progress_of, send_update, zone_of
+from chronic.cli.output import CommandFailed, local, progress_of, send_update
 from chronic.db import Database
 from chronic.hall.sessions import Visitor
+from chronic.settings import get_settings
 from models import search_attributes as sa
 from models.domain import (
     ApplicationStatus,
@@ -39,7 +41,7 @@ from models.messages import (
     Progress,
     RequestMaterials,
 )
-from models.policy import load_policy
+from models.policy import PolicyProfile, load_policy
 from models.tables import Application, Material
 from workflows.application import ApplicationWorkflow
 
@@ -82,11 +84,24 @@ class NotYours(Exception):
     """The application is not the visitor's to see (the same answer as a missing one)."""
 
 
-def disease_name(region: str, code: str) -> str:
+@functools.lru_cache(maxsize=16)
+def _policy(region: str) -> PolicyProfile | None:
+    """The region's profile, parsed once per process (names and time zone are all we read)."""
     try:
-        disease = load_policy(region).disease(code)
+        return load_policy(region, get_settings().policy_dir)
     except LookupError:
-        return code
+        return None
+
+
+def zone_of(region: str) -> timezone:
+    """The region's local time."""
+    policy = _policy(region)
+    return timezone(timedelta(hours=policy.timezone_offset_hours if policy else 8))
+
+
+def disease_name(region: str, code: str) -> str:
+    policy = _policy(region)
+    disease = policy.disease(code) if policy else None
     return disease.name if disease else code
 
 
