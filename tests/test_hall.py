@@ -535,6 +535,28 @@ async def test_when_temporal_does_not_answer_pages_say_so_and_the_timeline_shows
         assert (await expert.get("/api/expert/tasks")).status_code == 503
 
 
+async def test_password_guessing_is_stopped_even_when_the_guesses_come_at_once(
+    hall: Hall,
+) -> None:
+    async with hall.db.session() as session:
+        await add_user(session, "E001", Role.EXPERT, PASSWORD, expert_code="E001")
+    async with hall.browser() as browser:
+        token = await csrf_of(browser)
+
+        async def guess(password: str) -> int:
+            answer = await browser.post(
+                "/api/session/staff",
+                json={"username": "E001", "password": password},
+                headers={"X-CSRF-Token": token},
+            )
+            return answer.status_code
+
+        statuses = await asyncio.gather(*(guess(f"wrong guess {n}") for n in range(14)))
+        assert sorted(statuses) == [400] * 10 + [429] * 4
+        assert await guess(PASSWORD) == 429  # the right one too, for the next 15 minutes
+        assert (await browser.get("/api/me")).status_code == 401
+
+
 # ---- in a real browser ------------------------------------------------------------------------
 
 CHROMIUM = shutil.which("chromium")  # Debian's package, installed by `make test`

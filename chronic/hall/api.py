@@ -151,13 +151,12 @@ async def sign_in_with_password(
     """Sign in as staff (an expert) with username and password (rate-limited)."""
     address = client_address(request)
     try:
-        await hall.sign_in.password_allowed(body.username, address)
+        await hall.sign_in.password_attempt(body.username, address)
     except SignInRefused as refused:
         raise _refused(refused) from None
     async with hall.db.session() as session:
         user = await authenticate(session, body.username, body.password)
     if user is None or user.id is None:
-        await hall.sign_in.password_failed(body.username, address)
         raise HTTPException(400, WRONG_PASSWORD)
     token = await open_session(hall.db, user_id=user.id)
     async with hall.db.session() as session:

@@ -108,13 +108,12 @@ async def login_staff(
     """Staff (experts for now) sign in with username and password."""
     address = client_address(request)
     try:
-        await hall.sign_in.password_allowed(username, address)
+        await hall.sign_in.password_attempt(username, address)
     except SignInRefused as refused:
         return page(request, "login.html", staff_error=str(refused), status_code=429)
     async with hall.db.session() as session:
         user = await authenticate(session, username, password)
     if user is None or user.id is None:
-        await hall.sign_in.password_failed(username, address)
         return page(request, "login.html", staff_error=WRONG_PASSWORD, status_code=400)
     token = await open_session(hall.db, user_id=user.id)
     async with hall.db.session() as session:

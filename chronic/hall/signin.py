@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import sqlalchemy as sa
 from sqlalchemy import func
 from sqlmodel import col, delete, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -48,8 +49,8 @@ CODE_GAP_PER_ID = Limit("code_per_id", 1, timedelta(seconds=60))
 CODE_PER_ADDRESS = Limit("code_per_address", 20, timedelta(hours=1))
 WRONG_CODE_PER_ID = Limit("wrong_code_per_id", 10, timedelta(hours=1))
 WRONG_CODE_PER_ADDRESS = Limit("wrong_code_per_address", 30, timedelta(hours=1))
-WRONG_PASSWORD_PER_NAME = Limit("wrong_password_per_name", 5, timedelta(minutes=15))
-WRONG_PASSWORD_PER_ADDRESS = Limit("wrong_password_per_address", 30, timedelta(hours=1))
+PASSWORD_PER_NAME = Limit("password_per_name", 10, timedelta(minutes=15))
+PASSWORD_PER_ADDRESS = Limit("password_per_address", 60, timedelta(hours=1))
 
 KEEP = timedelta(days=1)
 """Rate-limit counts and codes are deleted once this old (longer than every window)."""
@@ -89,6 +90,11 @@ async def _count(session: AsyncSession, limit: Limit, key: str, now: datetime) -
 
 
 async def _over(session: AsyncSession, checks: list[tuple[Limit, str]], now: datetime) -> bool:
+    """True when any limit is reached. The first key is locked for the transaction, so two
+    requests at once for one ID number or username are counted one after the other."""
+    await session.execute(
+        sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": checks[0][1]}
+    )
     for limit, key in checks:
         if await _count(session, limit, key, now) >= limit.count:
             return True
@@ -221,24 +227,19 @@ class SignIn:
             _count_one(session, WRONG_CODE_PER_ADDRESS.kind, address_key, now)
         raise SignInRefused(WRONG_CODE)
 
-    async def password_allowed(self, username: str, address: str) -> None:
-        """Raises SignInRefused when the name or the address has failed too often."""
+    async def password_attempt(self, username: str, address: str) -> None:
+        """Count a password sign-in before the password is checked, so attempts made at once
+        are counted too; raises SignInRefused when the name or the address has tried too
+        often (successful sign-ins count as well: a person signs in a few times a day)."""
         now = datetime.now(UTC)
+        name_key = keyed(self.key, "user", username)
+        address_key = self._address_key(address)
         async with self.db.session() as session:
             if await _over(
                 session,
-                [
-                    (WRONG_PASSWORD_PER_NAME, keyed(self.key, "user", username)),
-                    (WRONG_PASSWORD_PER_ADDRESS, self._address_key(address)),
-                ],
+                [(PASSWORD_PER_NAME, name_key), (PASSWORD_PER_ADDRESS, address_key)],
                 now,
             ):
                 raise SignInRefused(TOO_MANY)
-
-    async def password_failed(self, username: str, address: str) -> None:
-        now = datetime.now(UTC)
-        async with self.db.session() as session:
-            _count_one(
-                session, WRONG_PASSWORD_PER_NAME.kind, keyed(self.key, "user", username), now
-            )
-            _count_one(session, WRONG_PASSWORD_PER_ADDRESS.kind, self._address_key(address), now)
+            _count_one(session, PASSWORD_PER_NAME.kind, name_key, now)
+            _count_one(session, PASSWORD_PER_ADDRESS.kind, address_key, now)
