@@ -22,8 +22,9 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+from axe_playwright_python.async_playwright import Axe
 from fastapi.routing import APIRoute
-from playwright.async_api import ViewportSize, async_playwright
+from playwright.async_api import Page, ViewportSize, async_playwright
 from sqlmodel import col, select, update
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
@@ -564,6 +565,16 @@ ARTIFACTS = Path(__file__).parents[1] / "test-artifacts"
 PHONE: ViewportSize = {"width": 390, "height": 844}
 
 
+async def assert_accessible(page: Page, name: str) -> None:
+    """axe-core finds no serious or critical violation on ``page`` (the others are printed)."""
+    results = await Axe().run(page)
+    violations = results.response["violations"]
+    for violation in violations:
+        print(f"axe {name}: {violation['impact']} {violation['id']}: {violation['help']}")
+    serious = [v["id"] for v in violations if v["impact"] in ("serious", "critical")]
+    assert serious == [], f"{name}: {serious}"
+
+
 @asynccontextmanager
 async def served(hall: Hall) -> AsyncIterator[str]:
     """The hall on a free loopback port (uvicorn in this event loop); yields its address."""
@@ -600,6 +611,7 @@ async def test_in_a_browser_the_applicant_follows_two_experts_to_the_approval(
             # The applicant, on a phone: ID number, the code of the SMS, the timeline.
             phone = await browser.new_page(viewport=PHONE)
             await phone.goto(f"{url}/login")
+            await assert_accessible(phone, "login")
             await phone.get_by_label("居民身份证号码").fill(support.WANG)
             await phone.get_by_role("button", name="获取验证码").click()
             await phone.get_by_text("验证码已发送").wait_for()
@@ -608,8 +620,10 @@ async def test_in_a_browser_the_applicant_follows_two_experts_to_the_approval(
             await phone.screenshot(path=str(ARTIFACTS / "hall-applicant-code.png"))
             await phone.locator("form[action='/login/verify'] button").click()
             await phone.get_by_text("我的申请").wait_for()
+            await assert_accessible(phone, "my applications")
             await phone.get_by_role("link", name=re.compile("糖尿病")).click()
             await phone.get_by_text("办理进度").wait_for()
+            await assert_accessible(phone, "timeline")
             await phone.screenshot(path=str(ARTIFACTS / "hall-applicant-timeline.png"))
 
             for seq, stage in ((1, "initial"), (2, "re-review")):
@@ -632,10 +646,12 @@ async def test_in_a_browser_the_applicant_follows_two_experts_to_the_approval(
                 await expert.locator(".countdown").first.wait_for()
                 assert "剩余" in (await expert.locator(".countdown").first.inner_text())
                 await expert.screenshot(path=str(ARTIFACTS / f"hall-expert-inbox-{stage}.png"))
+                await assert_accessible(expert, "inbox")
                 await expert.get_by_role("link", name=re.compile("糖尿病")).click()
                 await expert.get_by_role("button", name="受理", exact=True).click()
                 await expert.get_by_text("已受理").wait_for()
                 await expert.goto(f"{url}/expert/tasks/{app_id}")
+                await assert_accessible(expert, "task")
                 await expert.get_by_label("评审意见").fill("符合认定标准")
                 await expert.screenshot(path=str(ARTIFACTS / f"hall-expert-task-{stage}.png"))
                 await expert.get_by_role("button", name="通过", exact=True).click()
