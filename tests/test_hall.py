@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -556,6 +557,71 @@ async def test_password_guessing_is_stopped_even_when_the_guesses_come_at_once(
         assert sorted(statuses) == [400] * 10 + [429] * 4
         assert await guess(PASSWORD) == 429  # the right one too, for the next 15 minutes
         assert (await browser.get("/api/me")).status_code == 401
+
+
+HOSTILE = (
+    "",
+    " ",
+    "A" * 5000,
+    "../../etc/passwd",
+    "APP-20261123-7K3QF9",
+    "'; DROP TABLE application;--",
+    "\x00",
+    "%00",
+    "😀" * 10,
+    support.WANG,
+    "<script>alert(1)</script>",
+    "１２３４５６",
+    "null",
+)
+"""Inputs a careless or hostile client sends, for every path parameter and string field."""
+
+
+def _filled(path: str, value: str) -> str:
+    """``path`` with ``value`` in every parameter but ``action`` (an existing action)."""
+    return re.sub(
+        r"\{(\w+)\}", lambda m: "accept" if m[1] == "action" else quote(value, safe=""), path
+    )
+
+
+async def test_no_api_route_answers_a_hostile_input_with_a_server_error(hall: Hall) -> None:
+    """Every operation of the OpenAPI document, as an applicant, an expert and nobody, with
+    each hostile value in every path parameter and every string field of its body."""
+    await hall.apply(support.WANG)
+    async with hall.db.session() as session:
+        await add_user(session, "E001", Role.EXPERT, PASSWORD, expert_code="E001")
+    async with hall.browser() as applicant, hall.browser() as expert, hall.browser() as nobody:
+        await sign_in_applicant(hall, applicant, support.WANG)
+        assert (await sign_in_staff(expert, "E001")).status_code == 303
+        document = (await nobody.get("/api/openapi.json")).json()
+        tried = 0
+        for browser in (applicant, expert, nobody):
+            token = await csrf_of(browser)
+            for path, operations in document["paths"].items():
+                for method, operation in operations.items():
+                    body = operation.get("requestBody", {}).get("content", {})
+                    schema = body.get("application/json", {}).get("schema", {})
+                    if "$ref" in schema:
+                        name = schema["$ref"].rsplit("/", 1)[-1]
+                        schema = document["components"]["schemas"][name]
+                    fields = [
+                        k
+                        for k, v in schema.get("properties", {}).items()
+                        if v.get("type") == "string"
+                    ]
+                    for value in HOSTILE:
+                        url = _filled(path, value)
+                        response = await browser.request(
+                            method.upper(),
+                            url,
+                            json={f: value for f in fields} if body else None,
+                            headers={"X-CSRF-Token": token},
+                        )
+                        tried += 1
+                        assert response.status_code < 500, (method, url, response.text[:300])
+                        if response.content:  # a redirect of a trailing slash has none
+                            assert response.headers["content-type"] == "application/json", url
+        assert tried > 300
 
 
 # ---- in a real browser ------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from chronic.hall import cases, security
 from chronic.hall.accounts import authenticate
 from chronic.hall.app import (
     Applicant,
+    ApplicationId,
     Csrf,
     ExpertVisitor,
     HallDep,
@@ -185,7 +186,9 @@ async def applications(hall: HallDep, who: Applicant) -> list[ApplicationSummary
 
 
 @router.get("/applications/{application_id}")
-async def application_timeline(application_id: str, hall: HallDep, who: Applicant) -> TimelineView:
+async def application_timeline(
+    application_id: ApplicationId, hall: HallDep, who: Applicant
+) -> TimelineView:
     """An application's timeline (only the applicant's own; 404 for any other)."""
     try:
         shown = await cases.timeline(hall.db, await hall.temporal_or_none(), who, application_id)
@@ -222,7 +225,7 @@ async def expert_inbox(hall: HallDep, who: ExpertVisitor) -> list[TaskView]:
 
 
 @router.get("/expert/tasks/{application_id}")
-async def expert_task(application_id: str, hall: HallDep, who: ExpertVisitor) -> TaskView:
+async def expert_task(application_id: ApplicationId, hall: HallDep, who: ExpertVisitor) -> TaskView:
     """One task, while it is offered to or held by the signed-in expert (else 404)."""
     try:
         return _task_view(await cases.task(hall.db, await hall.temporal(), who, application_id))
@@ -232,7 +235,7 @@ async def expert_task(application_id: str, hall: HallDep, who: ExpertVisitor) ->
 
 @router.post("/expert/tasks/{application_id}/{action}", dependencies=[Csrf])
 async def expert_action(
-    application_id: str,
+    application_id: ApplicationId,
     action: Literal["accept", "decline", "approve", "reject", "request-materials"],
     body: ActionText,
     hall: HallDep,

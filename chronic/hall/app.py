@@ -13,10 +13,12 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path as FilePath
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from fastapi import Depends, FastAPI, HTTPException, Path, Request, Response
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -30,7 +32,7 @@ from chronic.hall.signin import SignIn
 from chronic.settings import Settings, get_settings
 
 logger = logging.getLogger("chronic.hall")
-HERE = Path(__file__).parent
+HERE = FilePath(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 
 
@@ -105,6 +107,16 @@ def require(*roles: str) -> Callable[[Visitor], Awaitable[Visitor]]:
 
     return check
 
+
+ApplicationId = Annotated[
+    str,
+    Path(
+        pattern=r"^[A-Z]{3}-\d{8}-[0-9A-Z]{6}$",
+        max_length=32,
+        description="The application ID, e.g. APP-20261123-7K3QF9.",
+    ),
+]
+"""An application ID in a path: anything else is refused before a query is made."""
 
 Applicant = Annotated[Visitor, Depends(require("applicant"))]
 ExpertVisitor = Annotated[Visitor, Depends(require("expert"))]
@@ -206,6 +218,12 @@ def create_app(
     async def unavailable(request: Request, error: Exception) -> Response:
         logger.warning("Temporal did not answer for %s: %s", request.url.path, error)
         return await plain_error(request, HTTPException(503, UNAVAILABLE))
+
+    @app.exception_handler(RequestValidationError)
+    async def not_a_page(request: Request, error: RequestValidationError) -> Response:
+        if request.url.path.startswith("/api"):
+            return await request_validation_exception_handler(request, error)
+        return await plain_error(request, HTTPException(404, "没有找到该页面。"))
 
     @app.exception_handler(HTTPException)
     async def plain_error(request: Request, error: HTTPException) -> Response:

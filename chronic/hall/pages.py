@@ -13,6 +13,7 @@ from chronic.hall import cases, security
 from chronic.hall.accounts import authenticate
 from chronic.hall.app import (
     Applicant,
+    ApplicationId,
     Csrf,
     ExpertVisitor,
     HallDep,
@@ -142,7 +143,7 @@ async def my_applications(request: Request, hall: HallDep, who: Applicant) -> HT
 
 @router.get("/me/applications/{application_id}")
 async def my_timeline(
-    request: Request, hall: HallDep, who: Applicant, application_id: str
+    request: Request, hall: HallDep, who: Applicant, application_id: ApplicationId
 ) -> HTMLResponse:
     try:
         shown = await cases.timeline(hall.db, await hall.temporal_or_none(), who, application_id)
@@ -162,7 +163,7 @@ async def expert_inbox(request: Request, hall: HallDep, who: ExpertVisitor) -> H
 
 @router.get("/expert/tasks/{application_id}")
 async def expert_task(
-    request: Request, hall: HallDep, who: ExpertVisitor, application_id: str
+    request: Request, hall: HallDep, who: ExpertVisitor, application_id: ApplicationId
 ) -> HTMLResponse:
     try:
         shown = await cases.task(hall.db, await hall.temporal(), who, application_id)
@@ -178,7 +179,7 @@ async def expert_action(
     request: Request,
     hall: HallDep,
     who: ExpertVisitor,
-    application_id: str,
+    application_id: ApplicationId,
     action: str,
     text: Annotated[str, Form(max_length=2000)] = "",
 ) -> HTMLResponse:
