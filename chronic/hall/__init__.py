@@ -7,5 +7,5 @@ the CLI's (:func:`chronic.cli.output.send_update`), so a refusal reads the same 
 Modules: :mod:`.app` (the app factory), :mod:`.security` (keys, tokens, CSRF, passwords),
 :mod:`.accounts` (staff accounts), :mod:`.signin` (applicants' one-time codes and rate limits),
 :mod:`.sessions` (who is signed in), :mod:`.cases` (what a person may see and do),
-:mod:`.pages` (the HTML routes) and :mod:`.api` (the JSON routes).
+:mod:`.pages` (the HTML routes), :mod:`.api` (the JSON routes) and :mod:`.load` (the load check).
 """
