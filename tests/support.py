@@ -232,7 +232,7 @@ async def outbox(
 ) -> list[SmsOutbox]:
     """The SMS outbox, of one application when given.
 
-    SMS go out beside the process (SmsDelivery children): given a workflow handle, first wait
+    SMS go out beside the process (``send_sms`` activities): given a workflow handle, first wait
     until every delivery it has started so far has finished, sent or failed.
     """
     application_id = application if isinstance(application, str) else None
@@ -271,14 +271,36 @@ async def terminate_started_since(client: Client, since: datetime) -> None:
             await client.get_workflow_handle(workflow_id).terminate(reason="test cleanup")
 
 
-async def deliveries_done(handle: Handle) -> None:
-    """Wait for the SmsDelivery children the application's runs have started."""
-    child_ids: list[str] = []
-    async for event in handle.fetch_history_events():
-        if event.HasField("start_child_workflow_execution_initiated_event_attributes"):
-            child_ids.append(
-                event.start_child_workflow_execution_initiated_event_attributes.workflow_id
-            )
+async def deliveries_done(handle: Handle, within_seconds: float = 20) -> None:
+    """Wait for the SMS deliveries the application's runs have started so far: ``send_sms``
+    activities beside the run, or SmsDelivery children (runs from before the change)."""
+    deadline = asyncio.get_running_loop().time() + within_seconds
+    while True:
+        child_ids: list[str] = []
+        started: set[int] = set()
+        ended: set[int] = set()
+        async for event in handle.fetch_history_events():
+            if event.HasField("start_child_workflow_execution_initiated_event_attributes"):
+                child_ids.append(
+                    event.start_child_workflow_execution_initiated_event_attributes.workflow_id
+                )
+            elif event.HasField("activity_task_scheduled_event_attributes"):
+                if event.activity_task_scheduled_event_attributes.activity_type.name == "send_sms":
+                    started.add(event.event_id)
+            else:
+                for field in (
+                    "activity_task_completed_event_attributes",
+                    "activity_task_failed_event_attributes",
+                    "activity_task_canceled_event_attributes",
+                    "activity_task_timed_out_event_attributes",
+                ):
+                    if event.HasField(field):
+                        ended.add(getattr(event, field).scheduled_event_id)
+        if started <= ended:
+            break
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{len(started - ended)} SMS still being sent")
+        await asyncio.sleep(0.1)
     for child_id in child_ids:
         # A failed delivery has its failed outbox row; waiting is all that matters here.
         with contextlib.suppress(WorkflowFailureError):

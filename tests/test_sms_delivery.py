@@ -42,7 +42,7 @@ from tests.fakes.aliyun_sms import AliyunSmsFake, aliyun_sms_fake
 from tests.fixtures.temporal import running_workers
 from workers import orchestration, queues
 from workers.resources import Resources
-from workflows.sms import SEND_FAILED, SEND_RETRY, SmsDelivery, send_beside, workflow_id
+from workflows.sms import SEND_FAILED, SEND_RETRY, Deliveries, SmsDelivery, workflow_id
 
 __all__ = ["aliyun_sms_fake"]  # the fixture is used by name below
 
@@ -62,13 +62,24 @@ PARENT_QUEUE = "sms-test-parent"
 
 @workflow.defn(sandboxed=False)
 class HandsOffSms:
-    """Calls send_beside (twice, as a replayed or reset parent would) and completes at once."""
+    """Hands an SMS off twice (as a replayed or reset run would), goes on, and waits for its
+    deliveries only at the end, as the application and filing workflows do."""
+
+    def __init__(self) -> None:
+        self._went_on = False
 
     @workflow.run
     async def run(self, request: SmsRequest) -> str:
-        await send_beside(request)
-        await send_beside(request)
+        deliveries = Deliveries()
+        await deliveries.send(request)
+        await deliveries.send(request)
+        self._went_on = True
+        await deliveries.done()
         return "done"
+
+    @workflow.query
+    def went_on(self) -> bool:
+        return self._went_on
 
 
 # ---- data ---------------------------------------------------------------------------------------
@@ -293,38 +304,39 @@ async def test_the_same_dedup_key_started_twice_sends_once(
     assert len(await rows_of(db, application_id)) == 1
 
 
-async def test_send_beside_is_never_a_gate_and_the_sms_outlives_its_parent(
+async def test_a_delivery_is_never_a_gate_and_the_run_ends_once_the_person_is_told(
     time_skipping: WorkflowEnvironment, seeded_database: Database
 ) -> None:
     client, db = time_skipping.client, seeded_database
     application_id = await support.add_application(db, mobile=GOOD_MOBILE)
     request = approved(application_id)
-    delivery = client.get_workflow_handle_for(SmsDelivery.run, workflow_id(request.dedup_key))
     gateway = CountingGateway()
 
-    # No notification worker: the parent hands the SMS off and completes all the same.
+    # No notification worker: the run hands the SMS off and goes on all the same.
     async with sms_workers(client, db, None):
-        parent = await asyncio.wait_for(
-            client.execute_workflow(
-                HandsOffSms.run, request, id=f"parent-{uuid.uuid4()}", task_queue=PARENT_QUEUE
-            ),
-            timeout=30,
+        parent = await client.start_workflow(
+            HandsOffSms.run, request, id=f"parent-{uuid.uuid4()}", task_queue=PARENT_QUEUE
         )
-        waiting = await delivery.describe()
-
-        assert parent == "done"
-        assert waiting.status == WorkflowExecutionStatus.RUNNING
-        assert waiting.parent_id is not None and waiting.parent_id.startswith("parent-")
+        for _ in range(100):
+            if await parent.query(HandsOffSms.went_on):
+                break
+            await asyncio.sleep(0.1)
+        assert await parent.query(HandsOffSms.went_on)
+        # It has not ended: it ends when the person has been told.
+        assert (await parent.describe()).status == WorkflowExecutionStatus.RUNNING
         assert await rows_of(db, application_id) == []
 
-        # The notification worker comes back: the abandoned child sends, once.
+        # The notification worker comes back: the SMS goes out once, and the run ends.
         async with notification_worker(client, db, gateway):
-            result = await delivery.result()
+            assert await asyncio.wait_for(parent.result(), timeout=30) == "done"
 
-    assert result.status == SmsStatus.SENT
     assert gateway.sent == [GOOD_MOBILE]
     [row] = await rows_of(db, application_id)
     assert row.status == SmsStatus.SENT
+    events = [e async for e in parent.fetch_history_events()]
+    assert not any(
+        e.HasField("start_child_workflow_execution_initiated_event_attributes") for e in events
+    ), "a delivery is an activity of the run, not a child"
 
 
 # ---- chronic sms list / resend ------------------------------------------------------------------

@@ -32,7 +32,6 @@ from temporalio.exceptions import (
     ChildWorkflowError,
     FailureError,
 )
-from temporalio.workflow import ChildWorkflowHandle
 
 with workflow.unsafe.imports_passed_through():
     from models import search_attributes as sa
@@ -95,7 +94,7 @@ with workflow.unsafe.imports_passed_through():
         Track,
     )
     from workers import queues
-    from workflows.sms import send_beside
+    from workflows.sms import Deliveries
     from workflows.steps import cause, run_step
 
 _UNSET = object()  # "never published", distinct from a published None (attribute unset)
@@ -196,7 +195,7 @@ class ApplicationWorkflow:
         self._assignment: AssignExpert | None = None
         self._assignment_outcome: OfferView | str | None = None
         self._notices = 0
-        self._deliveries: list[ChildWorkflowHandle[Any, Any]] = []
+        self._deliveries = Deliveries()
         self._published: dict[SearchAttributeKey[Any], Any] = {}
         if request.resume is not None:
             self._restore(request.resume)
@@ -212,6 +211,7 @@ class ApplicationWorkflow:
             # Cancelled from the UI or CLI: stop the process, close and tell, end cancelled.
             process.cancel()
             await self._close_at_the_end("cancelled by an operator", actor="operator")
+            await self._deliveries.done()  # the person is told before the run ends
             raise
         if not process.done():  # the office closes it (chronic admin close)
             assert self._closing is not None
@@ -227,13 +227,14 @@ class ApplicationWorkflow:
             pass
         except _ContinueAsNew:
             await workflow.wait_condition(workflow.all_handlers_finished)
-            await self._deliveries_done()
+            await self._deliveries.done()
             workflow.continue_as_new(request.model_copy(update={"resume": self._state()}))
         except (ActivityError, ChildWorkflowError, ApplicationError) as error:
             # A step failed for good (a missing record, a refused write): the application
             # cannot go on. Close it, tell the applicant, and fail visibly with the cause.
             workflow.logger.error("application process failed: %s", cause(error))
             await self._close_at_the_end("processing failed; the office has been alerted")
+            await self._deliveries.done()  # told before the run fails
             raise ApplicationError(
                 f"application process failed: {cause(error)}", non_retryable=True
             ) from error
@@ -244,18 +245,10 @@ class ApplicationWorkflow:
         self._publish()
         # Let handlers still answering their callers finish before the run ends.
         await workflow.wait_condition(workflow.all_handlers_finished)
-        await self._deliveries_done()
+        # The application has ended when the person has been told (or the send has failed
+        # for good, which its failed outbox row shows).
+        await self._deliveries.done()
         return self.progress()
-
-    async def _deliveries_done(self) -> None:
-        """The application has ended when the person has been told (or the send has failed
-        for good, which its failed outbox row and the failed delivery show)."""
-        for delivery in self._deliveries:
-            try:
-                await delivery
-            except ChildWorkflowError as error:
-                workflow.logger.warning("SMS delivery %s failed: %s", delivery.id, cause(error))
-        self._deliveries.clear()
 
     async def _process(self, request: ApplicationInput) -> None:
         if request.resume is None:
@@ -1015,12 +1008,10 @@ class ApplicationWorkflow:
         )
 
     async def _send(self, request: SmsRequest) -> None:
-        """Hand ``request`` to a child delivery that retries until sent, so a dead notification
+        """Hand ``request`` to a delivery that retries until sent, so a dead notification
         worker or provider never holds an application up. The run waits for its deliveries
-        only when everything else is done (and they outlive a terminated run)."""
-        delivery = await send_beside(request)
-        if delivery is not None:
-            self._deliveries.append(delivery)
+        only when everything else is done."""
+        await self._deliveries.send(request)
 
     async def _watch_sla(self) -> None:
         """Flag the application when the 5–8 working-day target (the upper bound) passes."""

@@ -28,7 +28,6 @@ from typing import Any
 from temporalio import workflow
 from temporalio.common import SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
-from temporalio.workflow import ChildWorkflowHandle
 
 with workflow.unsafe.imports_passed_through():
     from models import search_attributes as sa
@@ -45,7 +44,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from models.notifications import SmsRequest, SmsTemplate, filing_closed_sms, reason_param
     from workers import queues
-    from workflows.sms import send_beside
+    from workflows.sms import Deliveries
     from workflows.steps import cause, run_step
 
 WORKFLOW_TYPE = "OutOfAreaFilingWorkflow"
@@ -67,7 +66,7 @@ class OutOfAreaFilingWorkflow:
         self._decided_at: datetime | None = None
         self._finished_at: datetime | None = None
         self._waiting_for = "the filing's checks (register, dates, uploads)"
-        self._deliveries: list[ChildWorkflowHandle[Any, Any]] = []
+        self._deliveries = Deliveries()
         self._published: dict[SearchAttributeKey[Any], Any] = {}
 
     # ---- the process -----------------------------------------------------------------------
@@ -81,6 +80,7 @@ class OutOfAreaFilingWorkflow:
         except asyncio.CancelledError:
             process.cancel()
             await self._close_at_the_end("cancelled by an operator", actor="operator")
+            await self._deliveries.done()  # the person is told before the run ends
             raise
         try:
             process.result()
@@ -88,6 +88,7 @@ class OutOfAreaFilingWorkflow:
             # A step failed for good: close the filing, tell the person, fail visibly.
             workflow.logger.error("filing process failed: %s", cause(error))
             await self._close_at_the_end("processing failed; the office has been alerted")
+            await self._deliveries.done()  # told before the run fails
             raise ApplicationError(
                 f"filing process failed: {cause(error)}", non_retryable=True
             ) from error
@@ -147,12 +148,8 @@ class OutOfAreaFilingWorkflow:
         self._finished_at = workflow.now()
         self._publish()
         # The person has been told when the deliveries are done (or failed for good, which the
-        # failed outbox row and the failed delivery show).
-        for delivery in self._deliveries:
-            try:
-                await delivery
-            except ChildWorkflowError as error:
-                workflow.logger.warning("SMS delivery %s failed: %s", delivery.id, cause(error))
+        # failed outbox row shows).
+        await self._deliveries.done()
         return self.progress()
 
     async def _close_at_the_end(self, reason: str, *, actor: str = "system") -> None:
@@ -223,9 +220,7 @@ class OutOfAreaFilingWorkflow:
         )
 
     async def _send(self, request: SmsRequest) -> None:
-        delivery = await send_beside(request)
-        if delivery is not None:
-            self._deliveries.append(delivery)
+        await self._deliveries.send(request)
 
     # ---- what operators and the CLI see ----------------------------------------------------
 

@@ -24,7 +24,7 @@ with workflow.unsafe.imports_passed_through():
         ExpertMonthRequest,
     )
     from workers import queues
-    from workflows.sms import send_beside
+    from workflows.sms import Deliveries
     from workflows.steps import run_step
 
 WORKFLOW_TYPE = "ExpertMonthReport"
@@ -54,8 +54,9 @@ class ExpertMonthReport:
             summary=f"expert statistic {month}",
         )
         told = [h for h in recorded.hospitals if h.notice_mobile]
+        deliveries = Deliveries()
         for hospital in told:
-            await send_beside(
+            await deliveries.send(
                 SmsRequest(
                     dedup_key=f"expert-month:{request.region}:{month}:{hospital.hospital_code}",
                     template=SmsTemplate.EXPERT_MONTH_REPORT,
@@ -70,6 +71,7 @@ class ExpertMonthReport:
                     },
                 )
             )
+        await deliveries.done()
         untold = [h.hospital_code for h in recorded.hospitals if not h.notice_mobile]
         workflow.set_current_details(
             f"{month}: {len(recorded.hospitals)} hospitals reported, {len(told)} told by SMS"

@@ -1,35 +1,44 @@
-"""SMS delivery beside the process: one small workflow per message, retried until it is sent.
+"""SMS delivery beside the process: retried until it is sent, never a gate, never dropped.
 
-A notification is never a gate and never dropped. The application workflow does not await the
-SMS: :func:`send_beside` starts an :class:`SmsDelivery` child with the parent-close policy
-ABANDON and returns as soon as the child has started, so a dead notification worker or a
-provider outage never holds an application in intake, and the message outlives its parent.
+A workflow hands a message to :class:`Deliveries`: :func:`send_beside` starts the ``send_sms``
+activity on the notification task queue with capped exponential backoff and no attempt limit,
+and does not wait for it, so a dead notification worker or a provider outage never holds an
+application in intake. The run waits for its deliveries only when everything else is done
+(before it ends or continues as new): the application has ended when the person is told.
 
-``SmsDelivery`` runs the ``send_sms`` activity on the notification task queue with capped
-exponential backoff and no attempt limit: a throttled or unreachable provider is retried until
-the message goes out. A send that cannot succeed (a non-retryable error: an invalid number, a
-missing recipient, bad template values) fails the workflow with the reason, so the Temporal UI
-lists it as Failed (``WorkflowType="SmsDelivery" AND ExecutionStatus="Failed"``); the activity
-has already recorded the outbox row as failed with the same reason, and
-``chronic sms resend`` starts the delivery again once the data is fixed.
+A send that cannot succeed (a non-retryable error: an invalid number, a missing recipient, bad
+template values) leaves a failed outbox row with its reason, which ``chronic sms list
+--failed`` shows and ``chronic sms resend`` sends again once the data is fixed.
 
-Exactly one SMS per message: the workflow ID is ``sms:<dedup key>`` (a second start with the
-same key finds the first) and the outbox row under the same dedup key is sent at most once.
+Exactly one SMS per message: the outbox row under the message's dedup key is sent at most once,
+whichever run (a continued or reset one) asks again.
+
+Until issue 9 a delivery was a child workflow (:class:`SmsDelivery`, ID ``sms:<dedup key>``,
+parent-close ABANDON). An activity costs the server a quarter of that: no second execution,
+no visibility records, two fewer workflow tasks per message. Runs started before the change
+keep their children on replay (``workflow.patched``); ``SmsDelivery`` itself remains what a
+client starts to send one message (``chronic sms resend``, the reconciler's closing SMS).
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
-from temporalio.workflow import ChildWorkflowHandle
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    ChildWorkflowError,
+    WorkflowAlreadyStartedError,
+)
 
 with workflow.unsafe.imports_passed_through():
     from models.notifications import SmsRequest, SmsResult
     from workers import queues
+    from workflows.steps import cause
 
 WORKFLOW_TYPE = "SmsDelivery"
 """The workflow type name (the UI's ``WorkflowType`` filter)."""
@@ -44,6 +53,9 @@ SEND_RETRY = RetryPolicy(
     maximum_attempts=0,  # unlimited: a message is never dropped for a long outage
 )
 """Retries of ``send_sms``: 5 s, 10 s, 20 s … then every 10 minutes, until it is sent."""
+
+AS_ACTIVITY = "sms-beside-as-activity"
+"""The patch that made a delivery an activity of the run instead of a child workflow."""
 
 SEND_FAILED = "SmsNotSent"
 """Failure type of an SmsDelivery that ended without sending (the activity's reason inside)."""
@@ -100,23 +112,30 @@ class SmsDelivery:
         return result
 
 
-async def send_beside(request: SmsRequest) -> ChildWorkflowHandle[Any, SmsResult] | None:
-    """Start the SMS delivery of ``request`` beside the calling workflow, and return at once.
+async def send_beside(request: SmsRequest) -> Awaitable[SmsResult] | None:
+    """Start the delivery of ``request`` beside the calling workflow, and return at once.
 
-    Call it from a workflow. The SmsDelivery child (ID ``sms:<dedup key>``) is abandoned when
-    the caller closes, so it keeps retrying after the application has finished. A child with
-    that ID already started or already closed (a replayed, reset or continued-as-new parent
-    calling again) counts as success: calling twice with one dedup key never sends twice.
+    Call it from a workflow, through :class:`Deliveries`, which awaits what it returns before
+    the run ends. None when a run from before the patch finds its child delivery already
+    started (a replayed, reset or continued-as-new run calling again).
     """
-    try:
+    if workflow.patched(AS_ACTIVITY):
+        return workflow.start_activity(
+            "send_sms",
+            request,
+            result_type=SmsResult,
+            task_queue=queues.NOTIFICATION,
+            start_to_close_timeout=SEND_TIMEOUT,
+            retry_policy=SEND_RETRY,
+            summary=summary(request),
+        )
+    try:  # a run started before the patch: its deliveries stay children on replay
         return await workflow.start_child_workflow(
             SmsDelivery.run,
             request,
             id=workflow_id(request.dedup_key),
             task_queue=queues.APPLICATIONS,
             parent_close_policy=workflow.ParentClosePolicy.ABANDON,
-            # A closed delivery with this ID is not run again from a workflow; an operator
-            # re-runs a failed one with `chronic sms resend`.
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             static_summary=summary(request),
         )
@@ -127,10 +146,35 @@ async def send_beside(request: SmsRequest) -> ChildWorkflowHandle[Any, SmsResult
         return None
 
 
+class Deliveries:
+    """The SMS one run has handed off; :meth:`done` waits for them before the run ends."""
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[str, Awaitable[Any]]] = []
+
+    async def send(self, request: SmsRequest) -> None:
+        """Start the delivery of ``request`` and go on (see :func:`send_beside`)."""
+        delivery = await send_beside(request)
+        if delivery is not None:
+            self._pending.append((request.dedup_key, delivery))
+
+    async def done(self) -> None:
+        """Wait until every message is sent, or has failed for good (its failed outbox row
+        says why; ``chronic sms resend`` sends it again)."""
+        for dedup_key, delivery in self._pending:
+            try:
+                await delivery
+            except (ActivityError, ChildWorkflowError) as error:
+                workflow.logger.warning("SMS %s not sent: %s", dedup_key, cause(error))
+        self._pending.clear()
+
+
 __all__ = [
+    "AS_ACTIVITY",
     "SEND_FAILED",
     "SEND_RETRY",
     "WORKFLOW_TYPE",
+    "Deliveries",
     "SmsDelivery",
     "send_beside",
     "workflow_id",

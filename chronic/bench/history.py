@@ -125,6 +125,9 @@ async def workflow_cost(client: Client, workflow_id: str) -> tuple[WorkflowCost,
     return cost, program_of(events, child_activities)
 
 
+SMS_ACTIVITY = "send_sms"
+
+
 def program_of(events: Sequence[HistoryEvent], child_activities: Mapping[str, int]) -> str:
     """The baseline's program (see :mod:`chronic.bench.baseline`) for one workflow's history.
 
@@ -141,7 +144,8 @@ def program_of(events: Sequence[HistoryEvent], child_activities: Mapping[str, in
             released, steps = [], []
         elif event.HasField("activity_task_scheduled_event_attributes"):
             name = event.activity_task_scheduled_event_attributes.activity_type.name
-            steps.append("o" if name in OFFER_ACTIVITIES else "a")
+            # An SMS is started beside the flow and awaited at the end: "c", as a child was.
+            steps.append("o" if name in OFFER_ACTIVITIES else "c" if name == SMS_ACTIVITY else "a")
         elif event.HasField("start_child_workflow_execution_initiated_event_attributes"):
             child = event.start_child_workflow_execution_initiated_event_attributes.workflow_id
             steps += ["c"] * child_activities.get(child, 1)

@@ -1,8 +1,9 @@
 """Starting an SMS delivery from a client: operators' commands and reconcilers.
 
-Workflows use :func:`workflows.sms.send_beside`; code outside a workflow uses
-:func:`start_delivery`. Both start the same ``SmsDelivery`` workflow under the ID
-``sms:<dedup key>``, so the two never deliver one message twice.
+Workflows hand messages to :class:`workflows.sms.Deliveries` (``send_sms`` activities beside
+the run); code outside a workflow uses :func:`start_delivery`, which starts an ``SmsDelivery``
+workflow under the ID ``sms:<dedup key>``. Both end in ``send_sms``, whose outbox row under the
+dedup key is sent at most once, so the two never deliver one message twice.
 """
 
 from __future__ import annotations
