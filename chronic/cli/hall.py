@@ -17,6 +17,9 @@ def hall(
         "--proxy-headers",
         help="Behind a TLS-terminating proxy: trust X-Forwarded-Proto/For (secure cookies).",
     ),
+    workers: int = typer.Option(
+        1, min=1, max=32, help="Processes serving the hall (sessions live in the database)."
+    ),
 ) -> None:
     """Serve the hall until Ctrl-C: applicants sign in with an SMS code, experts review."""
     import uvicorn
@@ -28,7 +31,10 @@ def hall(
     bind, listen = host or settings.hall_host, port or settings.hall_port
     typer.echo(f"hall on http://{bind}:{listen}  (pages /, API /api, OpenAPI /api/openapi.json)")
     uvicorn.run(
-        create_app(settings),
+        # Several processes each build their own app from the factory.
+        "chronic.hall.app:create_app" if workers > 1 else create_app(settings),
+        factory=workers > 1,
+        workers=workers,
         host=bind,
         port=listen,
         proxy_headers=proxy_headers,
