@@ -286,6 +286,11 @@ async def test_an_expired_code_is_refused_and_guessing_is_stopped(hall: Hall) ->
 
 async def test_a_missing_or_forged_csrf_token_is_refused(hall: Hall) -> None:
     async with hall.browser() as browser, hall.browser() as other:
+        page = await browser.get("/login")
+        assert "script-src 'self'" in page.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+        csrf_cookie = page.headers["set-cookie"]
+        assert "HttpOnly" in csrf_cookie and "samesite=lax" in csrf_cookie.lower()
         token = await csrf_of(browser)
         foreign = await csrf_of(other)  # a real token, of another browser
         for data in ({}, {"csrf_token": "0" * 64}, {"csrf_token": foreign}):
@@ -709,7 +714,8 @@ async def test_in_a_browser_the_applicant_follows_two_experts_to_the_approval(
                         break
                     await asyncio.sleep(0.3)
                     await expert.reload()
-                await expert.locator(".countdown").first.wait_for()
+                # The countdown ticks in the page (the script the CSP allows: the hall's own).
+                await expert.locator(".countdown", has_text="秒").first.wait_for()
                 assert "剩余" in (await expert.locator(".countdown").first.inner_text())
                 await expert.screenshot(path=str(ARTIFACTS / f"hall-expert-inbox-{stage}.png"))
                 await assert_accessible(expert, "inbox")
