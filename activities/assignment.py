@@ -21,6 +21,7 @@ from chronic.db import Database
 from models.domain import ExpertStatus, OfferStatus
 from models.draw import draw_seed, drawn
 from models.messages import DrawRequest, DrawResult, OfferAnswer, OfferMade, StrikeOutcome
+from models.roles.assignment import AssignmentRole
 from models.tables import Application, Expert, Offer
 
 # Which answers may follow which offer state; anything else is a retry of an applied answer.
@@ -39,7 +40,7 @@ _RETRYABLE = (OfferStatus.LAPSED, OfferStatus.WITHDRAWN)
 _OPEN = (OfferStatus.PENDING, OfferStatus.ACCEPTED)
 
 
-class AssignmentActivities:
+class AssignmentActivities(AssignmentRole):
     """The expert pool: who may be drawn, the offers made, and the strikes counted."""
 
     def __init__(self, db: Database, *, draw_key: bytes) -> None:

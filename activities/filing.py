@@ -44,6 +44,8 @@ from models.filing import (
     missing_uploads,
     validity,
 )
+from models.roles.intake import FilingIntakeRole
+from models.roles.review import FilingReviewRole
 from models.tables import FilingRecord, FilingUpload, InsuredPerson
 
 _INSURANCE = {
@@ -89,7 +91,7 @@ async def valid_long_term_filing(
     )
 
 
-class FilingIntakeActivities:
+class FilingIntakeActivities(FilingIntakeRole):
     """The intake role's part of a filing: its rules against the register (read only)."""
 
     def __init__(self, db: Database) -> None:
@@ -179,7 +181,7 @@ def _date_problems(
     return problems
 
 
-class FilingRecordActivities:
+class FilingRecordActivities(FilingReviewRole):
     """The review role's part of a filing: its status writes, each with an audit event."""
 
     def __init__(self, db: Database) -> None:

@@ -31,10 +31,11 @@ from models.messages import (
     SlaRequest,
 )
 from models.policy import PolicyProfile
+from models.roles.intake import IntakeRole
 from models.tables import Application, Hospital, InsuredPerson, Material
 
 
-class IntakeActivities:
+class IntakeActivities(IntakeRole):
     """Intake checks against the insurance register, the catalogue and the materials."""
 
     def __init__(self, db: Database, calendar: WorkdayCalendar | None = None) -> None:

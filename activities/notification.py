@@ -26,6 +26,7 @@ from chronic.sms.sealed import seal
 from chronic.sms.templates import missing_params, render_masked, spec
 from models.domain import SmsStatus
 from models.notifications import SmsRequest, SmsResult
+from models.roles.notification import NotificationRole
 from models.tables import Application, FilingRecord, Hospital, InsuredPerson, SmsOutbox
 
 # Failure types a workflow's retry policy or error handling can match on.
@@ -37,7 +38,7 @@ NO_RECIPIENT = "-"
 """The outbox recipient of a message that found no usable number (missing or invalid)."""
 
 
-class NotificationActivities:
+class NotificationActivities(NotificationRole):
     """The notification role's activities, bound to one database and one SMS gateway.
 
     Example (the notification worker)::

@@ -22,10 +22,11 @@ from models.oversight import (
     ExpertMonthRequest,
     HospitalMonth,
 )
+from models.roles.review import OversightRole
 from models.tables import ExpertReport, Hospital
 
 
-class OversightActivities:
+class OversightActivities(OversightRole):
     """Counts what experts did and keeps each hospital's report as sent."""
 
     def __init__(self, db: Database, *, draw_key: bytes) -> None:

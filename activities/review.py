@@ -21,12 +21,13 @@ from models.messages import (
     ReviewRecord,
     StatusChange,
 )
+from models.roles.review import ReviewRole
 from models.tables import Application, Benefit, Hospital, OfficeNotice, Review
 
 log = logging.getLogger(__name__)
 
 
-class ReviewActivities:
+class ReviewActivities(ReviewRole):
     """Writes what reviewers and the process decided; every write is idempotent per step."""
 
     def __init__(self, db: Database) -> None:

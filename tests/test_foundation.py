@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import urllib.request
 from datetime import timedelta
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -79,3 +80,28 @@ def test_a_second_worker_of_a_role_takes_the_next_metrics_port() -> None:
         assert second == port + len(ROLES)
         with urllib.request.urlopen(f"http://127.0.0.1:{second}/metrics", timeout=10) as page:
             assert page.status == 200
+
+
+def test_workflow_code_reaches_other_roles_only_through_their_contracts() -> None:
+    """Workflows (and the models they import) name no module of ``workers/`` or
+    ``activities/``: the activities they call are the contracts of ``models/roles``."""
+    import ast
+
+    root = Path(__file__).resolve().parents[1]
+    offending = []
+    for folder in ("workflows", "models"):
+        for path in sorted((root / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                names = (
+                    [node.module or ""]
+                    if isinstance(node, ast.ImportFrom)
+                    else [a.name for a in node.names]
+                    if isinstance(node, ast.Import)
+                    else []
+                )
+                offending += [
+                    f"{path.relative_to(root)}: {name}"
+                    for name in names
+                    if name.split(".")[0] in ("workers", "activities", "chronic")
+                ]
+    assert offending == []

@@ -55,12 +55,9 @@ with workflow.unsafe.imports_passed_through():
         DecisionView,
         DeclineOffer,
         DrawRequest,
-        DrawResult,
         HospitalOpinion,
         HospitalRef,
-        IntakeOutcome,
         IntakeRequest,
-        MaterialsRecorded,
         MaterialsRound,
         OfferAnswer,
         OfferMade,
@@ -74,7 +71,6 @@ with workflow.unsafe.imports_passed_through():
         Resubmission,
         ReviewRecord,
         ScheduleExamination,
-        SlaDue,
         SlaRequest,
         StatusChange,
         StrikeOutcome,
@@ -93,7 +89,9 @@ with workflow.unsafe.imports_passed_through():
         StepKind,
         Track,
     )
-    from workers import queues
+    from models.roles.assignment import AssignmentRole
+    from models.roles.intake import IntakeRole
+    from models.roles.review import ReviewRole
     from workflows.sms import Deliveries
     from workflows.steps import cause, run_step
 
@@ -253,14 +251,13 @@ class ApplicationWorkflow:
     async def _process(self, request: ApplicationInput) -> None:
         if request.resume is None:
             sla = await run_step(
-                "sla_due_at",
+                IntakeRole.sla_due_at,
                 SlaRequest(
                     start=request.submitted_at.astimezone(self._zone),
                     working_days=self._policy.sla_working_days_max,
                     application_id=request.application_id,
                 ),
-                queue=queues.INTAKE,
-                result_type=SlaDue,
+                queue=IntakeRole.QUEUE,
                 summary=f"SLA: {self._policy.sla_working_days_max} working days",
             )
             self._sla_due_at, self._sla_provisional = sla.due_at, sla.provisional
@@ -315,7 +312,7 @@ class ApplicationWorkflow:
             self._waiting_for = f"intake checks of materials round {self._round}"
             self._publish()
             outcome = await run_step(
-                "check_intake",
+                IntakeRole.check_intake,
                 IntakeRequest(
                     application_id=self._request.application_id,
                     round=self._round,
@@ -323,8 +320,7 @@ class ApplicationWorkflow:
                     checked_at=workflow.now(),
                     requires_long_term_filing=step.requires_long_term_filing,
                 ),
-                queue=queues.INTAKE,
-                result_type=IntakeOutcome,
+                queue=IntakeRole.QUEUE,
                 summary=f"intake checks, round {self._round}",
             )
             if outcome.accepted:
@@ -407,7 +403,7 @@ class ApplicationWorkflow:
         while True:
             assignment, self._assignment = self._assignment, None
             drawn = await run_step(
-                "draw_expert",
+                AssignmentRole.draw_expert,
                 DrawRequest(
                     application_id=self._request.application_id,
                     seq=self._next_seq(),
@@ -418,8 +414,7 @@ class ApplicationWorkflow:
                     expert=assignment.expert if assignment else None,
                     actor=assignment.actor if assignment else "system",
                 ),
-                queue=queues.ASSIGNMENT,
-                result_type=DrawResult,
+                queue=AssignmentRole.QUEUE,
                 summary=f"assign {assignment.expert} by hand for {stage}"
                 if assignment
                 else f"random draw for {stage} ({self._disease.category})",
@@ -475,7 +470,7 @@ class ApplicationWorkflow:
 
     async def _notice(self, kind: str, message: str, *, resolved: bool = False) -> None:
         await run_step(
-            "office_notice",
+            ReviewRole.office_notice,
             OfficeNoticeRequest(
                 step_key=f"{self._request.application_id}:{kind}:{self._notices}",
                 application_id=self._request.application_id,
@@ -484,7 +479,7 @@ class ApplicationWorkflow:
                 at=workflow.now(),
                 resolved=resolved,
             ),
-            queue=queues.REVIEW,
+            queue=ReviewRole.QUEUE,
             summary=f"office notice: {kind}{' resolved' if resolved else ''}",
         )
 
@@ -609,14 +604,13 @@ class ApplicationWorkflow:
                 assert resubmission is not None
                 token = self._resubmissions
                 recorded = await run_step(
-                    "record_materials",
+                    IntakeRole.record_materials,
                     MaterialsRound(
                         application_id=self._request.application_id,
                         round=self._round + 1,
                         materials=resubmission.materials,
                     ),
-                    queue=queues.INTAKE,
-                    result_type=MaterialsRecorded,
+                    queue=IntakeRole.QUEUE,
                     summary=f"record materials round {self._round + 1}",
                 )
                 self._resubmission = None
@@ -786,10 +780,9 @@ class ApplicationWorkflow:
     async def _load_register(self, summary: str = "hospital register") -> None:
         """The region's hospitals, for validators that check a hospital code at the door."""
         register = await run_step(
-            "hospital_register",
+            IntakeRole.hospital_register,
             self._policy.region,
-            queue=queues.INTAKE,
-            result_type=list[HospitalRef],
+            queue=IntakeRole.QUEUE,
             summary=summary,
         )
         self._hospitals = {h.code: h for h in register}
@@ -800,14 +793,13 @@ class ApplicationWorkflow:
             approved_on = workflow.now().astimezone(self._zone).date()
             validity = self._policy.benefit_validity
             self._benefit = await run_step(
-                "issue_benefit",
+                ReviewRole.issue_benefit,
                 BenefitRequest(
                     application_id=self._request.application_id,
                     approved_on=approved_on,
                     validity_days=None if validity is None else validity.days,
                 ),
-                queue=queues.REVIEW,
-                result_type=BenefitIssued,
+                queue=ReviewRole.QUEUE,
                 summary="issue benefit certificate",
             )
             await self._set_status(
@@ -866,7 +858,7 @@ class ApplicationWorkflow:
 
     async def _answer(self, offer: _Offer, *, deadline: datetime | None = None) -> StrikeOutcome:
         outcome: StrikeOutcome = await run_step(
-            "answer_offer",
+            AssignmentRole.answer_offer,
             OfferAnswer(
                 offer_id=offer.made.offer_id,
                 status=offer.status,
@@ -877,8 +869,7 @@ class ApplicationWorkflow:
                 deadline=deadline,
                 outage_grace=self._policy.outage_grace,
             ),
-            queue=queues.ASSIGNMENT,
-            result_type=StrikeOutcome,
+            queue=AssignmentRole.QUEUE,
             summary=f"offer {offer.made.seq} {offer.status} by {offer.made.expert_code}",
         )
         if outcome.status is not None and outcome.status != offer.status:
@@ -934,7 +925,7 @@ class ApplicationWorkflow:
     async def _review_record(self, offer: _Offer, decision: ReviewDecision, opinion: str) -> None:
         offer.reviews += 1
         await run_step(
-            "record_review",
+            ReviewRole.record_review,
             ReviewRecord(
                 application_id=self._request.application_id,
                 offer_id=offer.made.offer_id,
@@ -945,7 +936,7 @@ class ApplicationWorkflow:
                 opinion=opinion,
                 decided_at=workflow.now(),
             ),
-            queue=queues.REVIEW,
+            queue=ReviewRole.QUEUE,
             summary=f"{offer.stage}: {decision} by {offer.made.expert_code}",
         )
 
@@ -964,7 +955,7 @@ class ApplicationWorkflow:
         self._status_seq += 1
         self._publish()
         await run_step(
-            "change_status",
+            ReviewRole.change_status,
             StatusChange(
                 application_id=self._request.application_id,
                 status=status,
@@ -977,7 +968,7 @@ class ApplicationWorkflow:
                 closed=closed,
                 detail=detail or {},
             ),
-            queue=queues.REVIEW,
+            queue=ReviewRole.QUEUE,
             summary=f"status {status}, stage {stage}",
         )
 

@@ -34,8 +34,6 @@ with workflow.unsafe.imports_passed_through():
     from models import text
     from models.domain import FilingStatus
     from models.filing import (
-        CHECK_FILING,
-        RECORD_FILING_STATUS,
         FilingCheck,
         FilingCheckRequest,
         FilingInput,
@@ -43,7 +41,8 @@ with workflow.unsafe.imports_passed_through():
         FilingStatusChange,
     )
     from models.notifications import SmsRequest, SmsTemplate, filing_closed_sms, reason_param
-    from workers import queues
+    from models.roles.intake import FilingIntakeRole
+    from models.roles.review import FilingReviewRole
     from workflows.sms import Deliveries
     from workflows.steps import cause, run_step
 
@@ -97,14 +96,13 @@ class OutOfAreaFilingWorkflow:
     async def _process(self) -> None:
         request = self._request
         check = await run_step(
-            CHECK_FILING,
+            FilingIntakeRole.check_filing,
             FilingCheckRequest(
                 filing_id=request.filing_id,
                 rules=request.rules,
                 submitted_on=request.submitted_at.astimezone(self._zone).date(),
             ),
-            queue=queues.INTAKE,
-            result_type=FilingCheck,
+            queue=FilingIntakeRole.QUEUE,
             summary="filing checks: register, dates, uploads",
         )
         self._check = check
@@ -181,7 +179,7 @@ class OutOfAreaFilingWorkflow:
     ) -> None:
         self._seq += 1
         await run_step(
-            RECORD_FILING_STATUS,
+            FilingReviewRole.record_filing_status,
             FilingStatusChange(
                 filing_id=self._request.filing_id,
                 status=status,
@@ -194,7 +192,7 @@ class OutOfAreaFilingWorkflow:
                 valid_to=valid_to,
                 closed=closed,
             ),
-            queue=queues.REVIEW,
+            queue=FilingReviewRole.QUEUE,
             summary=f"filing status {status}",
         )
         self._status = status

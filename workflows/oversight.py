@@ -23,7 +23,7 @@ with workflow.unsafe.imports_passed_through():
         ExpertMonthRecorded,
         ExpertMonthRequest,
     )
-    from workers import queues
+    from models.roles.review import OversightRole
     from workflows.sms import Deliveries
     from workflows.steps import run_step
 
@@ -47,10 +47,9 @@ class ExpertMonthReport:
         request = request.model_copy(update={"month": month})
         workflow.set_current_details(f"counting {request.region} {month}")
         recorded: ExpertMonthRecorded = await run_step(
-            "record_expert_month",
+            OversightRole.record_expert_month,
             request,
-            queue=queues.REVIEW,
-            result_type=ExpertMonthRecorded,
+            queue=OversightRole.QUEUE,
             summary=f"expert statistic {month}",
         )
         told = [h for h in recorded.hospitals if h.notice_mobile]
@@ -93,10 +92,9 @@ class AuditSampleWorkflow:
         request = request.model_copy(update={"period": period})
         workflow.set_current_details(f"drawing the {request.region} audit sample of {period}")
         drawn: AuditSampleDrawn = await run_step(
-            "draw_audit_sample",
+            OversightRole.draw_audit_sample,
             request,
-            queue=queues.REVIEW,
-            result_type=AuditSampleDrawn,
+            queue=OversightRole.QUEUE,
             summary=f"audit sample {period}",
         )
         again = "" if drawn.created else " (drawn before; unchanged)"

@@ -37,7 +37,8 @@ from temporalio.exceptions import (
 
 with workflow.unsafe.imports_passed_through():
     from models.notifications import SmsRequest, SmsResult
-    from workers import queues
+    from models.roles.notification import NotificationRole
+    from models.roles.orchestration import QUEUE as APPLICATIONS
     from workflows.steps import cause
 
 WORKFLOW_TYPE = "SmsDelivery"
@@ -87,11 +88,10 @@ class SmsDelivery:
         """
         workflow.set_current_details(f"sending **{request.template.value}** ({request.dedup_key})")
         try:
-            result = await workflow.execute_activity(
-                "send_sms",
+            result = await workflow.execute_activity_method(
+                NotificationRole.send_sms,
                 request,
-                result_type=SmsResult,
-                task_queue=queues.NOTIFICATION,
+                task_queue=NotificationRole.QUEUE,
                 start_to_close_timeout=SEND_TIMEOUT,
                 retry_policy=SEND_RETRY,
                 summary=summary(request),
@@ -120,11 +120,10 @@ async def send_beside(request: SmsRequest) -> Awaitable[SmsResult] | None:
     started (a replayed, reset or continued-as-new run calling again).
     """
     if workflow.patched(AS_ACTIVITY):
-        return workflow.start_activity(
-            "send_sms",
+        return workflow.start_activity_method(
+            NotificationRole.send_sms,
             request,
-            result_type=SmsResult,
-            task_queue=queues.NOTIFICATION,
+            task_queue=NotificationRole.QUEUE,
             start_to_close_timeout=SEND_TIMEOUT,
             retry_policy=SEND_RETRY,
             summary=summary(request),
@@ -134,7 +133,7 @@ async def send_beside(request: SmsRequest) -> Awaitable[SmsResult] | None:
             SmsDelivery.run,
             request,
             id=workflow_id(request.dedup_key),
-            task_queue=queues.APPLICATIONS,
+            task_queue=APPLICATIONS,
             parent_close_policy=workflow.ParentClosePolicy.ABANDON,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             static_summary=summary(request),

@@ -7,8 +7,9 @@ missing record, an invalid number) stop the retries and reach the workflow.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -17,20 +18,24 @@ DB_ACTIVITY = timedelta(seconds=30)
 RETRY = RetryPolicy(maximum_interval=timedelta(minutes=5))
 
 
+Arg = TypeVar("Arg")
+Result = TypeVar("Result")
+
+
 async def run_step(
-    activity: str,
-    arg: object,
+    activity: Callable[[Any, Arg], Awaitable[Result]],
+    arg: Arg,
     *,
     queue: str,
     summary: str,
-    result_type: type[Any] | None = None,
-) -> Any:
-    """Run a database activity: short timeout, retried with backoff until the database is back."""
-    return await workflow.execute_activity(
+) -> Result:
+    """Run a database activity of a role's contract (:mod:`models.roles`), e.g.
+    ``run_step(ReviewRole.change_status, change, queue=ReviewRole.QUEUE, …)``: short timeout,
+    retried with backoff until the database is back; argument and result type-checked."""
+    return await workflow.execute_activity_method(
         activity,
         arg,
         task_queue=queue,
-        result_type=result_type,
         start_to_close_timeout=DB_ACTIVITY,
         retry_policy=RETRY,
         summary=summary,

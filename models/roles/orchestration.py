@@ -1,0 +1,5 @@
+"""The orchestration role: every workflow, no activities, no I/O."""
+
+from __future__ import annotations
+
+QUEUE = "applications"
