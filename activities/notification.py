@@ -22,11 +22,12 @@ from activities import metrics
 from chronic.db import Database
 from chronic.sms.gateway import SmsGateway, SmsSendError
 from chronic.sms.phone import InvalidPhoneNumber, scrub, to_e164
-from chronic.sms.templates import missing_params, render
+from chronic.sms.sealed import seal
+from chronic.sms.templates import missing_params, render_masked, spec
 from models.domain import SmsStatus
 from models.notifications import SmsRequest, SmsResult
 from models.roles.notification import NotificationRole
-from models.tables import Application, FilingRecord, Hospital, SmsOutbox
+from models.tables import Application, FilingRecord, Hospital, InsuredPerson, SmsOutbox
 
 # Failure types a workflow's retry policy or error handling can match on.
 RECIPIENT_MISSING = "SmsRecipientMissing"
@@ -99,11 +100,16 @@ class NotificationActivities(NotificationRole):
         """What the outbox row keeps: the values, the rendered text and the hospital addressed.
 
         ``chronic sms resend`` rebuilds the request from them (without ``application_id``,
-        ``hospital_code`` and ``text``, which are added here).
+        ``hospital_code`` and ``text``, which are added here). A secret value (a sign-in code)
+        is kept sealed, and the text shows it masked.
         """
-        stored = {**values, "text": render(request.template, values)}
+        secret = spec(request.template).secret
+        stored = {k: seal(v) if k in secret else v for k, v in values.items()}
+        stored["text"] = render_masked(request.template, values)
         if request.hospital_code is not None:
             stored["hospital_code"] = request.hospital_code
+        if request.person_id is not None:
+            stored["person_id"] = str(request.person_id)
         return stored
 
     async def _recipient(self, request: SmsRequest) -> str:
@@ -122,6 +128,11 @@ class NotificationActivities(NotificationRole):
                 who, passed = f"filing {request.filing_id}", "filing ID"
                 raw = await session.scalar(
                     select(FilingRecord.mobile).where(FilingRecord.id == request.filing_id)
+                )
+            elif request.person_id is not None:
+                who, passed = f"insured person #{request.person_id}", "person id"
+                raw = await session.scalar(
+                    select(InsuredPerson.mobile).where(InsuredPerson.id == request.person_id)
                 )
             elif request.application_id is not None:
                 who, passed = f"application {request.application_id}", "application ID"

@@ -46,9 +46,23 @@ async def record_action(
 ) -> str:
     """One audit event of the operator running this command, in the caller's transaction
     (the one that makes the change, where there is one); returns the operator."""
+    actor = operator()
+    await record_as(session, actor, action, application_id, filing_id=filing_id, **detail)
+    return actor
+
+
+async def record_as(
+    session: AsyncSession,
+    actor: str,
+    action: str,
+    application_id: str | None,
+    *,
+    filing_id: str | None = None,
+    **detail: Any,
+) -> None:
+    """One audit event of ``actor`` (e.g. a person signed in to the hall: ``hall:zhou``)."""
     from activities import audit
 
-    actor = operator()
     await audit.record(
         session,
         step_key=f"{action}:{uuid.uuid4().hex}",
@@ -59,4 +73,3 @@ async def record_action(
         at=datetime.now(UTC),
         **detail,
     )
-    return actor

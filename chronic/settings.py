@@ -114,6 +114,17 @@ class Settings(BaseSettings):
         "once and shared, the sandbox still isolating everything else. The test suite runs "
         "strict, so a non-deterministic call in workflow code fails there.",
     )
+    hall_port: int = Field(
+        default=8090, description="Port of the online service hall (`chronic hall`)."
+    )
+    hall_host: str = Field(
+        default="127.0.0.1", description="Interface the online service hall listens on."
+    )
+    hall_secret: SecretStr | None = Field(
+        default=None,
+        description="Key of the hall's CSRF tokens and of the keyed hashes of sign-in codes "
+        "and rate-limit counts. Unset: a key generated into the state folder on first use.",
+    )
     operator: str | None = Field(
         default=None,
         description="Who runs operator commands (admin, sms resend) for the audit trail; "

@@ -23,6 +23,7 @@ class SmsAudience(StrEnum):
     APPLICANT = "applicant"  # the contact mobile of an application
     HOSPITAL = "hospital"  # the insurance desk of a hospital (hospital.notice_mobile)
     FILING = "filing"  # the mobile given on an out-of-area filing (filing.mobile)
+    PERSON = "person"  # the mobile on the insurance register (insured_person.mobile)
 
 
 class SmsTemplate(StrEnum):
@@ -51,6 +52,9 @@ class SmsTemplate(StrEnum):
     BENEFIT_RESUMED = "benefit_resumed"  # on: discharged
     BENEFIT_ENDING = "benefit_ending"  # valid_to: the reminder before the end
     BENEFIT_ENDED = "benefit_ended"  # valid_to: the validity ran out
+    # To the register's mobile: code, minutes (the hall's one-time sign-in code; the code is
+    # a secret param: never logged, sealed in the outbox).
+    SIGN_IN_CODE = "sign_in_code"
 
     @property
     def audience(self) -> SmsAudience:
@@ -63,6 +67,8 @@ class SmsTemplate(StrEnum):
             SmsTemplate.FILING_CLOSED,
         ):
             return SmsAudience.FILING
+        if self is SmsTemplate.SIGN_IN_CODE:
+            return SmsAudience.PERSON
         return SmsAudience.APPLICANT
 
 
@@ -73,8 +79,9 @@ class _Message(BaseModel):
 class SmsRequest(_Message):
     """Argument of the ``send_sms`` activity.
 
-    Exactly one of ``application_id`` (applicant templates), ``filing_id`` (filing templates)
-    and ``hospital_code`` (hospital templates) says who receives the message.
+    Exactly one of ``application_id`` (applicant templates), ``filing_id`` (filing templates),
+    ``hospital_code`` (hospital templates) and ``person_id`` (the register's mobile: sign-in
+    codes) says who receives the message.
     """
 
     dedup_key: str = Field(
@@ -87,6 +94,9 @@ class SmsRequest(_Message):
     application_id: str | None = Field(default=None, max_length=32)
     hospital_code: str | None = Field(default=None, max_length=16)
     filing_id: str | None = Field(default=None, max_length=32)
+    person_id: int | None = Field(
+        default=None, description="The insured person's row id (never the ID number)."
+    )
     params: dict[str, str] = Field(
         default_factory=dict,
         description="Template values. Non-personal only: no names, ID numbers or mobiles.",
@@ -98,13 +108,15 @@ class SmsRequest(_Message):
             SmsAudience.APPLICANT: self.application_id,
             SmsAudience.HOSPITAL: self.hospital_code,
             SmsAudience.FILING: self.filing_id,
+            SmsAudience.PERSON: self.person_id,
         }
         named = [audience for audience, value in recipients.items() if value is not None]
         if len(named) != 1:
             raise ValueError(
                 "an SmsRequest names exactly one recipient: set application_id for a message "
-                "to the applicant, filing_id for one about an out-of-area filing or "
-                "hospital_code for one to a hospital"
+                "to the applicant, filing_id for one about an out-of-area filing, "
+                "hospital_code for one to a hospital or person_id for one to the register's "
+                "mobile"
             )
         audience = self.template.audience
         if named[0] is not audience:
@@ -128,6 +140,7 @@ _RECIPIENT_FIELDS = {
     SmsAudience.APPLICANT: ("application_id", "the applicant"),
     SmsAudience.HOSPITAL: ("hospital_code", "a hospital's insurance desk"),
     SmsAudience.FILING: ("filing_id", "the person who filed an out-of-area filing"),
+    SmsAudience.PERSON: ("person_id", "the mobile on the insurance register"),
 }
 
 REASON_MAX = 60

@@ -501,6 +501,66 @@ class FilingUpload(SQLModel, table=True):
     sha256: str = Field(max_length=64)
 
 
+class HallUser(SQLModel, table=True):
+    """An account of the online service hall (staff; applicants sign in with an SMS code).
+
+    An expert's account is bound to their staff code; the password is an argon2 hash.
+    """
+
+    __tablename__ = "hall_user"
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=32, unique=True)
+    role: str = Field(max_length=16, description="expert, hospital, clerk or operator.")
+    expert_code: str | None = Field(
+        default=None, foreign_key="expert.code", max_length=16, unique=True
+    )
+    hospital_code: str | None = Field(default=None, foreign_key="hospital.code", max_length=16)
+    password_hash: str = Field(max_length=200)
+    disabled: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    created_at: datetime = _timestamp()
+    password_changed_at: datetime = _timestamp()
+
+
+class HallSession(SQLModel, table=True):
+    """A signed-in browser: the cookie holds a random token, the row only its SHA-256."""
+
+    __tablename__ = "hall_session"
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    person_id: int | None = Field(default=None, foreign_key="insured_person.id", index=True)
+    user_id: int | None = Field(default=None, foreign_key="hall_user.id", index=True)
+    created_at: datetime = _timestamp()
+    expires_at: datetime = _timestamp(index=True)
+
+
+class SignInCode(SQLModel, table=True):
+    """A one-time sign-in code sent by SMS; only its keyed hash is kept."""
+
+    __tablename__ = "sign_in_code"
+
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int = Field(foreign_key="insured_person.id", index=True)
+    code_hash: str = Field(max_length=64)
+    created_at: datetime = _timestamp()
+    expires_at: datetime = _timestamp()
+    attempts: int = Field(default=0, ge=0)
+    used_at: datetime | None = _timestamp(nullable=True)
+
+
+class HallThrottle(SQLModel, table=True):
+    """One counted request (a code asked for, a wrong code or password), by a keyed hash of
+    the ID number, username or address it came from, for the hall's rate limits."""
+
+    __tablename__ = "hall_throttle"
+    __table_args__ = (sa.Index("ix_hall_throttle_kind_key_at", "kind", "key", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=32)
+    key: str = Field(max_length=64)
+    at: datetime = _timestamp()
+
+
 __all__ = [
     "Application",
     "AuditEvent",
@@ -509,6 +569,9 @@ __all__ = [
     "Expert",
     "FilingRecord",
     "FilingUpload",
+    "HallSession",
+    "HallThrottle",
+    "HallUser",
     "Hospital",
     "InsuredPerson",
     "Material",
@@ -517,5 +580,6 @@ __all__ = [
     "Pharmacy",
     "Review",
     "SettlementMonth",
+    "SignInCode",
     "SmsOutbox",
 ]

@@ -38,7 +38,7 @@ from models.domain import (
     ReviewStage,
 )
 from models.messages import OfferView, Progress
-from models.tables import Application, Hospital, InsuredPerson, Offer
+from models.tables import Application, AuditEvent, Hospital, InsuredPerson, Offer
 from tests import support
 from tests.fixtures.temporal import running_workers
 
@@ -253,6 +253,13 @@ async def test_submit_review_by_two_experts_through_the_cli_ends_approved(desk: 
 
         accepted = await desk.cli("expert", "accept", app_id, "--expert", offer.expert)
         assert accepted.exit_code == 0, accepted.output
+        # The operator who acted for the expert at the desk is in the audit trail as such.
+        async with desk.db.session() as session:
+            [on_behalf] = (
+                await session.exec(select(AuditEvent).where(AuditEvent.action == "cli_accept"))
+            ).all()
+        assert on_behalf.actor.startswith("operator:") and on_behalf.application_id == app_id
+        assert on_behalf.detail == {"expert": offer.expert, "on_behalf": True}
         assert accepted.stdout.startswith(f"accepted {app_id} (initial_review); decide by 20")
         shown = await desk.cli("status", app_id)
         assert f"#1 initial_review to {offer.expert}" in shown.stdout

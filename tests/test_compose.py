@@ -51,6 +51,7 @@ from chronic.settings import Settings
 from chronic.sms.templates import TEMPLATES
 from chronic.temporal_client import connect_options
 from models import search_attributes
+from tests.fixtures import free_port
 from workers import ROLES
 from workers.runner import metrics_port, role_module
 
@@ -69,6 +70,7 @@ SECRETS = {
     "CHRONIC_CODEC_TOKEN": secrets.token_hex(16),
     "CHRONIC_APPLICANT_KEY_SECRET": secrets.token_hex(16),
     "CHRONIC_DRAW_SECRET": secrets.token_hex(16),
+    "CHRONIC_HALL_SECRET": secrets.token_hex(16),
 }
 """Test values of the secrets the file requires (and nothing else: defaults stay defaults)."""
 SECRETS_URL = f"postgresql+asyncpg://chronic:{SECRETS['APP_DB_PASSWORD']}@app-postgres/chronic"
@@ -77,6 +79,7 @@ TEMPORAL = "temporal"
 APP_POSTGRES = "app-postgres"
 CODEC_SERVER = "codec-server"
 UI = "temporal-ui"
+HALL = "hall"
 
 
 # --- Compose's variable interpolation --------------------------------------------------------
@@ -211,14 +214,15 @@ def runs_reconciler(role: str) -> bool:
 
 
 def temporal_clients(services: Mapping[str, dict[str, Any]]) -> list[str]:
-    """The chronic processes that connect to Temporal: the workers and the operators' CLI."""
-    return [*workers(services), "cli"]
+    """The chronic processes that connect to Temporal: the workers, the hall and the CLI."""
+    return [*workers(services), HALL, "cli"]
 
 
 def database_users(services: Mapping[str, dict[str, Any]]) -> list[str]:
     return [
         "migrate",
         "cli",
+        HALL,
         *(name for name, role in workers(services).items() if uses_database(role)),
     ]
 
@@ -442,8 +446,9 @@ def test_the_business_postgres_takes_every_pool_at_once(
         for name, role in workers(services).items()
         if uses_database(role)
     )
-    # The workers' pools full, migrate and two operators' CLIs, Postgres' reserved slots.
-    assert (replicas + 3) * per_process + 3 <= limit
+    # The workers' and the hall's pools full, migrate and two operators' CLIs, Postgres'
+    # reserved slots.
+    assert (replicas + 4) * per_process + 3 <= limit
 
 
 def test_every_process_shares_one_key_ring(
@@ -519,7 +524,7 @@ def test_the_ui_reaches_the_codec_server_and_is_its_allowed_origin(
 
 def test_every_long_running_service_has_a_healthcheck(services: dict[str, dict[str, Any]]) -> None:
     long_running = [name for name, s in services.items() if not is_job(s)]
-    assert {TEMPORAL, UI, APP_POSTGRES, "temporal-postgres", CODEC_SERVER, *ROLES} == set(
+    assert {TEMPORAL, UI, APP_POSTGRES, "temporal-postgres", CODEC_SERVER, HALL, *ROLES} == set(
         long_running
     )
     for name in long_running:
@@ -688,6 +693,41 @@ async def test_the_codec_probe_is_healthy_against_the_real_codec_server(
             async with asyncio.timeout(30):
                 returncode, _, _ = await _run(_probe_argv(test, f"{url}/encode"), env)
             assert (returncode == 0) is healthy, sent
+
+
+async def test_the_hall_probe_is_healthy_against_the_hall_and_its_secret_reaches_it(
+    services: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import uvicorn
+
+    from chronic.db import Database as HallDatabase
+    from chronic.hall.app import create_app
+
+    hall = services[HALL]
+    test = hall["healthcheck"]["test"]
+    assert urlsplit(test[-1]).port == int(hall["command"][hall["command"].index("--port") + 1])
+    settings = settings_of(monkeypatch, hall)
+    assert settings.hall_secret is not None
+    assert settings.hall_secret.get_secret_value() == SECRETS["CHRONIC_HALL_SECRET"]
+    assert "--proxy-headers" in hall["command"]
+    # The sign-in page needs neither the database nor Temporal: the probe sees the process.
+    app = create_app(Settings(state_dir=tmp_path), db=HallDatabase(SECRETS_URL))
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    serving = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            assert not serving.done()
+            await asyncio.sleep(0.05)
+        async with asyncio.timeout(30):
+            returncode, _, _ = await _run(_probe_argv(test, f"http://127.0.0.1:{port}/login"), {})
+        assert returncode == 0
+    finally:
+        server.should_exit = True
+        await serving
+    async with asyncio.timeout(30):
+        returncode, _, _ = await _run(_probe_argv(test, f"http://127.0.0.1:{port}/login"), {})
+    assert returncode != 0, "nothing listening: unhealthy"
 
 
 def test_the_namespace_job_registers_the_products_search_attributes(

@@ -14,6 +14,7 @@ import os
 import re
 import signal
 import socket
+import urllib.request
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -287,6 +288,11 @@ async def test_the_log_through_a_pipe_has_one_line_per_record_and_no_colour(
     assert "\x1b[" not in text
     [ready] = [line for line in text.splitlines() if line.startswith("ready: ")]
     assert len(ready) > 80 and ready.endswith("stops everything"), ready
+    # The hall is one of the supervised parts, its address in the ready line.
+    hall = f"http://127.0.0.1:{stack.env['CHRONIC_HALL_PORT']}"
+    assert f"hall {hall}, " in ready, ready
+    with urllib.request.urlopen(f"{hall}/login", timeout=10) as page:  # noqa: ASYNC210
+        assert page.status == 200 and "门诊慢特病网上服务大厅" in page.read().decode()
     long_child_lines = [line for line in text.splitlines() if " | " in line and len(line) > 100]
     assert long_child_lines, text  # e.g. the workers' "polling task queue" lines
 

@@ -19,6 +19,7 @@ from chronic.cli import (
     dev,
     expert,
     filing,
+    hall,
     office,
     policy,
     report,
@@ -26,6 +27,7 @@ from chronic.cli import (
     schema,
     seed,
     sms,
+    user,
     worker,
 )
 
@@ -52,6 +54,9 @@ app.add_typer(sms.app, name="sms")
 app.command(name="demo")(demo.demo)
 app.command(name="bench")(bench.bench)
 app.command(name="codec-server")(codec.codec_server)
+app.command(name="hall")(hall.hall)
+app.command(name="hall-load")(hall.hall_load)
+app.add_typer(user.app, name="user")
 
 
 def main() -> None:

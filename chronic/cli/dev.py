@@ -78,7 +78,7 @@ async def _up(demo: bool) -> int:
         # listens on loopback only, like the codec server.
         ui_codec_endpoint=f"{codec_url}/{codec_token(settings)}",
     )
-    ports = [temporal.port, temporal.ui_port, settings.codec_server_port]
+    ports = [temporal.port, temporal.ui_port, settings.codec_server_port, settings.hall_port]
     if settings.uses_embedded_postgres:
         ports.insert(0, postgres.port)
     busy = [p for p in ports if _port_in_use(p)]
@@ -87,7 +87,7 @@ async def _up(demo: bool) -> int:
             f"[red]Port(s) {', '.join(map(str, busy))} already in use.[/] Stop what uses them "
             "(`chronic dev down` if it is an earlier stack) or choose other ports with "
             "CHRONIC_POSTGRES_PORT / CHRONIC_TEMPORAL_DEFAULT_ADDRESS / CHRONIC_TEMPORAL_UI_PORT / "
-            "CHRONIC_CODEC_SERVER_PORT."
+            "CHRONIC_CODEC_SERVER_PORT / CHRONIC_HALL_PORT."
         )
         return 2
     stop = asyncio.Event()
@@ -142,6 +142,15 @@ async def _up(demo: bool) -> int:
                 env=worker_env,
             )
         )
+        hall_url = f"http://{settings.hall_host}:{settings.hall_port}"
+        await supervisor.start(
+            ChildSpec(
+                "hall",
+                [*chronic, "hall", "--port", str(settings.hall_port)],
+                stage=2,
+                env=worker_env,
+            )
+        )
         for role in ROLES:
             await supervisor.start(
                 ChildSpec(
@@ -154,12 +163,14 @@ async def _up(demo: bool) -> int:
             )
         await _wait_for_pollers(temporal.address, supervisor, within_seconds=60)
         await _wait_port(settings.codec_server_port, 30)
+        await _wait_port(settings.hall_port, 30)
         # Through the codec, as every client of the product: schedule inputs are payloads too.
         client = await Client.connect(temporal.address, data_converter=data_converter(settings))
         ensured = await schedules.ensure(client, settings.policy(settings.region))
         console.print(f"[green]schedules[/] {', '.join(e.schedule_id for e in ensured)}")
         console.print(
             f"[bold green]ready[/]: Temporal {temporal.address}, UI {temporal.ui_url}, "
+            f"hall {hall_url}, "
             f"{len(ROLES)} workers polling; Ctrl-C or `chronic dev down` stops everything"
         )
         if demo:
@@ -244,6 +255,7 @@ _ROLE_STYLES = {
     "review": "green",
     "notification": "blue",
     "codec-server": "red",
+    "hall": "bright_cyan",
 }
 
 

@@ -22,6 +22,7 @@ from chronic.cli.output import (
     console,
     database,
     disease_label,
+    errors,
     local,
     next_line,
     office_region,
@@ -121,11 +122,13 @@ def accept(application: ApplicationArg, expert: ExpertOption) -> None:
 
     async def main() -> OfferView:
         action = AcceptOffer(expert=_code(expert))
-        return await send_update(
+        offer = await send_update(
             await temporal(),
             application,
             lambda h: h.execute_update(ApplicationWorkflow.accept, action),
         )
+        await _on_behalf("cli_accept", application, expert)
+        return offer
 
     offer = run(main)
     # The zone is the application's; the view carries no region, so use the default office's.
@@ -148,11 +151,13 @@ def decline(
 
     async def main() -> OfferView:
         action = DeclineOffer(expert=_code(expert), reason=reason)
-        return await send_update(
+        offer = await send_update(
             await temporal(),
             application,
             lambda h: h.execute_update(ApplicationWorkflow.decline, action),
         )
+        await _on_behalf("cli_decline", application, expert)
+        return offer
 
     offer = run(main)
     console.print(
@@ -180,6 +185,7 @@ def decide(
         decision = await send_update(
             client, application, lambda h: h.execute_update(ApplicationWorkflow.decide, action)
         )
+        await _on_behalf("cli_approve" if approve else "cli_reject", application, expert)
         return decision, await settled_progress(client, application, _waits_for(expert))
 
     decision, progress = run(main)
@@ -207,11 +213,25 @@ def request_materials(
             application,
             lambda h: h.execute_update(ApplicationWorkflow.request_materials, action),
         )
+        await _on_behalf("cli_request_materials", application, expert)
         return offer, await settled_progress(client, application, _waits_for(expert))
 
     offer, progress = run(main)
     console.print(f"[bold]materials requested[/] for {application} ({offer.stage}): {escape(note)}")
     console.print(next_line(progress, application))
+
+
+async def _on_behalf(action: str, application_id: str, expert: str) -> None:
+    """The audit event of the operator who acted for ``expert`` at the desk (an expert's own
+    actions in the hall are recorded as ``hall:<username>``). The action is in the process
+    already; a database that does not answer is said, not made a failure of the command."""
+    from chronic.actor import record_action
+
+    try:
+        async with database() as db, db.session() as session:
+            await record_action(session, action, application_id, expert=expert, on_behalf=True)
+    except CommandFailed as error:
+        errors.print(f"recorded in the process, but not in the audit trail: {error}", markup=False)
 
 
 def _waits_for(expert: str) -> Callable[[Progress], bool]:
@@ -275,8 +295,21 @@ def enroll(
     reason: Annotated[
         str, typer.Option("--reason", "-r", help="Why (audit trail).")
     ] = "enrolled in the expert pool",
+    account: Annotated[
+        bool,
+        typer.Option(
+            "--account",
+            help="Also open the expert's hall account (username = CODE); the password is "
+            "prompted twice.",
+        ),
+    ] = False,
 ) -> None:
     """Add a new expert to the pool (active, no strikes)."""
+    password: str | None = None
+    if account:
+        from chronic.cli.user import prompt_password
+
+        password = prompt_password()
 
     async def main() -> str:
         from chronic.actor import record_action
@@ -338,10 +371,23 @@ def enroll(
                 hospital=hospital,
                 categories=wanted,
             )
+            if password is not None:
+                from chronic.hall.accounts import AccountError, Role, add_user
+
+                await session.flush()
+                try:
+                    await add_user(session, new_code, Role.EXPERT, password, expert_code=new_code)
+                except AccountError as error:
+                    raise CommandFailed(f"{new_code} not enrolled: {error}") from None
+                await record_action(
+                    session, "hall_user_added", None, username=new_code, role="expert"
+                )
         return await _signal_waiting()
 
     signalled = run(main)
     console.print(f"[bold green]enrolled[/] {code} at {hospital} for {categories}")
+    if account:
+        console.print(f"  hall account {code} opened (sign in with the password just set)")
     console.print(f"  {signalled}")
 
 

@@ -133,6 +133,9 @@ def _addressee(row: SmsOutbox) -> str:
         return str(row.application_id)
     if row.filing_id:
         return str(row.filing_id)
+    person = (row.params or {}).get("person_id")
+    if person:
+        return f"person #{person}"
     hospital = (row.params or {}).get("hospital_code")
     return f"hospital {hospital}" if hospital else "hospital"
 
@@ -140,6 +143,38 @@ def _addressee(row: SmsOutbox) -> str:
 def _status(status: str) -> str:
     style = {"sent": "green", "failed": "red", "pending": "yellow"}.get(str(status), "")
     return f"[{style}]{status}[/]" if style else str(status)
+
+
+# ---- sign-in codes (development) --------------------------------------------------------------
+
+
+@app.command()
+def code(
+    outbox_id: Annotated[int, typer.Argument(metavar="OUTBOX_ID", help="The sign-in SMS's row.")],
+) -> None:
+    """Show the hall's sign-in code of an outbox row — only on a stack whose SMS gateway is
+    `log` (development: no SMS leaves, so this is how the code reaches you). Audited."""
+
+    async def main() -> str:
+        from chronic.actor import record_action
+        from chronic.sms.sealed import unseal
+        from chronic.sms.settings import SmsSettings
+        from models.notifications import SmsTemplate
+        from models.tables import SmsOutbox
+
+        if SmsSettings().gateway != "log":
+            raise CommandFailed(
+                "sign-in codes are shown only on a development stack (CHRONIC_SMS_GATEWAY=log); "
+                "with a real gateway the code is on the person's phone"
+            )
+        async with database() as db, db.session() as session:
+            row = await session.get(SmsOutbox, outbox_id)
+            if row is None or row.template != SmsTemplate.SIGN_IN_CODE.value:
+                raise CommandFailed(f"outbox row {outbox_id} is not a sign-in code")
+            await record_action(session, "sms_code_shown", None, outbox=outbox_id)
+            return unseal(str(row.params["code"]))
+
+    console.print(run(main))
 
 
 # ---- resend -----------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ async def start_delivery(client: Client, request: SmsRequest) -> bool:
     return True
 
 
-ADDED_BY_ACTIVITY = ("application_id", "filing_id", "hospital_code", "text")
+ADDED_BY_ACTIVITY = ("application_id", "filing_id", "hospital_code", "person_id", "text")
 """Keys of an outbox row's params that ``send_sms`` adds; a rebuilt request leaves them out."""
 
 
@@ -56,6 +56,11 @@ def request_from_outbox(row: SmsOutbox, *, hospital_code: str | None = None) -> 
     """
     params = dict(row.params or {})
     template = SmsTemplate(row.template)
+    if template is SmsTemplate.SIGN_IN_CODE:
+        raise ValueError(
+            f"outbox row {row.id} is a one-time sign-in code: it is never sent again (it "
+            "expires within minutes); the person asks for a new code in the hall"
+        )
     if row.application_id is None and row.filing_id is None:
         hospital_code = params.get("hospital_code") or hospital_code
         if not hospital_code:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Protocol, runtime_checkable
 
 from chronic.sms.phone import mask_phone, scrub
-from chronic.sms.templates import render
+from chronic.sms.templates import render_masked
 from models.notifications import SmsTemplate
 
 logger = logging.getLogger("chronic.sms")
@@ -72,14 +72,15 @@ class SmsGateway(Protocol):
 class LogGateway:
     """The default gateway: writes the rendered text to the log instead of sending it.
 
-    The number is masked in the log line; the outbox row (written by the activity) keeps the
-    full number and the text, so a demo shows exactly which SMS would have gone out.
+    The number is masked in the log line, and so are secret params (a sign-in code); the
+    outbox row (written by the activity) keeps the full number and the text, so a demo shows
+    exactly which SMS would have gone out.
     """
 
     name = "log"
 
     async def send(self, phone_e164: str, template: SmsTemplate, params: Mapping[str, str]) -> str:
-        text = render(template, params)
+        text = render_masked(template, params)
         message_id = f"log-{uuid.uuid4().hex}"
         logger.info(
             "SMS %s to %s (not sent: log gateway): %s",

@@ -27,11 +27,14 @@ class TemplateSpec:
         code_setting: The :class:`chronic.sms.settings.SmsSettings` field holding the Aliyun
             template code (``SMS_…``) registered for this text; its environment variable is
             ``CHRONIC_SMS_`` + the field name in upper case.
+        secret: Params that are never logged nor kept in clear (a one-time code): the log
+            line and the outbox's text show them masked, the outbox keeps them sealed.
     """
 
     text: str
     params: tuple[str, ...]
     code_setting: str
+    secret: tuple[str, ...] = ()
 
     @property
     def env_var(self) -> str:
@@ -143,7 +146,17 @@ TEMPLATES: Mapping[SmsTemplate, TemplateSpec] = {
         params=("application_id", "valid_to"),
         code_setting="aliyun_template_benefit_ended",
     ),
+    SmsTemplate.SIGN_IN_CODE: TemplateSpec(
+        text="您正在登录门诊慢特病网上服务大厅，验证码${code}，${minutes}分钟内有效。"
+        "如非本人操作请忽略，切勿告诉他人。",
+        params=("code", "minutes"),
+        code_setting="aliyun_template_sign_in_code",
+        secret=("code",),
+    ),
 }
+
+MASK = "******"
+"""What a secret param reads as in a log line or the outbox's text."""
 
 
 def spec(template: SmsTemplate) -> TemplateSpec:
@@ -170,4 +183,19 @@ def render(template: SmsTemplate, values: Mapping[str, str]) -> str:
     return Template(spec(template).text).substitute(template_values(template, values))
 
 
-__all__ = ["TEMPLATES", "TemplateSpec", "missing_params", "render", "spec", "template_values"]
+def render_masked(template: SmsTemplate, values: Mapping[str, str]) -> str:
+    """The text of ``template`` with its secret params masked: what a log or a person reads."""
+    secret = spec(template).secret
+    return render(template, {k: MASK if k in secret else v for k, v in values.items()})
+
+
+__all__ = [
+    "MASK",
+    "TEMPLATES",
+    "TemplateSpec",
+    "missing_params",
+    "render",
+    "render_masked",
+    "spec",
+    "template_values",
+]

@@ -1,0 +1,256 @@
+"""The JSON API under ``/api``: the same sign-in, timelines and expert actions as the pages.
+
+Its OpenAPI document is at ``/api/openapi.json`` (the pages are left out of it), the
+interactive docs at ``/api/docs``. A browser session's cookie authenticates; every POST carries
+the CSRF token (``GET /api/csrf``) in the ``X-CSRF-Token`` header.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from fastapi import APIRouter, HTTPException, Request, Response
+from pydantic import BaseModel, Field
+
+from chronic.actor import record_as
+from chronic.cli.output import CommandFailed
+from chronic.hall import cases, security
+from chronic.hall.accounts import authenticate
+from chronic.hall.app import (
+    Applicant,
+    ApplicationId,
+    Csrf,
+    ExpertVisitor,
+    HallDep,
+    VisitorDep,
+    client_address,
+    csrf_token,
+    set_session_cookie,
+)
+from chronic.hall.sessions import close_session, open_session
+from chronic.hall.signin import WRONG_PASSWORD, SignInRefused
+
+router = APIRouter(prefix="/api", tags=["hall"])
+
+
+class Message(BaseModel):
+    message: str
+
+
+class CsrfToken(BaseModel):
+    csrf_token: str
+
+
+class CodeRequest(BaseModel):
+    id_number: str = Field(max_length=40, description="The applicant's resident ID number.")
+
+
+class CodeSignIn(BaseModel):
+    id_number: str = Field(max_length=40)
+    code: str = Field(max_length=12, description="The six digits of the SMS.")
+
+
+class PasswordSignIn(BaseModel):
+    username: str = Field(max_length=32)
+    password: str = Field(max_length=200)
+
+
+class Me(BaseModel):
+    role: str
+    username: str | None = None
+    expert_code: str | None = None
+
+
+class ApplicationSummary(BaseModel):
+    application_id: str
+    disease: str
+    status: str
+    submitted: str
+
+
+class TimelineStep(BaseModel):
+    label: str
+    state: Literal["done", "current", "failed", "waiting"]
+    when: str = ""
+    note: str = ""
+
+
+class TimelineView(BaseModel):
+    application_id: str
+    disease: str
+    status: str
+    steps: list[TimelineStep]
+    result: str
+    reasons: list[str]
+    benefit: str
+    live: bool
+
+
+class TaskView(BaseModel):
+    application_id: str
+    disease: str
+    stage: str
+    status: str
+    deadline: datetime | None
+    seconds_left: int
+    materials: list[str] = []
+
+
+class ActionText(BaseModel):
+    text: str = Field(
+        default="",
+        max_length=2000,
+        description="Reason (decline), opinion (approve, reject) or note (request-materials).",
+    )
+
+
+def _refused(error: SignInRefused) -> HTTPException:
+    return HTTPException(429 if "过多" in str(error) else 400, str(error))
+
+
+@router.get("/csrf")
+async def csrf(request: Request) -> CsrfToken:
+    """This browser's CSRF token (its CSRF cookie is set with the answer)."""
+    return CsrfToken(csrf_token=csrf_token(request))
+
+
+@router.post("/session/code", dependencies=[Csrf])
+async def request_code(body: CodeRequest, request: Request, hall: HallDep) -> Message:
+    """Send a one-time code to the mobile on the register (rate-limited)."""
+    try:
+        said = await hall.sign_in.request_code(
+            await hall.temporal(), body.id_number, client_address(request)
+        )
+    except SignInRefused as refused:
+        raise _refused(refused) from None
+    return Message(message=said)
+
+
+@router.post("/session", dependencies=[Csrf])
+async def sign_in_with_code(
+    body: CodeSignIn, request: Request, response: Response, hall: HallDep
+) -> Me:
+    """Sign in as an applicant with the code of the SMS."""
+    try:
+        person_id = await hall.sign_in.verify_code(
+            body.id_number, body.code, client_address(request)
+        )
+    except SignInRefused as refused:
+        raise _refused(refused) from None
+    token = await open_session(hall.db, person_id=person_id)
+    async with hall.db.session() as session:
+        await record_as(session, f"applicant:#{person_id}", "hall_sign_in", None, by="sms_code")
+    set_session_cookie(request, response, token)
+    return Me(role="applicant")
+
+
+@router.post("/session/staff", dependencies=[Csrf])
+async def sign_in_with_password(
+    body: PasswordSignIn, request: Request, response: Response, hall: HallDep
+) -> Me:
+    """Sign in as staff (an expert) with username and password (rate-limited)."""
+    address = client_address(request)
+    try:
+        await hall.sign_in.password_attempt(body.username, address)
+    except SignInRefused as refused:
+        raise _refused(refused) from None
+    async with hall.db.session() as session:
+        user = await authenticate(session, body.username, body.password)
+    if user is None or user.id is None:
+        raise HTTPException(400, WRONG_PASSWORD)
+    token = await open_session(hall.db, user_id=user.id)
+    async with hall.db.session() as session:
+        await record_as(session, f"hall:{user.username}", "hall_sign_in", None, by="password")
+    set_session_cookie(request, response, token)
+    return Me(role=user.role, username=user.username, expert_code=user.expert_code)
+
+
+@router.get("/me")
+async def me(who: VisitorDep) -> Me:
+    """Who is signed in."""
+    return Me(role=who.role, username=who.username, expert_code=who.expert_code)
+
+
+@router.post("/session/end", dependencies=[Csrf])
+async def sign_out(request: Request, response: Response, hall: HallDep, who: VisitorDep) -> Message:
+    await close_session(hall.db, request.cookies.get(security.SESSION_COOKIE))
+    response.delete_cookie(security.SESSION_COOKIE, path="/")
+    return Message(message="已退出登录")
+
+
+@router.get("/applications")
+async def applications(hall: HallDep, who: Applicant) -> list[ApplicationSummary]:
+    """The signed-in applicant's own applications, newest first."""
+    return [ApplicationSummary(**vars(s)) for s in await cases.my_applications(hall.db, who)]
+
+
+@router.get("/applications/{application_id}")
+async def application_timeline(
+    application_id: ApplicationId, hall: HallDep, who: Applicant
+) -> TimelineView:
+    """An application's timeline (only the applicant's own; 404 for any other)."""
+    try:
+        shown = await cases.timeline(hall.db, await hall.temporal_or_none(), who, application_id)
+    except cases.NotYours:
+        raise HTTPException(404, "没有找到该申请") from None
+    return TimelineView(
+        application_id=shown.application_id,
+        disease=shown.disease,
+        status=shown.status,
+        steps=[TimelineStep(**vars(s)) for s in shown.steps],
+        result=shown.result,
+        reasons=shown.reasons,
+        benefit=shown.benefit,
+        live=shown.live,
+    )
+
+
+def _task_view(task: cases.Task) -> TaskView:
+    return TaskView(
+        application_id=task.application_id,
+        disease=task.disease,
+        stage=task.stage,
+        status=task.status,
+        deadline=task.deadline,
+        seconds_left=task.seconds_left,
+        materials=task.materials,
+    )
+
+
+@router.get("/expert/tasks")
+async def expert_inbox(hall: HallDep, who: ExpertVisitor) -> list[TaskView]:
+    """The signed-in expert's inbox: offers to accept or decline, tasks to decide."""
+    return [_task_view(t) for t in await cases.inbox(await hall.temporal(), who)]
+
+
+@router.get("/expert/tasks/{application_id}")
+async def expert_task(application_id: ApplicationId, hall: HallDep, who: ExpertVisitor) -> TaskView:
+    """One task, while it is offered to or held by the signed-in expert (else 404)."""
+    try:
+        return _task_view(await cases.task(hall.db, await hall.temporal(), who, application_id))
+    except cases.NotYours:
+        raise HTTPException(404, "该评审任务未推送给您或已结束") from None
+
+
+@router.post("/expert/tasks/{application_id}/{action}", dependencies=[Csrf])
+async def expert_action(
+    application_id: ApplicationId,
+    action: Literal["accept", "decline", "approve", "reject", "request-materials"],
+    body: ActionText,
+    hall: HallDep,
+    who: ExpertVisitor,
+) -> Message:
+    """Accept, decline (reason), approve or reject (opinion), or ask for materials (note).
+
+    A refusal (409) carries the workflow validator's own words, as the CLI prints them.
+    """
+    try:
+        said = await cases.act(
+            hall.db, await hall.temporal(), who, application_id, action, body.text
+        )
+    except cases.NotYours:
+        raise HTTPException(404, "没有这项操作") from None
+    except CommandFailed as refused:
+        raise HTTPException(409, str(refused)) from None
+    return Message(message=said)

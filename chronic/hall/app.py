@@ -1,0 +1,273 @@
+"""The hall's app factory: settings, database, Temporal client, cookies, CSRF, templates.
+
+``create_app()`` is what ``chronic hall`` serves with uvicorn; tests build one on their own
+database and Temporal client. Every route takes the visitor from a dependency
+(:func:`visitor`): pages send a visitor without a session to the sign-in page (303), the API
+answers 401. Every state-changing request must carry the CSRF token bound to the browser's
+CSRF cookie (form field ``csrf_token`` or header ``X-CSRF-Token``), else 403.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path as FilePath
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, HTTPException, Path, Request, Response
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from chronic.db import Database
+from chronic.hall import security
+from chronic.hall.sessions import Visitor, visitor_of
+from chronic.hall.signin import SignIn
+from chronic.settings import Settings, get_settings
+
+logger = logging.getLogger("chronic.hall")
+HERE = FilePath(__file__).parent
+templates = Jinja2Templates(directory=HERE / "templates")
+
+
+class TemporalUnavailable(Exception):
+    """Temporal does not answer: the page or call says so (503) instead of failing."""
+
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+"""The pages load nothing but the hall's own files: no inline script, no other origin."""
+
+UNAVAILABLE = "办理系统暂时无法访问，请稍后再试。"
+
+
+@dataclass
+class Hall:
+    """What the routes share: settings, the database, Temporal (connected on first use)."""
+
+    settings: Settings
+    db: Database
+    key: bytes
+    connect: Callable[[], Awaitable[Client]]
+    client: Client | None = None
+
+    async def temporal(self) -> Client:
+        """The Temporal client (TemporalUnavailable when Temporal does not answer)."""
+        if self.client is None:
+            try:
+                self.client = await self.connect()
+            except RuntimeError as error:  # "Failed client connect: …"
+                raise TemporalUnavailable(str(error)) from None
+        return self.client
+
+    async def temporal_or_none(self) -> Client | None:
+        """The Temporal client, or None when it does not answer (pages that can do without)."""
+        try:
+            return await self.temporal()
+        except TemporalUnavailable:
+            return None
+
+    @property
+    def sign_in(self) -> SignIn:
+        return SignIn(self.db, self.key)
+
+
+def hall_of(request: Request) -> Hall:
+    hall: Hall = request.app.state.hall
+    return hall
+
+
+HallDep = Annotated[Hall, Depends(hall_of)]
+
+
+class NeedsSignIn(Exception):
+    """A page was asked for without a session: the handler redirects to the sign-in page."""
+
+
+async def visitor(request: Request, hall: HallDep) -> Visitor:
+    """The signed-in person; pages redirect, the API answers 401 without a session."""
+    found = await visitor_of(hall.db, request.cookies.get(security.SESSION_COOKIE))
+    if found is None:
+        if request.url.path.startswith("/api"):
+            raise HTTPException(401, "请先登录 (sign in first)")
+        raise NeedsSignIn
+    return found
+
+
+VisitorDep = Annotated[Visitor, Depends(visitor)]
+
+
+def require(*roles: str) -> Callable[[Visitor], Awaitable[Visitor]]:
+    async def check(who: VisitorDep) -> Visitor:
+        if who.role not in roles:
+            raise HTTPException(403, "无权访问此页面 (not for this account)")
+        return who
+
+    return check
+
+
+ApplicationId = Annotated[
+    str,
+    Path(
+        pattern=r"^[A-Z]{3}-\d{8}-[0-9A-Z]{6}$",
+        max_length=32,
+        description="The application ID, e.g. APP-20261123-7K3QF9.",
+    ),
+]
+"""An application ID in a path: anything else is refused before a query is made."""
+
+Applicant = Annotated[Visitor, Depends(require("applicant"))]
+ExpertVisitor = Annotated[Visitor, Depends(require("expert"))]
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+_NEW_CSRF = "chronic.hall.new_csrf"
+
+
+def csrf_cookie(request: Request) -> str:
+    """The browser's CSRF cookie, made on first sight (set on the response by middleware)."""
+    value = request.cookies.get(security.CSRF_COOKIE) or request.scope.get(_NEW_CSRF)
+    if not value:
+        value = security.new_token()
+        request.scope[_NEW_CSRF] = value
+    return str(value)
+
+
+def csrf_token(request: Request) -> str:
+    return security.csrf_token(hall_of(request).key, csrf_cookie(request))
+
+
+async def check_csrf(request: Request, hall: HallDep) -> None:
+    """403 unless the request carries the CSRF token of this browser."""
+    token = request.headers.get(security.CSRF_HEADER)
+    if token is None and request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        form = await request.form()
+        field = form.get(security.CSRF_FIELD)
+        token = field if isinstance(field, str) else None
+    if not security.csrf_valid(hall.key, request.cookies.get(security.CSRF_COOKIE), token):
+        raise HTTPException(403, "表单已失效，请刷新页面后重试 (CSRF token missing or wrong)")
+
+
+Csrf = Depends(check_csrf)
+
+
+def secure_cookies(request: Request) -> bool:
+    return request.url.scheme == "https"
+
+
+def set_session_cookie(request: Request, response: Response, token: str) -> None:
+    response.set_cookie(
+        security.SESSION_COOKIE,
+        token,
+        httponly=True,
+        samesite="lax",
+        secure=secure_cookies(request),
+        path="/",
+    )
+
+
+def create_app(
+    settings: Settings | None = None,
+    db: Database | None = None,
+    connect: Callable[[], Awaitable[Client]] | None = None,
+) -> FastAPI:
+    """The hall. Without arguments: the process's settings, database and Temporal."""
+    settings = settings or get_settings()
+    own_db = db is None
+    database = db or Database.from_settings()
+
+    async def default_connect() -> Client:
+        from chronic.temporal_client import connect as temporal_connect
+
+        return await temporal_connect()
+
+    hall = Hall(settings, database, security.hall_key(settings), connect or default_connect)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if own_db:
+            await database.dispose()
+
+    app = FastAPI(
+        title="chronic 网上服务大厅 API",
+        description="The online service hall's JSON API: applicants' applications and "
+        "timelines, experts' review tasks. Sign in first (session cookie); every POST needs "
+        "the X-CSRF-Token header (GET /api/csrf).",
+        version="1",
+        lifespan=lifespan,
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+    )
+    app.state.hall = hall
+
+    @app.exception_handler(NeedsSignIn)
+    async def to_sign_in(request: Request, error: NeedsSignIn) -> Response:
+        return RedirectResponse("/login", status_code=303)
+
+    @app.exception_handler(TemporalUnavailable)
+    @app.exception_handler(RPCError)
+    async def unavailable(request: Request, error: Exception) -> Response:
+        logger.warning("Temporal did not answer for %s: %s", request.url.path, error)
+        return await plain_error(request, HTTPException(503, UNAVAILABLE))
+
+    @app.exception_handler(RequestValidationError)
+    async def not_a_page(request: Request, error: RequestValidationError) -> Response:
+        if request.url.path.startswith("/api"):
+            return await request_validation_exception_handler(request, error)
+        return await plain_error(request, HTTPException(404, "没有找到该页面。"))
+
+    @app.exception_handler(HTTPException)
+    async def plain_error(request: Request, error: HTTPException) -> Response:
+        if request.url.path.startswith("/api"):
+            return JSONResponse({"detail": error.detail}, status_code=error.status_code)
+        return templates.TemplateResponse(
+            request,
+            "error.html",
+            {"message": error.detail, "csrf": csrf_token(request), "who": None},
+            status_code=error.status_code,
+        )
+
+    @app.middleware("http")
+    async def headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        new = request.scope.get(_NEW_CSRF)
+        if new and not request.cookies.get(security.CSRF_COOKIE):
+            response.set_cookie(
+                security.CSRF_COOKIE,
+                new,
+                httponly=True,
+                samesite="lax",
+                secure=secure_cookies(request),
+                path="/",
+            )
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("Cache-Control", "no-store")
+        if not request.url.path.startswith("/api/docs"):  # Swagger UI loads from its CDN
+            response.headers.setdefault("Content-Security-Policy", CSP)
+        return response
+
+    from chronic.hall import api, pages
+
+    app.include_router(pages.router)
+    app.include_router(api.router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    return app

@@ -1,0 +1,427 @@
+"""What a signed-in person may see and do: an applicant's own applications and their
+timeline; an expert's offered or held review tasks and the actions on them.
+
+An applicant's timeline is read from the workflow's ``progress`` query (the database row when
+the process does not answer) and never names an expert. An expert sees an application only
+while the workflow says it is offered to or held by them, and never the applicant's name, ID
+number or mobile. Expert actions are the CLI's Updates (:func:`chronic.cli.output.send_update`),
+so the workflow's validators refuse them in the same words, before anything reaches history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+
+from sqlmodel import col, select
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from chronic.actor import record_as
+from chronic.cli.output import CommandFailed, local, progress_of, send_update
+from chronic.db import Database
+from chronic.hall.sessions import Visitor
+from chronic.settings import get_settings
+from models import search_attributes as sa
+from models.domain import (
+    ApplicationStatus,
+    MaterialKind,
+    OfferStatus,
+    ReviewDecision,
+    ReviewStage,
+)
+from models.messages import (
+    AcceptOffer,
+    Decide,
+    DeclineOffer,
+    OfferView,
+    Progress,
+    RequestMaterials,
+)
+from models.policy import PolicyProfile, load_policy
+from models.tables import Application, Material
+from workflows.application import ApplicationWorkflow
+
+STATUS_LABELS = {
+    ApplicationStatus.SUBMITTED: "已提交",
+    ApplicationStatus.INTAKE: "受理审核中",
+    ApplicationStatus.RETURNED: "已退回，待补正",
+    ApplicationStatus.IN_REVIEW: "专家评审中",
+    ApplicationStatus.MATERIALS_REQUESTED: "待补充材料",
+    ApplicationStatus.APPROVED: "已通过认定",
+    ApplicationStatus.REJECTED: "未通过认定",
+    ApplicationStatus.REFUSED: "不予受理",
+    ApplicationStatus.CLOSED: "已终止办理",
+}
+STAGE_LABELS = {
+    ReviewStage.INITIAL_REVIEW: "专家初审",
+    ReviewStage.RE_REVIEW: "专家复审",
+    ReviewStage.FINAL_REVIEW: "专家终审",
+    ReviewStage.ARBITRATION: "专家仲裁评审",
+    ReviewStage.OFFICE_ACCEPTANCE: "经办机构受理",
+    ReviewStage.HOSPITAL_ASSESSMENT: "医疗机构鉴定",
+    ReviewStage.OFFICE_CONFIRMATION: "经办机构审核确认",
+}
+MATERIAL_LABELS = {
+    MaterialKind.DIAGNOSIS_CERTIFICATE: "诊断证明",
+    MaterialKind.INPATIENT_RECORD: "住院病历",
+    MaterialKind.EXAM_REPORT: "检查报告",
+    MaterialKind.LAB_RESULT: "化验结果",
+    MaterialKind.DISCHARGE_SUMMARY: "出院小结",
+}
+FINISHED = {
+    ApplicationStatus.APPROVED,
+    ApplicationStatus.REJECTED,
+    ApplicationStatus.REFUSED,
+    ApplicationStatus.CLOSED,
+}
+
+
+class NotYours(Exception):
+    """The application is not the visitor's to see (the same answer as a missing one)."""
+
+
+@functools.lru_cache(maxsize=16)
+def _policy(region: str) -> PolicyProfile | None:
+    """The region's profile, parsed once per process (names and time zone are all we read)."""
+    try:
+        return load_policy(region, get_settings().policy_dir)
+    except LookupError:
+        return None
+
+
+def zone_of(region: str) -> timezone:
+    """The region's local time."""
+    policy = _policy(region)
+    return timezone(timedelta(hours=policy.timezone_offset_hours if policy else 8))
+
+
+def disease_name(region: str, code: str) -> str:
+    policy = _policy(region)
+    disease = policy.disease(code) if policy else None
+    return disease.name if disease else code
+
+
+# ---- applicants -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Summary:
+    application_id: str
+    disease: str
+    status: str
+    submitted: str
+
+
+@dataclass(frozen=True)
+class Step:
+    """One line of the timeline: ``state`` is done, current, failed or waiting."""
+
+    label: str
+    state: str
+    when: str = ""
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Timeline:
+    application_id: str
+    disease: str
+    status: str
+    steps: list[Step] = field(default_factory=list)
+    result: str = ""
+    reasons: list[str] = field(default_factory=list)
+    benefit: str = ""
+    live: bool = True  # False: read from the database only (the process did not answer)
+
+
+async def my_applications(db: Database, visitor: Visitor) -> list[Summary]:
+    async with db.session() as session:
+        rows = (
+            await session.exec(
+                select(Application)
+                .where(Application.person_id == visitor.person_id)
+                .order_by(col(Application.submitted_at).desc())
+            )
+        ).all()
+    return [
+        Summary(
+            row.id,
+            disease_name(row.region, row.disease_code),
+            STATUS_LABELS.get(row.status, str(row.status)),
+            local(row.submitted_at, zone_of(row.region)),
+        )
+        for row in rows
+    ]
+
+
+async def _own_row(db: Database, visitor: Visitor, application_id: str) -> Application:
+    async with db.session() as session:
+        row = await session.get(Application, application_id)
+    if row is None or visitor.person_id is None or row.person_id != visitor.person_id:
+        raise NotYours(application_id)
+    return row
+
+
+async def timeline(
+    db: Database, client: Client | None, visitor: Visitor, application_id: str
+) -> Timeline:
+    """The applicant's view of their application (NotYours for anybody else's); from the
+    database row alone when Temporal (``client`` None) or the process does not answer."""
+    row = await _own_row(db, visitor, application_id)
+    zone = zone_of(row.region)
+    disease = disease_name(row.region, row.disease_code)
+    progress = None
+    if client is not None:
+        with contextlib.suppress(CommandFailed, RuntimeError, RPCError):
+            progress = await progress_of(client, application_id)
+    if progress is None:
+        status = ApplicationStatus(row.status)
+        steps = [Step("提交申请", "done", local(row.submitted_at, zone))]
+        if status not in FINISHED:
+            steps.append(Step(STATUS_LABELS.get(status, str(status)), "current"))
+        return Timeline(
+            application_id,
+            disease,
+            STATUS_LABELS.get(status, str(status)),
+            steps,
+            result=STATUS_LABELS[status] if status in FINISHED else "",
+            reasons=[row.outcome_reason] if row.outcome_reason and status in FINISHED else [],
+            live=False,
+        )
+    return _from_progress(progress, row, disease, zone)
+
+
+def _from_progress(progress: Progress, row: Application, disease: str, zone: timezone) -> Timeline:
+    status = progress.status
+    steps = [Step("提交申请", "done", local(progress.submitted_at, zone))]
+    if status in (ApplicationStatus.SUBMITTED, ApplicationStatus.INTAKE):
+        steps.append(Step("受理审核", "current"))
+    elif status == ApplicationStatus.RETURNED:
+        deadline = local(progress.resubmission_deadline, zone)
+        steps.append(Step("受理审核", "failed", note=f"已退回，请于{deadline}前补正后重新提交"))
+    elif status == ApplicationStatus.REFUSED:
+        steps.append(Step("受理审核", "failed", note="不予受理"))
+    else:
+        steps.append(Step("受理审核", "done"))
+    stages: list[ReviewStage] = []
+    for offer in progress.offers:
+        if offer.stage not in stages:
+            stages.append(offer.stage)
+    for stage in stages:
+        decided = [d for d in progress.decisions if d.stage == stage]
+        final = [d for d in decided if d.decision != ReviewDecision.REQUEST_MATERIALS]
+        label = STAGE_LABELS.get(stage, str(stage))
+        if final:
+            steps.append(Step(label, "done", local(final[-1].at, zone)))
+        elif status == ApplicationStatus.MATERIALS_REQUESTED and decided:
+            steps.append(Step(label, "current", note=f"需补充材料：{decided[-1].opinion}"))
+        elif status in FINISHED:
+            steps.append(Step(label, "failed", note="未完成"))
+        else:
+            steps.append(Step(label, "current", note="评审中"))
+    result, reasons, benefit = "", list(progress.reasons), ""
+    if status in FINISHED:
+        result = STATUS_LABELS[status]
+        if status == ApplicationStatus.REJECTED:
+            rejections = [d.opinion for d in progress.decisions if d.decision == "reject"]
+            reasons = reasons or rejections[-1:]
+        if not reasons and row.outcome_reason:
+            reasons = [row.outcome_reason]
+        if progress.benefit is not None:
+            until = progress.benefit.valid_to
+            valid_to = until.isoformat() if until else "长期"
+            benefit = (
+                f"待遇有效期 {progress.benefit.valid_from.isoformat()} 至 {valid_to}，"
+                f"定点医院：{progress.benefit.designated_hospital_name}"
+            )
+        steps.append(
+            Step(
+                "办理结果",
+                "done" if status == ApplicationStatus.APPROVED else "failed",
+                local(progress.finished_at, zone),
+                result,
+            )
+        )
+    return Timeline(
+        progress.application_id,
+        disease,
+        STATUS_LABELS.get(status, str(status)),
+        steps,
+        result=result,
+        reasons=reasons,
+        benefit=benefit,
+    )
+
+
+# ---- experts ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Task:
+    """An application offered to or held by the signed-in expert (no personal data)."""
+
+    application_id: str
+    disease: str
+    stage: str
+    status: str  # pending (accept or decline) or accepted (decide)
+    deadline: datetime | None
+    deadline_text: str
+    materials: list[str] = field(default_factory=list)
+
+    @property
+    def seconds_left(self) -> int:
+        if self.deadline is None:
+            return 0
+        return max(0, int((self.deadline - datetime.now(UTC)).total_seconds()))
+
+    @property
+    def countdown(self) -> str:
+        left = self.seconds_left
+        if left <= 0:
+            return "已到期"
+        hours, rest = divmod(left, 3600)
+        return f"剩余 {hours} 小时 {rest // 60} 分"
+
+
+def _task(progress: Progress, offer: OfferView) -> Task:
+    zone = zone_of(progress.region)
+    pending = offer.status == OfferStatus.PENDING
+    deadline = offer.accept_deadline if pending else offer.decision_deadline
+    return Task(
+        progress.application_id,
+        disease_name(progress.region, progress.disease_code),
+        STAGE_LABELS.get(offer.stage, str(offer.stage)),
+        str(offer.status),
+        deadline,
+        local(deadline, zone),
+    )
+
+
+def _held_by(progress: Progress, expert: str) -> OfferView | None:
+    offer = progress.current_offer
+    if (
+        offer is not None
+        and offer.expert == expert
+        and offer.status in (OfferStatus.PENDING, OfferStatus.ACCEPTED)
+        and progress.finished_at is None
+    ):
+        return offer
+    return None
+
+
+async def inbox(client: Client, visitor: Visitor) -> list[Task]:
+    """What the expert must accept, decline or decide now, soonest deadline first."""
+    code = visitor.expert_code
+    if code is None:
+        return []
+    query = (
+        f"{sa.ASSIGNED_EXPERT.name} = '{code}' AND ExecutionStatus = 'Running' "
+        f"AND WorkflowType = '{ApplicationWorkflow.__name__}'"
+    )
+    ids = [execution.id async for execution in client.list_workflows(query)]
+    found = await asyncio.gather(*(progress_of(client, i) for i in ids), return_exceptions=True)
+    tasks = []
+    for progress in found:
+        if isinstance(progress, Progress) and (offer := _held_by(progress, code)) is not None:
+            tasks.append(_task(progress, offer))
+    return sorted(tasks, key=lambda t: t.seconds_left)
+
+
+async def task(db: Database, client: Client, visitor: Visitor, application_id: str) -> Task:
+    """One task of the expert, with its materials (NotYours unless offered to or held by them)."""
+    code = visitor.expert_code
+    if code is None:
+        raise NotYours(application_id)
+    try:
+        progress = await progress_of(client, application_id)
+    except CommandFailed:
+        raise NotYours(application_id) from None
+    offer = _held_by(progress, code)
+    if offer is None:
+        raise NotYours(application_id)
+    async with db.session() as session:
+        materials = (
+            await session.exec(
+                select(Material)
+                .where(Material.application_id == application_id)
+                .order_by(col(Material.round), col(Material.position))
+            )
+        ).all()
+    found = _task(progress, offer)
+    return Task(
+        found.application_id,
+        found.disease,
+        found.stage,
+        found.status,
+        found.deadline,
+        found.deadline_text,
+        [
+            f"第{m.round}轮 · {MATERIAL_LABELS.get(m.kind, str(m.kind))} · {m.hospital_code} · "
+            f"{m.issued_on.isoformat()}"
+            for m in materials
+        ],
+    )
+
+
+ACTIONS = ("accept", "decline", "approve", "reject", "request-materials")
+
+
+async def act(
+    db: Database,
+    client: Client,
+    visitor: Visitor,
+    application_id: str,
+    action: str,
+    text: str | None = None,
+) -> str:
+    """Run one expert action as the signed-in expert; returns what to tell them.
+
+    Raises:
+        CommandFailed: the workflow's validator refused (its words), or the process is gone.
+        NotYours: not an expert, or an unknown action.
+    """
+    code = visitor.expert_code
+    if code is None or action not in ACTIONS:
+        raise NotYours(application_id)
+    text = (text or "").strip()
+    if action == "accept":
+        accepted = AcceptOffer(expert=code)
+        await send_update(
+            client, application_id, lambda h: h.execute_update(ApplicationWorkflow.accept, accepted)
+        )
+        said = "已受理，请在评审期限内作出评审意见。"
+    elif action == "decline":
+        declined = DeclineOffer(expert=code, reason=text or None)
+        await send_update(
+            client,
+            application_id,
+            lambda h: h.execute_update(ApplicationWorkflow.decline, declined),
+        )
+        said = "已不受理，系统将随机推送给其他专家。"
+    elif action in ("approve", "reject"):
+        decided = Decide(expert=code, approve=action == "approve", opinion=text)
+        await send_update(
+            client, application_id, lambda h: h.execute_update(ApplicationWorkflow.decide, decided)
+        )
+        said = "已提交评审意见：" + ("通过" if action == "approve" else "不通过")
+    else:
+        asked = RequestMaterials(expert=code, note=text)
+        await send_update(
+            client,
+            application_id,
+            lambda h: h.execute_update(ApplicationWorkflow.request_materials, asked),
+        )
+        said = "已通知申请人补充材料。"
+    async with db.session() as session:
+        await record_as(
+            session,
+            visitor.actor,
+            f"hall_{action.replace('-', '_')}",
+            application_id,
+            expert=code,
+        )
+    return said

@@ -1,0 +1,131 @@
+"""The hall's load check: many signed-in sessions on the inbox and timeline pages at once.
+
+``chronic hall-load`` (and the test of the same name) opens sessions straight in the database
+for applicants who have applications and for expert accounts — a development stack only (the
+SMS gateway ``log``), since it skips the sign-in — then every session asks for its pages
+``rounds`` times, all sessions at once, and the page times are reported as p50 / p95 / max.
+The sessions are ended afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import httpx
+from sqlmodel import col, delete, select
+
+from chronic.db import Database
+from chronic.hall.security import SESSION_COOKIE, token_hash
+from chronic.hall.sessions import open_session
+from models.tables import Application, HallSession, HallUser
+
+
+@dataclass(frozen=True)
+class Visit:
+    """One session and the pages it asks for."""
+
+    token: str
+    pages: tuple[str, ...]
+
+
+@dataclass
+class LoadReport:
+    sessions: int
+    requests: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+    times: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+
+    def line(self, page: str) -> str:
+        values = sorted(self.times[page])
+        p50 = statistics.median(values) * 1000
+        p95 = values[max(0, round(0.95 * len(values)) - 1)] * 1000
+        return (
+            f"{page:<10} {len(values):>6} requests  p50 {p50:6.1f} ms  p95 {p95:6.1f} ms  "
+            f"max {values[-1] * 1000:6.1f} ms"
+        )
+
+
+async def open_visits(db: Database, sessions: int) -> list[Visit]:
+    """Sessions for applicants with applications and for enabled expert accounts, in turn."""
+    async with db.session() as session:
+        applications = (
+            await session.exec(
+                select(Application.person_id, Application.id).order_by(
+                    col(Application.submitted_at).desc()
+                )
+            )
+        ).all()
+        experts = (
+            await session.exec(
+                select(HallUser.id).where(
+                    HallUser.role == "expert", col(HallUser.disabled).is_(False)
+                )
+            )
+        ).all()
+    people: dict[int, str] = {}
+    for person_id, application_id in applications:
+        people.setdefault(person_id, application_id)
+    kinds: list[tuple[str, int, str]] = [("applicant", p, a) for p, a in people.items()]
+    kinds += [("expert", user_id, "") for user_id in experts if user_id is not None]
+    if not kinds:
+        raise LookupError("no applicant with an application and no expert account to sign in")
+    visits = []
+    for n in range(sessions):
+        kind, who, application_id = kinds[n % len(kinds)]
+        if kind == "applicant":
+            token = await open_session(db, person_id=who)
+            visits.append(Visit(token, ("/me", f"/me/applications/{application_id}")))
+        else:
+            token = await open_session(db, user_id=who)
+            visits.append(Visit(token, ("/expert",)))
+    return visits
+
+
+async def end_visits(db: Database, visits: list[Visit]) -> None:
+    async with db.session() as session:
+        await session.exec(
+            delete(HallSession).where(
+                col(HallSession.token_hash).in_([token_hash(v.token) for v in visits])
+            )
+        )
+
+
+def _kind(path: str) -> str:
+    return "timeline" if path.startswith("/me/applications/") else path.strip("/") or "home"
+
+
+async def run_load(
+    base_url: str,
+    visits: list[Visit],
+    rounds: int,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> LoadReport:
+    """Every visit asks for its pages ``rounds`` times, all visits at once."""
+    report = LoadReport(sessions=len(visits))
+
+    async def one(visit: Visit) -> None:
+        async with httpx.AsyncClient(
+            base_url=base_url,
+            cookies={SESSION_COOKIE: visit.token},
+            transport=transport,
+            timeout=30,
+            follow_redirects=False,
+        ) as browser:
+            for _ in range(rounds):
+                for path in visit.pages:
+                    started = time.perf_counter()
+                    response = await browser.get(path)
+                    report.times[_kind(path)].append(time.perf_counter() - started)
+                    report.requests += 1
+                    if response.status_code != 200:
+                        report.errors += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(v) for v in visits))
+    report.seconds = time.perf_counter() - started
+    return report

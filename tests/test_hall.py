@@ -1,0 +1,763 @@
+"""The online service hall over HTTP, against a real dev server, Postgres and the workers.
+
+The hall is the app ``chronic hall`` serves, called through its HTTP interface (httpx on the
+ASGI app); its Temporal client is the session's dev server, its database a copy of the seeded
+world, and the product's five workers run in this process, so a sign-in code really goes out
+through an ``SmsDelivery`` into the outbox, and an expert's click is the workflow's Update.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import shutil
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pytest
+import uvicorn
+from axe_playwright_python.async_playwright import Axe
+from fastapi.routing import APIRoute
+from playwright.async_api import Page, ViewportSize, async_playwright
+from sqlmodel import col, select, update
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+from typer.testing import CliRunner, Result
+
+from chronic.cli import app
+from chronic.db import Database
+from chronic.hall import api, pages
+from chronic.hall.accounts import Role, add_user
+from chronic.hall.app import create_app
+from chronic.hall.load import end_visits, open_visits, run_load
+from chronic.settings import Settings
+from chronic.sms.sealed import unseal
+from chronic.submission import StartDeferred, submit
+from models.domain import SmsStatus
+from models.notifications import SmsTemplate
+from models.tables import (
+    AuditEvent,
+    Expert,
+    HallSession,
+    HallThrottle,
+    InsuredPerson,
+    SignInCode,
+    SmsOutbox,
+)
+from tests import support
+from tests.fixtures import free_port
+from tests.fixtures.temporal import running_workers
+from tests.test_cli import _UPDATE_EVENTS
+from workflows.application import ApplicationWorkflow
+
+PASSWORD = "correct horse battery"
+_CSRF = re.compile(r'name="csrf_token" value="([0-9a-f]{64})"')
+
+
+@dataclass
+class Hall:
+    env: WorkflowEnvironment
+    db: Database
+    settings: Settings
+    started: datetime
+
+    @property
+    def client(self) -> Client:
+        return self.env.client
+
+    def browser(self, temporal_down: bool = False) -> httpx.AsyncClient:
+        """A new browser: its own cookies (to a hall whose Temporal does not answer)."""
+        app = create_app(
+            self.settings, db=self.db, connect=self._refused if temporal_down else self._connect
+        )
+        return httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://hall.test"
+        )
+
+    async def _connect(self) -> Client:
+        return self.env.client
+
+    async def _refused(self) -> Client:
+        raise RuntimeError("Failed client connect: connection refused")
+
+    async def person_id(self, id_number: str) -> int:
+        async with self.db.session() as session:
+            found = await session.scalar(
+                select(InsuredPerson.id).where(InsuredPerson.id_number == id_number)
+            )
+        assert found is not None
+        return found
+
+    async def apply(self, id_number: str, disease: str = "DM") -> str:
+        return await submit(
+            support.form(id_number, disease), client=self.client, db=self.db, settings=self.settings
+        )
+
+    async def code_sms(self, person_id: int, after: int = 0, within: float = 30) -> SmsOutbox:
+        """The person's latest sign-in SMS once sent (newer than outbox row ``after``)."""
+        deadline = asyncio.get_running_loop().time() + within
+        while True:
+            async with self.db.session() as session:
+                rows = (
+                    await session.exec(
+                        select(SmsOutbox)
+                        .where(
+                            SmsOutbox.template == SmsTemplate.SIGN_IN_CODE.value,
+                            col(SmsOutbox.id) > after,
+                            SmsOutbox.status == SmsStatus.SENT,
+                        )
+                        .order_by(col(SmsOutbox.id).desc())
+                    )
+                ).all()
+            mine = [r for r in rows if r.params.get("person_id") == str(person_id)]
+            if mine:
+                return mine[0]
+            assert asyncio.get_running_loop().time() < deadline, "no sign-in SMS sent"
+            await asyncio.sleep(0.2)
+
+    async def audit(self, action: str) -> list[AuditEvent]:
+        async with self.db.session() as session:
+            return list(
+                (await session.exec(select(AuditEvent).where(AuditEvent.action == action))).all()
+            )
+
+    async def update_events(self, application_id: str) -> list[object]:
+        history = await self.client.get_workflow_handle(application_id).fetch_history()
+        return [e.event_type for e in history.events if e.event_type in _UPDATE_EVENTS]
+
+
+@pytest.fixture
+async def hall(
+    dev_server: WorkflowEnvironment, seeded_database: Database, tmp_path: Path
+) -> AsyncIterator[Hall]:
+    settings = Settings(state_dir=tmp_path)
+    started = datetime.now(UTC)
+    async with running_workers(dev_server.client, seeded_database, settings):
+        yield Hall(dev_server, seeded_database, settings, started)
+        await support.terminate_started_since(dev_server.client, started)
+
+
+async def csrf_of(browser: httpx.AsyncClient, path: str = "/login") -> str:
+    page = await browser.get(path)
+    found = _CSRF.search(page.text)
+    assert found, page.text
+    return found.group(1)
+
+
+async def ask_code(browser: httpx.AsyncClient, id_number: str) -> httpx.Response:
+    token = await csrf_of(browser)
+    return await browser.post("/login/code", data={"csrf_token": token, "id_number": id_number})
+
+
+async def enter_code(browser: httpx.AsyncClient, id_number: str, code: str) -> httpx.Response:
+    token = await csrf_of(browser)
+    return await browser.post(
+        "/login/verify", data={"csrf_token": token, "id_number": id_number, "code": code}
+    )
+
+
+async def sign_in_applicant(hall: Hall, browser: httpx.AsyncClient, id_number: str) -> None:
+    person = await hall.person_id(id_number)
+    asked = await ask_code(browser, id_number)
+    assert asked.status_code == 200, asked.text
+    sms = await hall.code_sms(person)
+    signed_in = await enter_code(browser, id_number, unseal(sms.params["code"]))
+    assert signed_in.status_code == 303 and signed_in.headers["location"] == "/me"
+
+
+async def sign_in_staff(browser: httpx.AsyncClient, username: str) -> httpx.Response:
+    token = await csrf_of(browser)
+    return await browser.post(
+        "/login/staff", data={"csrf_token": token, "username": username, "password": PASSWORD}
+    )
+
+
+async def test_an_applicant_signs_in_with_the_code_and_sees_only_their_own_applications(
+    hall: Hall, caplog: pytest.LogCaptureFixture, configured: Callable[..., None]
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    own = await hall.apply(support.WANG)
+    other = await hall.apply(support.LI)
+    person = await hall.person_id(support.WANG)
+
+    async with hall.browser() as browser:
+        asked = await ask_code(browser, support.WANG)
+        assert asked.status_code == 200
+        assert "验证码已发送至登记的手机号码" in asked.text
+        sms = await hall.code_sms(person)
+
+        # The code is in no row nor log line in clear: sealed in the outbox, masked in its
+        # text, a keyed hash in sign_in_code.
+        code = unseal(sms.params["code"])
+        assert re.fullmatch(r"\d{6}", code)
+        assert sms.params["code"].startswith("sealed:") and code not in sms.params["code"]
+        assert "验证码******" in sms.params["text"] and code not in sms.params["text"]
+        async with hall.db.session() as session:
+            stored = (
+                await session.exec(select(SignInCode).where(SignInCode.person_id == person))
+            ).one()
+        assert code not in stored.code_hash
+        assert code not in caplog.text and support.WANG not in caplog.text
+        # On a development stack (log gateway) the desk reads it with `chronic sms code`.
+        configured(temporal=hall.client.service_client.config.target_host, database_url=hall.db.url)
+        shown = await asyncio.to_thread(CliRunner().invoke, app, ["sms", "code", str(sms.id)])
+        assert shown.exit_code == 0 and shown.stdout.strip() == code, shown.output
+
+        wrong = "000000" if code != "000000" else "111111"
+        refused = await enter_code(browser, support.WANG, wrong)
+        assert refused.status_code == 400 and "验证码错误或已过期" in refused.text
+
+        signed_in = await enter_code(browser, support.WANG, code)
+        assert signed_in.status_code == 303 and signed_in.headers["location"] == "/me"
+        cookie = signed_in.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=lax" in cookie.replace("samesite", "SameSite")
+
+        # The code works once.
+        again = await enter_code(browser, support.WANG, code)
+        assert again.status_code == 400
+
+        mine = await browser.get("/me")
+        assert mine.status_code == 200
+        assert own in mine.text and other not in mine.text
+        listed = await browser.get("/api/applications")
+        assert [a["application_id"] for a in listed.json()] == [own]
+
+        timeline = await browser.get(f"/me/applications/{own}")
+        assert timeline.status_code == 200
+        assert "提交申请" in timeline.text and "受理审核" in timeline.text
+        assert (await browser.get(f"/me/applications/{other}")).status_code == 404
+        assert (await browser.get(f"/api/applications/{other}")).status_code == 404
+        shown = (await browser.get(f"/api/applications/{own}")).json()
+        assert shown["steps"][0]["label"] == "提交申请" and shown["live"] is True
+
+        # An applicant is no expert.
+        assert (await browser.get("/expert")).status_code == 403
+
+    [signed] = await hall.audit("hall_sign_in")
+    assert signed.actor == f"applicant:#{person}"
+
+
+async def test_an_expired_code_is_refused_and_guessing_is_stopped(hall: Hall) -> None:
+    person = await hall.person_id(support.ZHANG)
+    async with hall.browser() as browser:
+        assert (await ask_code(browser, support.ZHANG)).status_code == 200
+        first = await hall.code_sms(person)
+        async with hall.db.session() as session:
+            await session.exec(
+                update(SignInCode)
+                .where(col(SignInCode.person_id) == person)
+                .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+            )
+        expired = await enter_code(browser, support.ZHANG, unseal(first.params["code"]))
+        assert expired.status_code == 400 and "验证码错误或已过期" in expired.text
+
+        # A second code within the minute is refused.
+        too_soon = await ask_code(browser, support.ZHANG)
+        assert too_soon.status_code == 429 and "尝试次数过多" in too_soon.text
+
+        # A minute later: a new code; five wrong guesses kill it, the right one then fails.
+        async with hall.db.session() as session:
+            await session.exec(
+                update(HallThrottle).values(at=datetime.now(UTC) - timedelta(minutes=2))
+            )
+        assert (await ask_code(browser, support.ZHANG)).status_code == 200
+        sms = await hall.code_sms(person, after=first.id or 0)
+        code = unseal(sms.params["code"])
+        guesses = [f"{n:06d}" for n in range(1, 100) if f"{n:06d}" != code]
+        for guess in guesses[:5]:
+            assert (await enter_code(browser, support.ZHANG, guess)).status_code == 400
+        dead = await enter_code(browser, support.ZHANG, code)
+        assert dead.status_code == 400
+
+        # Guessing on: the ID number is locked out for the hour.
+        statuses = [
+            (await enter_code(browser, support.ZHANG, guess)).status_code for guess in guesses[5:12]
+        ]
+        assert statuses[-1] == 429
+        assert (await browser.get("/me")).status_code == 303  # never signed in
+
+
+async def test_a_missing_or_forged_csrf_token_is_refused(hall: Hall) -> None:
+    async with hall.browser() as browser, hall.browser() as other:
+        page = await browser.get("/login")
+        assert "script-src 'self'" in page.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+        csrf_cookie = page.headers["set-cookie"]
+        assert "HttpOnly" in csrf_cookie and "samesite=lax" in csrf_cookie.lower()
+        token = await csrf_of(browser)
+        foreign = await csrf_of(other)  # a real token, of another browser
+        for data in ({}, {"csrf_token": "0" * 64}, {"csrf_token": foreign}):
+            refused = await browser.post("/login/code", data={"id_number": support.WANG, **data})
+            assert refused.status_code == 403, data
+            assert "表单已失效" in refused.text
+        api = await browser.post("/api/session/code", json={"id_number": support.WANG})
+        assert api.status_code == 403
+        forged = await browser.post(
+            "/api/session/code",
+            json={"id_number": support.WANG},
+            headers={"X-CSRF-Token": foreign},
+        )
+        assert forged.status_code == 403
+        accepted = await browser.post(
+            "/api/session/code", json={"id_number": support.WANG}, headers={"X-CSRF-Token": token}
+        )
+        assert accepted.status_code == 200
+    async with hall.db.session() as session:
+        codes = (await session.exec(select(SignInCode))).all()
+    assert len(codes) == 1  # only the request with the right token made a code
+
+
+OPEN = {"/login", "/", "/api/csrf"}
+SIGN_IN = {
+    "/login/code",
+    "/login/verify",
+    "/login/staff",
+    "/api/session/code",
+    "/api/session",
+    "/api/session/staff",
+}
+
+
+async def test_every_page_and_api_route_refuses_a_visitor_without_a_session(hall: Hall) -> None:
+    async with hall.browser() as browser:
+        token = await csrf_of(browser)
+        routes = [r for r in (*pages.router.routes, *api.router.routes) if isinstance(r, APIRoute)]
+        checked = 0
+        for route in routes:
+            if route.path in OPEN or route.path in SIGN_IN:
+                continue
+            path = route.path.format(application_id="APP-20261123-7K3QF9", action="accept")
+            for method in sorted(route.methods or ()):
+                response = await browser.request(
+                    method,
+                    path,
+                    headers={"X-CSRF-Token": token},
+                    data={"csrf_token": token} if not path.startswith("/api") else None,
+                    json={} if path.startswith("/api") and method == "POST" else None,
+                )
+                if path.startswith("/api"):
+                    assert response.status_code == 401, (method, path, response.text)
+                else:
+                    assert response.status_code == 303, (method, path, response.text)
+                    assert response.headers["location"] == "/login"
+                checked += 1
+        assert checked >= 10
+
+
+async def test_an_expert_acts_on_their_own_task_and_cannot_open_another_experts(
+    hall: Hall,
+) -> None:
+    app_id = await hall.apply(support.WANG)
+    handle = hall.client.get_workflow_handle_for(ApplicationWorkflow.run, app_id)
+    offer = await support.pending_offer(handle)
+    async with hall.db.session() as session:
+        others = (await session.exec(select(Expert.code).where(Expert.code != offer.expert))).all()
+        other = others[0]
+        await add_user(session, offer.expert, Role.EXPERT, PASSWORD, expert_code=offer.expert)
+        await add_user(session, other, Role.EXPERT, PASSWORD, expert_code=other)
+
+    async with hall.browser() as intruder:
+        signed_in = await sign_in_staff(intruder, other)
+        assert signed_in.status_code == 303 and signed_in.headers["location"] == "/expert"
+        assert (await intruder.get(f"/expert/tasks/{app_id}")).status_code == 404
+        assert (await intruder.get(f"/api/expert/tasks/{app_id}")).status_code == 404
+        token = await csrf_of(intruder, "/expert")
+        refused = await intruder.post(f"/expert/tasks/{app_id}/accept", data={"csrf_token": token})
+        assert refused.status_code == 409
+        # The validator's own words, as `chronic expert accept` prints them.
+        assert f"application {app_id} is not offered to {other}" in refused.text
+        api = await intruder.post(
+            f"/api/expert/tasks/{app_id}/accept", json={}, headers={"X-CSRF-Token": token}
+        )
+        assert api.status_code == 409
+        assert api.json()["detail"] == f"application {app_id} is not offered to {other}"
+        assert await hall.update_events(app_id) == []
+        # An applicant's page is not an expert's.
+        assert (await intruder.get("/me")).status_code == 403
+
+    async with hall.browser() as expert:
+        assert (await sign_in_staff(expert, offer.expert)).status_code == 303
+        inbox = await _inbox_with(expert, app_id)
+        assert "待受理" in inbox.text and "剩余" in inbox.text
+        task = await expert.get(f"/expert/tasks/{app_id}")
+        assert task.status_code == 200
+        assert support.WANG not in task.text and "13803981234" not in task.text
+        assert "测试" not in task.text  # the applicant's name of support.form
+        token = await csrf_of(expert, f"/expert/tasks/{app_id}")
+        accepted = await expert.post(f"/expert/tasks/{app_id}/accept", data={"csrf_token": token})
+        assert accepted.status_code == 200 and "已受理" in accepted.text
+        listed = (await expert.get("/api/expert/tasks")).json()
+        assert [t["status"] for t in listed if t["application_id"] == app_id] == ["accepted"]
+        rejected = await expert.post(
+            f"/api/expert/tasks/{app_id}/reject", json={"text": ""}, headers={"X-CSRF-Token": token}
+        )
+        assert rejected.status_code == 409  # the validator: a rejection needs an opinion
+        approved = await expert.post(
+            f"/api/expert/tasks/{app_id}/approve",
+            json={"text": "符合认定标准"},
+            headers={"X-CSRF-Token": token},
+        )
+        assert approved.status_code == 200, approved.text
+    progress = await support.eventually(
+        handle,
+        lambda p: any(d.expert == offer.expert for d in p.decisions),
+    )
+    assert progress.decisions[0].decision == "approve"
+    actions = {(e.action, e.actor) for e in await hall.audit("hall_accept")}
+    assert actions == {("hall_accept", f"hall:{offer.expert}")}
+    assert [e.actor for e in await hall.audit("hall_approve")] == [f"hall:{offer.expert}"]
+
+
+async def _inbox_with(
+    browser: httpx.AsyncClient, app_id: str, within: float = 15
+) -> httpx.Response:
+    """The inbox page once it lists ``app_id`` (visibility is eventually consistent)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        page = await browser.get("/expert")
+        assert page.status_code == 200
+        if app_id in page.text:
+            return page
+        assert asyncio.get_running_loop().time() < deadline, page.text
+        await asyncio.sleep(0.3)
+
+
+async def test_the_openapi_document_lists_the_api_and_no_page(hall: Hall) -> None:
+    async with hall.browser() as browser:
+        document = (await browser.get("/api/openapi.json")).json()
+    paths = set(document["paths"])
+    assert {
+        "/api/session/code",
+        "/api/session",
+        "/api/applications",
+        "/api/applications/{application_id}",
+        "/api/expert/tasks",
+        "/api/expert/tasks/{application_id}/{action}",
+    } <= paths
+    assert all(path.startswith("/api/") for path in paths), paths
+
+
+async def test_accounts_take_a_prompted_password_and_disabling_one_ends_its_sessions(
+    hall: Hall, configured: Callable[..., None]
+) -> None:
+    configured(temporal=hall.client.service_client.config.target_host, database_url=hall.db.url)
+    runner = CliRunner()
+
+    def cli(*args: str, input: str | None = None) -> Result:
+        return runner.invoke(app, list(args), input=input)
+
+    # Typed twice; a mismatch or a short password is refused and nothing is made.
+    mismatch = await asyncio.to_thread(
+        cli, "user", "add", "E001", "--expert", "E001", input=f"{PASSWORD}\nother one!!\n"
+    )
+    assert mismatch.exit_code != 0
+    short = await asyncio.to_thread(
+        cli, "user", "add", "E001", "--expert", "E001", input="short\nshort\n"
+    )
+    assert short.exit_code != 0 and "at least 10 characters" in short.output
+    added = await asyncio.to_thread(
+        cli, "user", "add", "E001", "--expert", "E001", input=f"{PASSWORD}\n{PASSWORD}\n"
+    )
+    assert added.exit_code == 0, added.output
+    assert PASSWORD not in added.output
+
+    enrolled = await asyncio.to_thread(
+        cli,
+        "expert",
+        "enroll",
+        "E900",
+        "--name",
+        "周医生",
+        "--hospital",
+        "H02",
+        "--title",
+        "senior",
+        "--categories",
+        "endocrine",
+        "--account",
+        input=f"{PASSWORD}\n{PASSWORD}\n",
+    )
+    assert enrolled.exit_code == 0, enrolled.output
+    assert "hall account E900 opened" in enrolled.stdout
+
+    async with hall.browser() as browser:
+        assert (await sign_in_staff(browser, "E900")).status_code == 303
+        assert (await browser.get("/api/me")).json()["expert_code"] == "E900"
+        disabled = await asyncio.to_thread(cli, "user", "disable", "E900")
+        assert disabled.exit_code == 0, disabled.output
+        assert (await browser.get("/api/me")).status_code == 401
+        refused = await sign_in_staff(browser, "E900")
+        assert refused.status_code == 400 and "用户名或密码错误" in refused.text
+    actions = [e.actor for e in await hall.audit("hall_user_added")]
+    assert len(actions) == 2 and all(a.startswith("operator:") for a in actions)
+
+
+async def test_without_its_process_the_timeline_shows_the_row_and_signing_out_ends_the_session(
+    hall: Hall,
+) -> None:
+    with pytest.raises(StartDeferred) as deferred:
+        await submit(support.form(support.ZHANG), client=None, db=hall.db, settings=hall.settings)
+    app_id = deferred.value.application_id
+    async with hall.browser() as browser:
+        await sign_in_applicant(hall, browser, support.ZHANG)
+        page = await browser.get(f"/me/applications/{app_id}")
+        assert page.status_code == 200
+        assert "办理系统暂未响应" in page.text and "已提交" in page.text
+        assert (await browser.get(f"/api/applications/{app_id}")).json()["live"] is False
+
+        token = await csrf_of(browser, "/me")
+        out = await browser.post("/logout", data={"csrf_token": token})
+        assert out.status_code == 303 and out.headers["location"] == "/login"
+        assert (await browser.get("/me")).status_code == 303
+        assert (await browser.get("/api/applications")).status_code == 401
+
+
+async def test_when_temporal_does_not_answer_pages_say_so_and_the_timeline_shows_the_row(
+    hall: Hall,
+) -> None:
+    app_id = await hall.apply(support.LI)
+    async with hall.browser() as browser, hall.browser(temporal_down=True) as cut_off:
+        await sign_in_applicant(hall, browser, support.LI)
+        cut_off.cookies = browser.cookies
+        page = await cut_off.get(f"/me/applications/{app_id}")
+        assert page.status_code == 200 and "办理系统暂未响应" in page.text
+        token = await csrf_of(cut_off)
+        asked = await cut_off.post(
+            "/login/code", data={"csrf_token": token, "id_number": support.LI}
+        )
+        assert asked.status_code == 503 and "办理系统暂时无法访问" in asked.text
+    async with hall.db.session() as session:
+        await add_user(session, "E001", Role.EXPERT, PASSWORD, expert_code="E001")
+    async with hall.browser(temporal_down=True) as expert:
+        assert (await sign_in_staff(expert, "E001")).status_code == 303
+        inbox = await expert.get("/expert")
+        assert inbox.status_code == 503 and "办理系统暂时无法访问" in inbox.text
+        assert (await expert.get("/api/expert/tasks")).status_code == 503
+
+
+async def test_password_guessing_is_stopped_even_when_the_guesses_come_at_once(
+    hall: Hall,
+) -> None:
+    async with hall.db.session() as session:
+        await add_user(session, "E001", Role.EXPERT, PASSWORD, expert_code="E001")
+    async with hall.browser() as browser:
+        token = await csrf_of(browser)
+
+        async def guess(password: str) -> int:
+            answer = await browser.post(
+                "/api/session/staff",
+                json={"username": "E001", "password": password},
+                headers={"X-CSRF-Token": token},
+            )
+            return answer.status_code
+
+        statuses = await asyncio.gather(*(guess(f"wrong guess {n}") for n in range(14)))
+        assert sorted(statuses) == [400] * 10 + [429] * 4
+        assert await guess(PASSWORD) == 429  # the right one too, for the next 15 minutes
+        assert (await browser.get("/api/me")).status_code == 401
+
+
+HOSTILE = (
+    "",
+    " ",
+    "A" * 5000,
+    "../../etc/passwd",
+    "APP-20261123-7K3QF9",
+    "'; DROP TABLE application;--",
+    "\x00",
+    "%00",
+    "😀" * 10,
+    support.WANG,
+    "<script>alert(1)</script>",
+    "１２３４５６",
+    "null",
+)
+"""Inputs a careless or hostile client sends, for every path parameter and string field."""
+
+
+def _filled(path: str, value: str) -> str:
+    """``path`` with ``value`` in every parameter but ``action`` (an existing action)."""
+    return re.sub(
+        r"\{(\w+)\}", lambda m: "accept" if m[1] == "action" else quote(value, safe=""), path
+    )
+
+
+async def test_no_api_route_answers_a_hostile_input_with_a_server_error(hall: Hall) -> None:
+    """Every operation of the OpenAPI document, as an applicant, an expert and nobody, with
+    each hostile value in every path parameter and every string field of its body."""
+    await hall.apply(support.WANG)
+    async with hall.db.session() as session:
+        await add_user(session, "E001", Role.EXPERT, PASSWORD, expert_code="E001")
+    async with hall.browser() as applicant, hall.browser() as expert, hall.browser() as nobody:
+        await sign_in_applicant(hall, applicant, support.WANG)
+        assert (await sign_in_staff(expert, "E001")).status_code == 303
+        document = (await nobody.get("/api/openapi.json")).json()
+        tried = 0
+        for browser in (applicant, expert, nobody):
+            token = await csrf_of(browser)
+            for path, operations in document["paths"].items():
+                for method, operation in operations.items():
+                    body = operation.get("requestBody", {}).get("content", {})
+                    schema = body.get("application/json", {}).get("schema", {})
+                    if "$ref" in schema:
+                        name = schema["$ref"].rsplit("/", 1)[-1]
+                        schema = document["components"]["schemas"][name]
+                    fields = [
+                        k
+                        for k, v in schema.get("properties", {}).items()
+                        if v.get("type") == "string"
+                    ]
+                    for value in HOSTILE:
+                        url = _filled(path, value)
+                        response = await browser.request(
+                            method.upper(),
+                            url,
+                            json={f: value for f in fields} if body else None,
+                            headers={"X-CSRF-Token": token},
+                        )
+                        tried += 1
+                        assert response.status_code < 500, (method, url, response.text[:300])
+                        if response.content:  # a redirect of a trailing slash has none
+                            assert response.headers["content-type"] == "application/json", url
+        assert tried > 300
+
+
+# ---- in a real browser ------------------------------------------------------------------------
+
+CHROMIUM = shutil.which("chromium")  # Debian's package, installed by `make test`
+ARTIFACTS = Path(__file__).parents[1] / "test-artifacts"
+PHONE: ViewportSize = {"width": 390, "height": 844}
+
+
+async def assert_accessible(page: Page, name: str) -> None:
+    """axe-core finds no serious or critical violation on ``page`` (the others are printed)."""
+    results = await Axe().run(page)
+    violations = results.response["violations"]
+    for violation in violations:
+        print(f"axe {name}: {violation['impact']} {violation['id']}: {violation['help']}")
+    serious = [v["id"] for v in violations if v["impact"] in ("serious", "critical")]
+    assert serious == [], f"{name}: {serious}"
+
+
+@asynccontextmanager
+async def served(hall: Hall) -> AsyncIterator[str]:
+    """The hall on a free loopback port (uvicorn in this event loop); yields its address."""
+    port = free_port()
+    app = create_app(hall.settings, db=hall.db, connect=hall._connect)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        assert not task.done(), "the hall did not start"
+        await asyncio.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def test_in_a_browser_the_applicant_follows_two_experts_to_the_approval(
+    hall: Hall,
+) -> None:
+    if CHROMIUM is None:
+        if os.environ.get("CI"):
+            pytest.fail("Debian's chromium is missing: `make test` installs it (apt-get)")
+        pytest.skip("Debian's chromium is not installed (make test installs it)")
+    ARTIFACTS.mkdir(exist_ok=True)
+    app_id = await hall.apply(support.WANG)
+    handle = hall.client.get_workflow_handle_for(ApplicationWorkflow.run, app_id)
+    person = await hall.person_id(support.WANG)
+    async with served(hall) as url, async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--no-first-run"]
+        )
+        try:
+            # The applicant, on a phone: ID number, the code of the SMS, the timeline.
+            phone = await browser.new_page(viewport=PHONE)
+            await phone.goto(f"{url}/login")
+            await assert_accessible(phone, "login")
+            await phone.get_by_label("居民身份证号码").fill(support.WANG)
+            await phone.get_by_role("button", name="获取验证码").click()
+            await phone.get_by_text("验证码已发送").wait_for()
+            sms = await hall.code_sms(person)
+            await phone.get_by_label("短信验证码").fill(unseal(sms.params["code"]))
+            await phone.screenshot(path=str(ARTIFACTS / "hall-applicant-code.png"))
+            await phone.locator("form[action='/login/verify'] button").click()
+            await phone.get_by_text("我的申请").wait_for()
+            await assert_accessible(phone, "my applications")
+            await phone.get_by_role("link", name=re.compile("糖尿病")).click()
+            await phone.get_by_text("办理进度").wait_for()
+            await assert_accessible(phone, "timeline")
+            await phone.screenshot(path=str(ARTIFACTS / "hall-applicant-timeline.png"))
+
+            for seq, stage in ((1, "initial"), (2, "re-review")):
+                offer = await support.pending_offer(handle, seq)
+                async with hall.db.session() as session:
+                    await add_user(
+                        session, offer.expert, Role.EXPERT, PASSWORD, expert_code=offer.expert
+                    )
+                expert = await browser.new_page(viewport=PHONE)
+                await expert.goto(f"{url}/login")
+                await expert.get_by_label("用户名").fill(offer.expert)
+                await expert.get_by_label("密码").fill(PASSWORD)
+                await expert.locator("form[action='/login/staff'] button").click()
+                await expert.get_by_text("评审任务（").wait_for()
+                for _ in range(30):  # visibility is eventually consistent
+                    if await expert.get_by_text(app_id).count():
+                        break
+                    await asyncio.sleep(0.3)
+                    await expert.reload()
+                # The countdown ticks in the page (the script the CSP allows: the hall's own).
+                await expert.locator(".countdown", has_text="秒").first.wait_for()
+                assert "剩余" in (await expert.locator(".countdown").first.inner_text())
+                await expert.screenshot(path=str(ARTIFACTS / f"hall-expert-inbox-{stage}.png"))
+                await assert_accessible(expert, "inbox")
+                await expert.get_by_role("link", name=re.compile("糖尿病")).click()
+                await expert.get_by_role("button", name="受理", exact=True).click()
+                await expert.get_by_text("已受理").wait_for()
+                await expert.goto(f"{url}/expert/tasks/{app_id}")
+                await assert_accessible(expert, "task")
+                await expert.get_by_label("评审意见").fill("符合认定标准")
+                await expert.screenshot(path=str(ARTIFACTS / f"hall-expert-task-{stage}.png"))
+                await expert.get_by_role("button", name="通过", exact=True).click()
+                await expert.get_by_text("已提交评审意见：通过").wait_for()
+                await expert.close()
+
+            await support.eventually(handle, lambda p: p.finished_at is not None, 30)
+            await phone.reload()
+            await phone.get_by_text("办理结果：已通过认定").wait_for()
+            assert "待遇有效期" in await phone.content()
+            page_text = await phone.inner_text("main")
+            assert not re.search(r"\bE\d{3}\b", page_text)  # no expert code on the timeline
+            await phone.screenshot(
+                path=str(ARTIFACTS / "hall-applicant-approved.png"), full_page=True
+            )
+        finally:
+            await browser.close()
+
+
+async def test_fifty_signed_in_sessions_on_the_inbox_and_timeline_pages(hall: Hall) -> None:
+    """The load check of `chronic hall-load` against a served hall: no page fails; the page
+    times are printed (this process also runs the five workers and the 50 clients)."""
+    for id_number in (support.WANG, support.LI, support.ZHANG):
+        await hall.apply(id_number)
+    async with hall.db.session() as session:
+        for code in ("E001", "E002"):
+            await add_user(session, code, Role.EXPERT, PASSWORD, expert_code=code)
+    visits = await open_visits(hall.db, 50)
+    assert {v.pages[0] for v in visits} == {"/me", "/expert"}
+    async with served(hall) as url:
+        report = await run_load(url, visits, rounds=4)
+    await end_visits(hall.db, visits)
+    for page in sorted(report.times):
+        print(report.line(page))
+    assert report.errors == 0 and report.requests == 50 * 4 * 2 - 20 * 4
+    async with hall.db.session() as session:
+        assert (await session.exec(select(HallSession))).all() == []
