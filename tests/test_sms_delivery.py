@@ -298,7 +298,7 @@ async def test_the_same_dedup_key_started_twice_sends_once(
 
     assert sorted([first, second]) == [False, True]
     assert again is False  # a completed delivery is not run again
-    assert parent == "done"  # a workflow's send_beside finds it too
+    assert parent == "done"  # a workflow's delivery finds it sent too
     assert result.status == SmsStatus.SENT
     assert gateway.sent == [GOOD_MOBILE]
     assert len(await rows_of(db, application_id)) == 1

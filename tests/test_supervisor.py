@@ -260,7 +260,7 @@ async def test_a_crash_loop_gives_up_once_and_the_rest_keeps_running(stack: Stac
         if " pid " in line
     }
     assert statuses.pop("temporal").startswith("gave up"), result.stdout
-    assert len(statuses) == 8, result.stdout  # dev up, Postgres, codec server, 5 workers
+    assert len(statuses) == 9, result.stdout  # dev up, Postgres, codec server, hall, 5 workers
     assert all(says.startswith("running") for says in statuses.values()), result.stdout
 
 

@@ -16,7 +16,7 @@ person by SMS beside the process:
   review worker's reconciler, as for applications.
 
 No I/O here: every read and write is an activity; the SMS is an ``SmsDelivery`` child
-(:func:`workflows.sms.send_beside`), never a gate.
+(:class:`workflows.sms.Deliveries`), never a gate.
 """
 
 from __future__ import annotations

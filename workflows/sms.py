@@ -1,10 +1,11 @@
 """SMS delivery beside the process: retried until it is sent, never a gate, never dropped.
 
-A workflow hands a message to :class:`Deliveries`: :func:`send_beside` starts the ``send_sms``
-activity on the notification task queue with capped exponential backoff and no attempt limit,
-and does not wait for it, so a dead notification worker or a provider outage never holds an
-application in intake. The run waits for its deliveries only when everything else is done
-(before it ends or continues as new): the application has ended when the person is told.
+A workflow hands a message to :class:`Deliveries`, which runs the ``send_sms`` activity on the
+notification task queue beside the run, one message after the other in the order handed over,
+with capped exponential backoff and no attempt limit. The run does not wait for it, so a dead
+notification worker or a provider outage never holds an application in intake. The run waits
+for its deliveries only when everything else is done (before it ends, fails, is cancelled or
+continues as new): the application has ended when the person is told.
 
 A send that cannot succeed (a non-retryable error: an invalid number, a missing recipient, bad
 template values) leaves a failed outbox row with its reason, which ``chronic sms list
@@ -22,6 +23,7 @@ client starts to send one message (``chronic sms resend``, the reconciler's clos
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Any
@@ -112,23 +114,10 @@ class SmsDelivery:
         return result
 
 
-async def send_beside(request: SmsRequest) -> Awaitable[SmsResult] | None:
-    """Start the delivery of ``request`` beside the calling workflow, and return at once.
-
-    Call it from a workflow, through :class:`Deliveries`, which awaits what it returns before
-    the run ends. None when a run from before the patch finds its child delivery already
-    started (a replayed, reset or continued-as-new run calling again).
-    """
-    if workflow.patched(AS_ACTIVITY):
-        return workflow.start_activity_method(
-            NotificationRole.send_sms,
-            request,
-            task_queue=NotificationRole.QUEUE,
-            start_to_close_timeout=SEND_TIMEOUT,
-            retry_policy=SEND_RETRY,
-            summary=summary(request),
-        )
-    try:  # a run started before the patch: its deliveries stay children on replay
+async def _start_child(request: SmsRequest) -> Awaitable[SmsResult] | None:
+    """A run started before the patch: its deliveries stay children on replay. None when the
+    child was started already (a replayed, reset or continued-as-new run calling again)."""
+    try:
         return await workflow.start_child_workflow(
             SmsDelivery.run,
             request,
@@ -146,16 +135,42 @@ async def send_beside(request: SmsRequest) -> Awaitable[SmsResult] | None:
 
 
 class Deliveries:
-    """The SMS one run has handed off; :meth:`done` waits for them before the run ends."""
+    """The SMS one run hands off: sent beside the run, in the order they were handed over,
+    each retried until sent; :meth:`done` waits for them before the run ends.
+
+    In order, because a person reads them in order: "rejected" must not arrive before
+    "received" because the notification worker happened to take the second first. A message
+    waits for the one before it only, never the run; one that cannot be sent (a bad number)
+    does not hold back the next.
+    """
 
     def __init__(self) -> None:
         self._pending: list[tuple[str, Awaitable[Any]]] = []
+        self._last: asyncio.Task[SmsResult] | None = None
 
     async def send(self, request: SmsRequest) -> None:
-        """Start the delivery of ``request`` and go on (see :func:`send_beside`)."""
-        delivery = await send_beside(request)
+        """Hand ``request`` over and go on."""
+        if workflow.patched(AS_ACTIVITY):
+            self._last = asyncio.create_task(self._in_turn(self._last, request))
+            self._pending.append((request.dedup_key, self._last))
+            return
+        delivery = await _start_child(request)
         if delivery is not None:
             self._pending.append((request.dedup_key, delivery))
+
+    @staticmethod
+    async def _in_turn(before: asyncio.Task[SmsResult] | None, request: SmsRequest) -> SmsResult:
+        if before is not None:
+            # Its outcome is reported by done(); here only its turn matters.
+            await asyncio.wait([before])
+        return await workflow.execute_activity_method(
+            NotificationRole.send_sms,
+            request,
+            task_queue=NotificationRole.QUEUE,
+            start_to_close_timeout=SEND_TIMEOUT,
+            retry_policy=SEND_RETRY,
+            summary=summary(request),
+        )
 
     async def done(self) -> None:
         """Wait until every message is sent, or has failed for good (its failed outbox row
@@ -175,6 +190,5 @@ __all__ = [
     "WORKFLOW_TYPE",
     "Deliveries",
     "SmsDelivery",
-    "send_beside",
     "workflow_id",
 ]
