@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,10 +23,19 @@ from models.benefit import (
     BenefitInput,
     BenefitRecorded,
     BenefitStart,
+    RenewalCheck,
+    RenewalFound,
     workflow_id,
 )
 from models.roles.review import BenefitRole
-from models.tables import Application, Benefit, BenefitEventRow, Hospital, Pharmacy
+from models.tables import (
+    Application,
+    Benefit,
+    BenefitEventRow,
+    Hospital,
+    Pharmacy,
+    Settlement,
+)
 from workers import queues
 from workflows.benefit import BenefitWorkflow
 
@@ -136,7 +146,7 @@ class BenefitActivities(BenefitRole):
                     benefit.in_hospital_since = event.on
                 elif event.kind == BenefitEventKind.DISCHARGED:
                     benefit.in_hospital_since = None
-                elif event.kind == BenefitEventKind.REVOKED:
+                elif event.kind in (BenefitEventKind.REVOKED, BenefitEventKind.RENEWED):
                     benefit.valid_to = event.on
                 session.add(benefit)
             detail: dict[str, Any] = {"status": event.status.value, "seq": event.seq}
@@ -158,6 +168,53 @@ class BenefitActivities(BenefitRole):
             await session.flush()
             hospital = await session.get(Hospital, benefit.designated_hospital_code)
             return BenefitRecorded(designated_hospital_name=hospital.name if hospital else "")
+
+    @activity.defn
+    async def renewal_check(self, check: RenewalCheck) -> RenewalFound:
+        """Seed 002 rule 9: the months with a normal settlement of the benefit's disease among
+        the ``lookback_months`` calendar months ending with the month of the last valid day.
+
+        The decision (at least ``min_months`` of them) is the workflow's; the count and the
+        window go into the audit trail either way.
+        """
+        last = check.ends_on.replace(day=1)
+        first = _months_before(last, check.lookback_months - 1)
+        async with self.db.session() as session:
+            benefit = await _benefit(session, check.application_id)
+            months = sorted(
+                f"{m:%Y-%m}"
+                for m in await session.scalars(
+                    sa.select(col(Settlement.month)).where(
+                        col(Settlement.person_id) == benefit.person_id,
+                        col(Settlement.disease_code) == benefit.disease_code,
+                        col(Settlement.normal).is_(True),
+                        col(Settlement.month) >= first,
+                        col(Settlement.month) <= last,
+                    )
+                )
+            )
+            found = RenewalFound(
+                months=months, first_month=f"{first:%Y-%m}", last_month=f"{last:%Y-%m}"
+            )
+            await audit.record(
+                session,
+                step_key=f"{check.application_id}:renewal:{check.ends_on}",
+                application_id=check.application_id,
+                actor="system",
+                action="benefit_renewal_checked",
+                at=datetime.now(UTC),
+                window=f"{found.first_month}..{found.last_month}",
+                normal_months=len(months),
+                required=check.min_months,
+                renewed=found.passes(check.min_months),
+            )
+        return found
+
+
+def _months_before(month: date, count: int) -> date:
+    """The first day of the month ``count`` months before ``month`` (a first day)."""
+    index = month.year * 12 + month.month - 1 - count
+    return date(index // 12, index % 12 + 1, 1)
 
 
 async def pharmacy_problem(session: AsyncSession, region: str, code: str) -> str | None:

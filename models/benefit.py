@@ -52,6 +52,7 @@ class BenefitEventKind(StrEnum):
     PHARMACY_CHANGED = "pharmacy_changed"
     ADMITTED = "admitted"
     DISCHARGED = "discharged"
+    RENEWED = "renewed"  # on: the new last valid day (the settlement check passed)
     ENDED = "ended"
     REVOKED = "revoked"
 
@@ -71,6 +72,13 @@ class BenefitRules(_Message):
     suspended_while_inpatient: bool = False
     reminder_before: timedelta = timedelta(days=30)
     history_event_limit: int = Field(2000, ge=20)
+    validity: timedelta | None = Field(
+        default=None,
+        description="A renewal's period (the policy's benefit_validity); None: no renewal "
+        "(long-term, or a benefit started before renewals were checked).",
+    )
+    renewal_lookback_months: int = Field(12, ge=1)
+    renewal_min_settlement_months: int = Field(6, ge=0)
 
     @classmethod
     def of(cls, policy: PolicyProfile) -> BenefitRules:
@@ -81,6 +89,9 @@ class BenefitRules(_Message):
             suspended_while_inpatient=policy.suspended_while_inpatient,
             reminder_before=policy.benefit_reminder_before,
             history_event_limit=policy.benefit_history_event_limit,
+            validity=policy.benefit_validity,
+            renewal_lookback_months=policy.renewal_lookback_months,
+            renewal_min_settlement_months=policy.renewal_min_settlement_months,
         )
 
 
@@ -192,6 +203,26 @@ class BenefitEvent(_Message):
     designated_hospital_code: str | None = None
     pharmacy_code: str | None = None
     from_code: str | None = None
+
+
+class RenewalCheck(_Message):
+    """Argument of ``renewal_check``: the months before the end to count settlements in."""
+
+    application_id: str
+    ends_on: date = Field(description="The last valid day.")
+    lookback_months: int = Field(ge=1)
+    min_months: int = Field(ge=0)
+
+
+class RenewalFound(_Message):
+    """What ``renewal_check`` counted: the months with a normal settlement, in the window."""
+
+    months: list[str] = Field(description="YYYY-MM, sorted.")
+    first_month: str
+    last_month: str
+
+    def passes(self, min_months: int) -> bool:
+        return len(self.months) >= min_months
 
 
 class BenefitRecorded(_Message):

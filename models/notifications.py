@@ -52,6 +52,7 @@ class SmsTemplate(StrEnum):
     BENEFIT_RESUMED = "benefit_resumed"  # on: discharged
     BENEFIT_ENDING = "benefit_ending"  # valid_to: the reminder before the end
     BENEFIT_ENDED = "benefit_ended"  # valid_to: the validity ran out
+    BENEFIT_RENEWED = "benefit_renewed"  # valid_to: renewed after the settlement check
     # To the register's mobile: code, minutes (the hall's one-time sign-in code; the code is
     # a secret param: never logged, sealed in the outbox).
     SIGN_IN_CODE = "sign_in_code"

@@ -337,6 +337,21 @@ class PolicyVersion(SQLModel, table=True):
     first_used_at: datetime = _timestamp()
 
 
+class Settlement(SQLModel, table=True):
+    """A month of a person's outpatient chronic-benefit settlements, as the settlement system
+    reports it (`chronic settlement import`): the renewal check counts the normal months."""
+
+    __tablename__ = "settlement"
+    __table_args__ = (sa.UniqueConstraint("person_id", "disease_code", "month"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int = Field(foreign_key="insured_person.id", index=True)
+    disease_code: str = Field(max_length=16)
+    month: date = Field(description="The first day of the month settled.")
+    normal: bool = Field(description="Settled normally (not refused, reversed or suspended).")
+    imported_at: datetime = _timestamp()
+
+
 class Benefit(SQLModel, table=True):
     """The benefit certificate (待遇认定表) of an approved application."""
 

@@ -34,7 +34,7 @@ from models.benefit import (
 from models.domain import SmsStatus
 from models.messages import AcceptOffer, Decide, HospitalOpinion, OfficeAccept, OfficeConfirm
 from models.policy import PolicyProfile
-from models.tables import Benefit, BenefitEventRow, SmsOutbox
+from models.tables import Benefit, BenefitEventRow, Settlement, SmsOutbox
 from tests import support
 from tests.fixtures.world import World
 from tests.test_regions import JILIN, TONGJI, WUHAN, _jilin_form, _jilin_world, wuhan_form
@@ -427,6 +427,63 @@ async def test_a_benefit_is_reminded_before_its_end_and_ends_with_an_sms(world: 
     assert await _sent(world, app_id, "benefit_ended") == [f"benefit-{app_id}:ended"]
     assert (await _row(world, app_id)).status == "ended"
     assert "benefit_ended" in await support.audit_actions(world.db, app_id)
+
+
+async def _settle(
+    world: World, application_id: str, ends_on: date, normal: int, abnormal: int = 0
+) -> None:
+    """Settlements of the benefit's person and disease: ``normal`` normal months ending with
+    the month of ``ends_on``, then ``abnormal`` months (refused) before those."""
+    row = await _row(world, application_id)
+    month = ends_on.replace(day=1)
+    async with world.db.session() as session:
+        for n in range(normal + abnormal):
+            session.add(
+                Settlement(
+                    person_id=row.person_id,
+                    disease_code=row.disease_code,
+                    month=month,
+                    normal=n < normal,
+                    imported_at=datetime.now(CST),
+                )
+            )
+            month = (month - timedelta(days=1)).replace(day=1)
+
+
+async def test_a_benefit_renews_twice_on_its_settlements_then_ends_with_its_history_bounded(
+    world: World,
+) -> None:
+    limit = 40
+    policy = support.short_policy(benefit_validity=timedelta(days=400)).model_copy(
+        update={"benefit_history_event_limit": limit}
+    )
+    app_id = await _approve_sanmenxia(world, policy)
+    handle = await _benefit(world, app_id)
+    first_end = (await handle.query(BenefitWorkflow.view)).valid_to
+    assert first_end is not None
+    second_end, third_end = first_end + timedelta(days=400), first_end + timedelta(days=800)
+    # Seed 002: at least 6 months of normal settlements in the 12 before the end date.
+    await _settle(world, app_id, first_end, normal=6)
+    await _settle(world, app_id, second_end, normal=6)
+    await _settle(world, app_id, third_end, normal=5, abnormal=3)  # one month short
+
+    now = await world.env.get_current_time()
+    end_of_third = datetime.combine(third_end, datetime.min.time(), tzinfo=CST)
+    await world.env.sleep(end_of_third - now + timedelta(days=2))
+    ended = await handle.result()  # follows the continued runs
+
+    assert ended.status == BenefitStatus.ENDED and ended.valid_to == third_end
+    assert sorted(await _sent(world, app_id, "benefit_renewed")) == sorted(
+        [f"benefit-{app_id}:renewed:{second_end}", f"benefit-{app_id}:renewed:{third_end}"]
+    )
+    assert await _sent(world, app_id, "benefit_ended") == [f"benefit-{app_id}:ended"]
+    row = await _row(world, app_id)
+    assert (row.status, row.valid_to) == ("ended", third_end)
+    actions = await support.audit_actions(world.db, app_id)
+    assert actions.count("benefit_renewal_checked") == 3 and actions.count("benefit_renewed") == 2
+    # Years of life, a bounded history: it went on in a fresh run, which stays near the limit.
+    history = await _continued(world, handle.id)
+    assert len(history.events) < limit + 30
 
 
 async def test_a_long_term_jilin_benefit_has_no_end_timer(world: World) -> None:

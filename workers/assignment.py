@@ -9,6 +9,7 @@ from temporalio.worker import Worker
 
 from activities.assignment import AssignmentActivities
 from chronic.privacy import draw_key
+from models.roles import served
 from workers import queues
 from workers.resources import Resources
 
@@ -20,6 +21,6 @@ def build(client: Client, resources: Resources, *, graceful_shutdown: timedelta)
     return Worker(
         client,
         task_queue=TASK_QUEUE,
-        activities=[assignment.draw_expert, assignment.answer_offer],
+        activities=served(assignment),
         graceful_shutdown_timeout=graceful_shutdown,
     )

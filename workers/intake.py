@@ -13,6 +13,7 @@ from temporalio.worker import Worker
 
 from activities.filing import FilingIntakeActivities
 from activities.intake import IntakeActivities
+from models.roles import served
 from workers import queues
 from workers.resources import Resources
 
@@ -25,13 +26,6 @@ def build(client: Client, resources: Resources, *, graceful_shutdown: timedelta)
     return Worker(
         client,
         task_queue=TASK_QUEUE,
-        activities=[
-            intake.check_intake,
-            intake.record_materials,
-            intake.sla_due_at,
-            intake.hospital_register,
-            filing.check_filing,
-            filing.valid_long_term_filing,
-        ],
+        activities=served(intake, filing),
         graceful_shutdown_timeout=graceful_shutdown,
     )

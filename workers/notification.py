@@ -14,6 +14,7 @@ from temporalio.worker import Worker
 from activities.notification import NotificationActivities
 from chronic.sms.factory import build_gateway
 from chronic.sms.settings import SmsSettings
+from models.roles import served
 from workers import queues
 from workers.resources import Resources
 
@@ -26,7 +27,7 @@ def build(client: Client, resources: Resources, *, graceful_shutdown: timedelta)
     return Worker(
         client,
         task_queue=TASK_QUEUE,
-        activities=[notification.send_sms],
+        activities=served(notification),
         max_task_queue_activities_per_second=resources.settings.sms_rate_per_second,
         graceful_shutdown_timeout=graceful_shutdown,
     )

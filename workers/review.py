@@ -27,6 +27,7 @@ from activities.oversight import OversightActivities
 from activities.review import ReviewActivities
 from chronic.privacy import draw_key
 from chronic.reconciler import Reconciler
+from models.roles import served
 from workers import queues
 from workers.resources import Resources
 
@@ -41,17 +42,7 @@ def build(client: Client, resources: Resources, *, graceful_shutdown: timedelta)
     return Worker(
         client,
         task_queue=TASK_QUEUE,
-        activities=[
-            review.record_review,
-            review.change_status,
-            review.issue_benefit,
-            review.office_notice,
-            filing.record_filing_status,
-            oversight.record_expert_month,
-            oversight.draw_audit_sample,
-            benefit.start_benefit,
-            benefit.record_benefit_event,
-        ],
+        activities=served(review, filing, oversight, benefit),
         graceful_shutdown_timeout=graceful_shutdown,
     )
 

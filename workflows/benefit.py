@@ -50,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
         DesignationKind,
         HospitalStay,
         RecordStay,
+        RenewalCheck,
         Revoke,
         workflow_id,
     )
@@ -59,6 +60,9 @@ with workflow.unsafe.imports_passed_through():
     from models.roles.review import BenefitRole
     from workflows.sms import Deliveries
     from workflows.steps import run_step
+
+RENEWAL_PATCH = "benefit-renewal-check"
+"""The release that checks settlements at the end of validity (before it, benefits ended)."""
 
 _UNSET = object()
 _OVER = (BenefitStatus.ENDED, BenefitStatus.REVOKED)
@@ -166,16 +170,46 @@ class BenefitWorkflow:
                 )
 
     async def _renewal(self) -> date | None:
-        """Seed 002 rule 9: at the end of validity the benefit continues when the person had
-        at least ``renewal_min_settlement_months`` months of normal settlements in the
-        ``renewal_lookback_months`` before the end date.
+        """Seed 002 rule 9: at the end of validity the benefit continues for another period
+        when the person had at least ``renewal_min_settlement_months`` months of normal
+        settlements in the ``renewal_lookback_months`` before the end date.
 
-        Returns the new last valid day when renewed, None when the benefit ends. The product
-        holds no settlement data yet, so no benefit is renewed by the process today: it ends
-        and the person is told to turn to the office (the ``benefit_ended`` SMS). A settlement
-        check plugs in here as one activity returning the new end date.
+        Returns the new last valid day when renewed (row, event, audit, SMS), None when the
+        benefit ends. Benefits started before renewals were checked (no ``validity`` in their
+        rules, or a history from before the patch) end as they did.
         """
-        return None
+        rules = self._rules
+        if not workflow.patched(RENEWAL_PATCH) or rules.validity is None:
+            return None
+        assert self._valid_to is not None
+        self._waiting_for = "the renewal check over the person's settlements"
+        self._publish()
+        found = await run_step(
+            BenefitRole.renewal_check,
+            RenewalCheck(
+                application_id=self._request.application_id,
+                ends_on=self._valid_to,
+                lookback_months=rules.renewal_lookback_months,
+                min_months=rules.renewal_min_settlement_months,
+            ),
+            queue=BenefitRole.QUEUE,
+            summary=f"renewal check: {rules.renewal_min_settlement_months} of "
+            f"{rules.renewal_lookback_months} months",
+        )
+        if not found.passes(rules.renewal_min_settlement_months):
+            return None
+        renewed_to = self._valid_to + rules.validity
+        async with self._writing:
+            await self._record(
+                BenefitEventKind.RENEWED,
+                actor="system",
+                status=self._status,
+                on=renewed_to,
+            )
+        await self._sms(
+            SmsTemplate.BENEFIT_RENEWED, f"renewed:{renewed_to}", valid_to=str(renewed_to)
+        )
+        return renewed_to
 
     async def _remind(self) -> None:
         assert self._valid_to is not None

@@ -26,6 +26,7 @@ from chronic.cli import (
     schedule,
     schema,
     seed,
+    settlement,
     sms,
     user,
     worker,
@@ -50,6 +51,7 @@ app.add_typer(report.app, name="report")
 app.add_typer(schedule.app, name="schedule")
 app.add_typer(admin.app, name="admin")
 app.add_typer(schema.app, name="schema")
+app.add_typer(settlement.app, name="settlement")
 app.add_typer(sms.app, name="sms")
 app.command(name="demo")(demo.demo)
 app.command(name="bench")(bench.bench)

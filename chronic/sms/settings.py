@@ -65,6 +65,7 @@ class SmsSettings(BaseSettings):
     aliyun_template_benefit_resumed: str | None = None
     aliyun_template_benefit_ending: str | None = None
     aliyun_template_benefit_ended: str | None = None
+    aliyun_template_benefit_renewed: str | None = None
     aliyun_template_sign_in_code: str | None = None
 
     def template_code(self, template: SmsTemplate) -> str | None:

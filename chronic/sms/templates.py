@@ -140,6 +140,11 @@ TEMPLATES: Mapping[SmsTemplate, TemplateSpec] = {
         params=("application_id", "valid_to"),
         code_setting="aliyun_template_benefit_ending",
     ),
+    SmsTemplate.BENEFIT_RENEWED: TemplateSpec(
+        text="您的门诊慢特病待遇（编号${application_id}）经到期复查已续期，有效期至${valid_to}。",
+        params=("application_id", "valid_to"),
+        code_setting="aliyun_template_benefit_renewed",
+    ),
     SmsTemplate.BENEFIT_ENDED: TemplateSpec(
         text="您的门诊慢特病待遇（编号${application_id}）已于${valid_to}到期终止。如需继续享受"
         "待遇，请联系医保经办机构。",

@@ -8,7 +8,13 @@ from typing import ClassVar, Protocol
 
 from temporalio import activity
 
-from models.benefit import BenefitEvent, BenefitRecorded, BenefitStart
+from models.benefit import (
+    BenefitEvent,
+    BenefitRecorded,
+    BenefitStart,
+    RenewalCheck,
+    RenewalFound,
+)
 from models.filing import FilingStatusChange
 from models.messages import (
     BenefitIssued,
@@ -68,3 +74,6 @@ class BenefitRole(Protocol):
 
     @activity.defn
     async def record_benefit_event(self, event: BenefitEvent) -> BenefitRecorded: ...
+
+    @activity.defn
+    async def renewal_check(self, check: RenewalCheck) -> RenewalFound: ...
