@@ -31,6 +31,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner, Result
 
+from chronic.certificate import pdf_text
 from chronic.cli import app
 from chronic.db import Database
 from chronic.hall import api, pages
@@ -41,6 +42,7 @@ from chronic.settings import Settings
 from chronic.sms.sealed import unseal
 from chronic.submission import StartDeferred, submit
 from models.domain import SmsStatus
+from models.messages import AcceptOffer, Decide
 from models.notifications import SmsTemplate
 from models.tables import (
     AuditEvent,
@@ -56,6 +58,7 @@ from tests.fixtures import free_port
 from tests.fixtures.temporal import running_workers
 from tests.test_cli import _UPDATE_EVENTS
 from workflows.application import ApplicationWorkflow
+from workflows.benefit import BenefitWorkflow
 
 PASSWORD = "correct horse battery"
 _CSRF = re.compile(r'name="csrf_token" value="([0-9a-f]{64})"')
@@ -242,6 +245,59 @@ async def test_an_applicant_signs_in_with_the_code_and_sees_only_their_own_appli
 
     [signed] = await hall.audit("hall_sign_in")
     assert signed.actor == f"applicant:#{person}"
+
+
+async def test_an_approved_applicant_downloads_the_benefit_card_and_nobody_elses(
+    hall: Hall,
+) -> None:
+    own = await hall.apply(support.WANG, "DIAL")  # the instant track: one final review
+    handle = hall.client.get_workflow_handle_for(ApplicationWorkflow.run, own)
+    offer = await support.pending_offer(handle)
+    await handle.execute_update(ApplicationWorkflow.accept, AcceptOffer(expert=offer.expert))
+    await handle.execute_update(
+        ApplicationWorkflow.decide, Decide(expert=offer.expert, approve=True, opinion="符合")
+    )
+    assert (await handle.result()).status == "approved"
+    other = await hall.apply(support.LI)  # not approved, and not WANG's
+
+    async with hall.browser() as browser:
+        await sign_in_applicant(hall, browser, support.WANG)
+        timeline = await browser.get(f"/me/applications/{own}")
+        assert f"/me/applications/{own}/card.pdf" in timeline.text
+        card = await browser.get(f"/me/applications/{own}/card.pdf")
+        assert card.status_code == 200 and card.headers["content-type"] == "application/pdf"
+        assert card.headers["cache-control"] == "no-store"
+        text = pdf_text(card.content)
+        assert "门诊慢病卡" in text and support.WANG in text and own in text
+        assert (await browser.get(f"/me/applications/{other}/card.pdf")).status_code == 404
+
+        # The applicant changes the designated hospital online, twice a year in Sanmenxia.
+        assert 'name="hospital"' in timeline.text
+        benefit = hall.client.get_workflow_handle_for(BenefitWorkflow.run, f"benefit-{own}")
+        for _ in range(100):  # its workflow reads the register first
+            if "records" not in (await benefit.query(BenefitWorkflow.view)).waiting_for:
+                break
+            await asyncio.sleep(0.1)
+        path = f"/me/applications/{own}/hospital"
+        for code in ("H02", "H03"):
+            token = await csrf_of(browser, f"/me/applications/{own}")
+            changed = await browser.post(path, data={"csrf_token": token, "hospital": code})
+            assert changed.status_code == 200 and "定点医院已变更为" in changed.text
+        token = await csrf_of(browser, f"/me/applications/{own}")
+        third = await browser.post(path, data={"csrf_token": token, "hospital": "H04"})
+        assert third.status_code == 409 and "allows twice per calendar year" in third.text
+        assert (await benefit.query(BenefitWorkflow.view)).designated_hospital_code == "H03"
+        no_token = await browser.post(path, data={"hospital": "H04"})
+        assert no_token.status_code in (400, 403)
+    async with hall.browser() as stranger:
+        refused = await stranger.get(f"/me/applications/{own}/card.pdf", follow_redirects=False)
+        assert refused.status_code in (303, 401)
+    person = await hall.person_id(support.WANG)
+    [downloaded] = await hall.audit("hall_card_downloaded")
+    assert downloaded.actor == f"applicant:#{person}"
+    assert [e.actor for e in await hall.audit("hall_change_hospital")] == [
+        f"applicant:#{person}"
+    ] * 2
 
 
 async def test_an_expired_code_is_refused_and_guessing_is_stopped(hall: Hall) -> None:

@@ -98,8 +98,17 @@ async def _view(client: Client, application_id: str) -> BenefitView:
 
 
 async def _update(application_id: str, action: Callable[[Handle], Awaitable[T]]) -> T:
-    """Run an update on the benefit; every refusal becomes one readable line."""
-    client = await temporal()
+    return await update_benefit(await temporal(), application_id, action)
+
+
+async def update_benefit(
+    client: Client, application_id: str, action: Callable[[Handle], Awaitable[T]]
+) -> T:
+    """Run an update on the benefit (CLI and hall); every refusal becomes one readable line.
+
+    Raises:
+        CommandFailed: the validator's words, no benefit, an ended one, or no worker.
+    """
     handle = _handle(client, application_id)
     try:
         return await asyncio.wait_for(action(handle), UPDATE_TIMEOUT_SECONDS)

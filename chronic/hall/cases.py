@@ -42,7 +42,7 @@ from models.messages import (
     RequestMaterials,
 )
 from models.policy import PolicyProfile, load_policy
-from models.tables import Application, Material
+from models.tables import Application, Hospital, Material
 from workflows.application import ApplicationWorkflow
 
 STATUS_LABELS = {
@@ -137,6 +137,11 @@ class Timeline:
     benefit: str = ""
     live: bool = True  # False: read from the database only (the process did not answer)
 
+    @property
+    def card(self) -> bool:
+        """A benefit was issued: its card can be downloaded."""
+        return bool(self.benefit)
+
 
 async def my_applications(db: Database, visitor: Visitor) -> list[Summary]:
     async with db.session() as session:
@@ -164,6 +169,67 @@ async def _own_row(db: Database, visitor: Visitor, application_id: str) -> Appli
     if row is None or visitor.person_id is None or row.person_id != visitor.person_id:
         raise NotYours(application_id)
     return row
+
+
+async def my_card(db: Database, visitor: Visitor, application_id: str) -> bytes:
+    """The applicant's benefit card as a PDF (NotYours for anybody else's application, and
+    for one without a benefit); each download is in the audit trail."""
+    from chronic.certificate import CertificateError, card_fields, render_pdf
+    from models.policy import load_policy
+
+    row = await _own_row(db, visitor, application_id)
+    async with db.session() as session:
+        try:
+            fields = await card_fields(session, application_id, load_policy(row.region))
+        except CertificateError:
+            raise NotYours(application_id) from None
+        pdf = render_pdf(fields)
+        await record_as(session, visitor.actor, "hall_card_downloaded", application_id)
+    return pdf
+
+
+async def hospitals_of(
+    db: Database, visitor: Visitor, application_id: str
+) -> list[tuple[str, str]]:
+    """The designated hospitals the applicant may change to: the region's register."""
+    row = await _own_row(db, visitor, application_id)
+    async with db.session() as session:
+        found = await session.execute(
+            select(col(Hospital.code), col(Hospital.name))
+            .where(col(Hospital.region) == row.region)
+            .order_by(col(Hospital.code))
+        )
+        return [(code, name) for code, name in found.all()]
+
+
+async def change_my_hospital(
+    db: Database, client: Client, visitor: Visitor, application_id: str, hospital: str
+) -> str:
+    """Change the designated hospital of the applicant's own benefit (seed 002: twice a year in
+    Sanmenxia; the region's limit is the benefit workflow's validator, which refuses beyond it).
+
+    Raises:
+        NotYours: not the applicant's application.
+        CommandFailed: refused (the validator's words), or no benefit.
+    """
+    from chronic.cli.benefit import update_benefit
+    from models.benefit import ChangeDesignation, DesignationKind
+    from workflows.benefit import BenefitWorkflow
+
+    await _own_row(db, visitor, application_id)
+    change = ChangeDesignation(
+        kind=DesignationKind.HOSPITAL, code=hospital.strip().upper(), actor=visitor.actor
+    )
+    view = await update_benefit(
+        client,
+        application_id,
+        lambda h: h.execute_update(BenefitWorkflow.change_designation, change),
+    )
+    async with db.session() as session:
+        await record_as(
+            session, visitor.actor, "hall_change_hospital", application_id, to=change.code
+        )
+    return f"定点医院已变更为 {view.designated_hospital_name}，变更结果将以短信通知。"
 
 
 async def timeline(

@@ -149,7 +149,56 @@ async def my_timeline(
         shown = await cases.timeline(hall.db, await hall.temporal_or_none(), who, application_id)
     except cases.NotYours:
         return page(request, "error.html", who, message="没有找到该申请。", status_code=404)
-    return page(request, "timeline.html", who, timeline=shown)
+    hospitals = await cases.hospitals_of(hall.db, who, application_id) if shown.card else []
+    return page(request, "timeline.html", who, timeline=shown, hospitals=hospitals)
+
+
+@router.post("/me/applications/{application_id}/hospital", dependencies=[Csrf])
+async def change_my_hospital(
+    request: Request,
+    hall: HallDep,
+    who: Applicant,
+    application_id: ApplicationId,
+    hospital: Annotated[str, Form(max_length=16)],
+) -> HTMLResponse:
+    """Change the designated hospital (the region's yearly limit holds)."""
+    back = f"/me/applications/{application_id}"
+    try:
+        said = await cases.change_my_hospital(
+            hall.db, await hall.temporal(), who, application_id, hospital
+        )
+    except cases.NotYours:
+        return page(request, "error.html", who, message="没有找到该待遇。", status_code=404)
+    except CommandFailed as refused:
+        return page(
+            request,
+            "done.html",
+            who,
+            refused=str(refused),
+            status_code=409,
+            application_id=application_id,
+            back=back,
+        )
+    return page(request, "done.html", who, said=said, application_id=application_id, back=back)
+
+
+@router.get("/me/applications/{application_id}/card.pdf")
+async def my_card(
+    request: Request, hall: HallDep, who: Applicant, application_id: ApplicationId
+) -> Response:
+    """The benefit card (门诊慢病卡) to print or show at the designated hospital."""
+    try:
+        pdf = await cases.my_card(hall.db, who, application_id)
+    except cases.NotYours:
+        return page(request, "error.html", who, message="没有找到该待遇。", status_code=404)
+    return Response(
+        pdf,
+        media_type="application/pdf",
+        headers={
+            "Content-Disposition": f'attachment; filename="card-{application_id}.pdf"',
+            "Cache-Control": "no-store",  # it carries the ID number
+        },
+    )
 
 
 # ---- experts ----------------------------------------------------------------------------------
