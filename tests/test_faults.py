@@ -17,7 +17,8 @@ After each load every application must have ended **approved** with its row clos
 review rows and a benefit; exactly one outbox row per SMS step (``submitted``, ``approved``),
 all sent, and one provider call each (a second one only across a notification worker's
 death, between the provider's acceptance and the commit); every ``decide`` Update an expert
-got a success for recorded in the ``review`` table; no SMS delivery left running or failed.
+got a success for recorded in the ``review`` table; no application run left open (a run ends
+only once its SMS are delivered: they are ``send_sms`` activities of the run).
 
 Each test prints what it did and what it counted (``-s``), and one summary line in the
 ``proof`` section of the terminal summary. Marker ``faults``: not in the default run (see
