@@ -136,6 +136,7 @@ class Timeline:
     reasons: list[str] = field(default_factory=list)
     benefit: str = ""
     live: bool = True  # False: read from the database only (the process did not answer)
+    region: str = ""
 
     @property
     def card(self) -> bool:
@@ -188,15 +189,12 @@ async def my_card(db: Database, visitor: Visitor, application_id: str) -> bytes:
     return pdf
 
 
-async def hospitals_of(
-    db: Database, visitor: Visitor, application_id: str
-) -> list[tuple[str, str]]:
-    """The designated hospitals the applicant may change to: the region's register."""
-    row = await _own_row(db, visitor, application_id)
+async def hospitals_of(db: Database, region: str) -> list[tuple[str, str]]:
+    """The designated hospitals an applicant may change to: the region's register."""
     async with db.session() as session:
         found = await session.execute(
             select(col(Hospital.code), col(Hospital.name))
-            .where(col(Hospital.region) == row.region)
+            .where(col(Hospital.region) == region)
             .order_by(col(Hospital.code))
         )
         return [(code, name) for code, name in found.all()]
@@ -257,6 +255,7 @@ async def timeline(
             result=STATUS_LABELS[status] if status in FINISHED else "",
             reasons=[row.outcome_reason] if row.outcome_reason and status in FINISHED else [],
             live=False,
+            region=row.region,
         )
     return _from_progress(progress, row, disease, zone)
 
@@ -320,6 +319,7 @@ def _from_progress(progress: Progress, row: Application, disease: str, zone: tim
         result=result,
         reasons=reasons,
         benefit=benefit,
+        region=row.region,
     )
 
 

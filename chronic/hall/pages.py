@@ -132,6 +132,27 @@ async def logout(request: Request, hall: HallDep) -> Response:
     return response
 
 
+def outcome(
+    request: Request,
+    who: Visitor,
+    application_id: str,
+    done: str | CommandFailed,
+    back: str | None = None,
+) -> HTMLResponse:
+    """The page after an action: what was done, or the refusal in the validator's words."""
+    if isinstance(done, CommandFailed):
+        return page(
+            request,
+            "done.html",
+            who,
+            refused=str(done),
+            status_code=409,
+            application_id=application_id,
+            back=back,
+        )
+    return page(request, "done.html", who, said=done, application_id=application_id, back=back)
+
+
 # ---- applicants -------------------------------------------------------------------------------
 
 
@@ -149,7 +170,7 @@ async def my_timeline(
         shown = await cases.timeline(hall.db, await hall.temporal_or_none(), who, application_id)
     except cases.NotYours:
         return page(request, "error.html", who, message="没有找到该申请。", status_code=404)
-    hospitals = await cases.hospitals_of(hall.db, who, application_id) if shown.card else []
+    hospitals = await cases.hospitals_of(hall.db, shown.region) if shown.card else []
     return page(request, "timeline.html", who, timeline=shown, hospitals=hospitals)
 
 
@@ -162,24 +183,15 @@ async def change_my_hospital(
     hospital: Annotated[str, Form(max_length=16)],
 ) -> HTMLResponse:
     """Change the designated hospital (the region's yearly limit holds)."""
-    back = f"/me/applications/{application_id}"
     try:
-        said = await cases.change_my_hospital(
+        said: str | CommandFailed = await cases.change_my_hospital(
             hall.db, await hall.temporal(), who, application_id, hospital
         )
     except cases.NotYours:
         return page(request, "error.html", who, message="没有找到该待遇。", status_code=404)
     except CommandFailed as refused:
-        return page(
-            request,
-            "done.html",
-            who,
-            refused=str(refused),
-            status_code=409,
-            application_id=application_id,
-            back=back,
-        )
-    return page(request, "done.html", who, said=said, application_id=application_id, back=back)
+        said = refused
+    return outcome(request, who, application_id, said, back=f"/me/applications/{application_id}")
 
 
 @router.get("/me/applications/{application_id}/card.pdf")
@@ -233,16 +245,11 @@ async def expert_action(
     text: Annotated[str, Form(max_length=2000)] = "",
 ) -> HTMLResponse:
     try:
-        said = await cases.act(hall.db, await hall.temporal(), who, application_id, action, text)
+        said: str | CommandFailed = await cases.act(
+            hall.db, await hall.temporal(), who, application_id, action, text
+        )
     except cases.NotYours:
         return page(request, "error.html", who, message="没有这项操作。", status_code=404)
     except CommandFailed as refused:
-        return page(
-            request,
-            "done.html",
-            who,
-            refused=str(refused),
-            status_code=409,
-            application_id=application_id,
-        )
-    return page(request, "done.html", who, said=said, application_id=application_id)
+        said = refused
+    return outcome(request, who, application_id, said)
