@@ -10,7 +10,6 @@ records with each change.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from pathlib import Path
@@ -22,22 +21,19 @@ from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
     WorkflowHandle,
-    WorkflowUpdateFailedError,
-    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.service import RPCError, RPCStatusCode
 
 from chronic.actor import operator
 from chronic.cli.output import (
     QUERY_TIMEOUT,
-    UPDATE_TIMEOUT_SECONDS,
     ApplicationArg,
     CommandFailed,
     console,
     disease_label,
     local,
-    refusal,
     run,
+    run_update,
     temporal,
     zone_of,
 )
@@ -109,26 +105,25 @@ async def update_benefit(
     Raises:
         CommandFailed: the validator's words, no benefit, an ended one, or no worker.
     """
-    handle = _handle(client, application_id)
-    try:
-        return await asyncio.wait_for(action(handle), UPDATE_TIMEOUT_SECONDS)
-    except WorkflowUpdateFailedError as error:
-        raise CommandFailed(refusal(error)) from None
-    except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND:
-            try:
-                view = await _view(client, application_id)
-            except CommandFailed:
-                raise _no_benefit(application_id) from None
-            raise CommandFailed(
-                f"the benefit of {application_id} is {view.status}: nothing more can be changed"
-            ) from None
-        raise CommandFailed(f"Temporal refused the change of {application_id}: {error}") from None
-    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
-        raise CommandFailed(
-            f"the change of {application_id} was not recorded within "
-            f"{UPDATE_TIMEOUT_SECONDS:.0f} s: start the workers or `chronic dev up`"
-        ) from None
+
+    async def ended(error: RPCError) -> CommandFailed | None:
+        if error.status != RPCStatusCode.NOT_FOUND:
+            return None
+        try:
+            view = await _view(client, application_id)
+        except CommandFailed:
+            return _no_benefit(application_id)
+        return CommandFailed(
+            f"the benefit of {application_id} is {view.status}: nothing more can be changed"
+        )
+
+    return await run_update(
+        _handle(client, application_id),
+        action,
+        subject=f"the change of {application_id}",
+        hint="start the workers or `chronic dev up`",
+        gone=ended,
+    )
 
 
 def _print(view: BenefitView) -> None:

@@ -314,22 +314,48 @@ async def send_update(
         CommandFailed: the validator refused (its message), the application is unknown or
             finished, or no worker recorded the action in time.
     """
-    handle = handle_of(client, application_id)
+
+    async def finished(error: RPCError) -> CommandFailed | None:
+        if not (_is_not_found(error) or _STALE.search(str(error))):
+            return None
+        status = await finished_status(client, application_id)
+        return CommandFailed(
+            f"application {application_id} is finished ({status}): nothing more can be done"
+        )
+
+    return await run_update(
+        handle_of(client, application_id),
+        action,
+        subject=f"the action on {application_id}",
+        hint=_WORKERS_HINT,
+        gone=finished,
+    )
+
+
+H = TypeVar("H", bound=WorkflowHandle)
+
+
+async def run_update(
+    handle: H,
+    action: Callable[[H], Awaitable[T]],
+    *,
+    subject: str,
+    hint: str,
+    gone: Callable[[RPCError], Awaitable[CommandFailed | None]],
+) -> T:
+    """Run an Update on any of the product's workflows (application, benefit) and turn every
+    refusal into one readable line: the validator's words; ``gone(error)`` for a workflow
+    that is not there or has ended (None: Temporal's own words); no worker in time."""
     try:
         return await asyncio.wait_for(action(handle), UPDATE_TIMEOUT_SECONDS)
     except WorkflowUpdateFailedError as error:
         raise CommandFailed(refusal(error)) from None
     except RPCError as error:
-        if _is_not_found(error) or _STALE.search(str(error)):
-            status = await finished_status(client, application_id)
-            raise CommandFailed(
-                f"application {application_id} is finished ({status}): nothing more can be done"
-            ) from None
-        raise CommandFailed(f"Temporal refused the action on {application_id}: {error}") from None
+        failed = await gone(error)
+        raise (failed or CommandFailed(f"Temporal refused {subject}: {error}")) from None
     except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
         raise CommandFailed(
-            f"the action on {application_id} was not recorded within "
-            f"{UPDATE_TIMEOUT_SECONDS:.0f} s: {_WORKERS_HINT}"
+            f"{subject} was not recorded within {UPDATE_TIMEOUT_SECONDS:.0f} s: {hint}"
         ) from None
 
 
