@@ -111,17 +111,6 @@ def _today(info: ValidationInfo) -> date | None:
     return datetime.now(CHINA_TIME).date()
 
 
-@functools.lru_cache(maxsize=16)
-def _shipped_policy(region: str) -> PolicyProfile:
-    # Cached: a batch of forms should not re-read and re-validate the same TOML each time.
-    return load_policy(region)
-
-
-def _load_policy(region: str, folder: Path | None = None) -> PolicyProfile:
-    # An office's own folder is read each time: an edited profile applies from the next form.
-    return _shipped_policy(region) if folder is None else load_policy(region, folder)
-
-
 def _policy(region: str, info: ValidationInfo) -> PolicyProfile | None:
     """The profile of ``region``: from the validation context, else from its file.
 
@@ -137,7 +126,7 @@ def _policy(region: str, info: ValidationInfo) -> PolicyProfile | None:
     if _in_workflow():
         return None
     folder = context.get("policy_dir")
-    return _load_policy(region, folder if isinstance(folder, Path) else None)
+    return load_policy(region, folder if isinstance(folder, Path) else None)
 
 
 # --------------------------------------------------------------------------- field types

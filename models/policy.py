@@ -11,6 +11,7 @@ decided by (``chronic policy show --application``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import tomllib
 from datetime import date, timedelta
@@ -370,12 +371,25 @@ def load_policy(region: str, folder: Path | None = None) -> PolicyProfile:
     """Load the profile of ``region``: ``folder/<region>.toml`` when the office keeps its own
     edition there, else the shipped ``models/policies/<region>.toml``.
 
+    Parsed once per edition of the files: every submission and form asks for its region's
+    profile, and an office's edited file (or catalogue) is read again only once it changed.
+
     Raises:
         LookupError: no profile for ``region``.
         PolicyFileError: the file is not a valid profile (every problem with its path).
     """
     own = folder / f"{region}.toml" if folder is not None else None
+    stamp = None
     if own is not None and own.is_file():
+        catalogue = folder / "catalogues" / f"{region}.toml" if folder is not None else own
+        stamp = (own.stat().st_mtime_ns, catalogue.stat().st_mtime_ns if catalogue.is_file() else 0)
+    return _load_policy(region, folder, stamp)
+
+
+@functools.lru_cache(maxsize=32)
+def _load_policy(region: str, folder: Path | None, stamp: tuple[int, int] | None) -> PolicyProfile:
+    own = folder / f"{region}.toml" if folder is not None else None
+    if stamp is not None and own is not None:
         return read_policy_file(own)
     resource = _SHIPPED.joinpath(f"{region}.toml")
     if not resource.is_file():
