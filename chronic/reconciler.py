@@ -41,11 +41,11 @@ from temporalio.service import RPCError, RPCStatusCode
 from chronic.closing import RECONCILER, close_application, ending_of
 from chronic.db import Database
 from chronic.filings import close_filing, filing_input, start_filing
+from chronic.policies import edition
 from chronic.settings import Settings
 from chronic.submission import application_input, is_grade_3a, start_application
 from models.domain import FilingType
-from models.policy import PolicyProfile
-from models.tables import Application, FilingRecord, Hospital, InsuredPerson, PolicyVersion
+from models.tables import Application, FilingRecord, Hospital, InsuredPerson
 from workflows.application import ApplicationWorkflow
 from workflows.filing import WORKFLOW_TYPE as FILING_WORKFLOW
 
@@ -79,7 +79,7 @@ class _Open:
     diagnosing_hospital: str
     diagnosed_at_grade_3a: bool
     out_of_area: bool
-    policy: PolicyProfile | None  # the edition kept at submission (None: recorded before)
+    policy_digest: str | None  # the edition kept at submission (None: recorded before)
 
 
 @dataclass(frozen=True)
@@ -196,12 +196,9 @@ class Reconciler:
     async def _open_rows(self) -> list[_Open]:
         async with self.db.session() as session:
             rows = await session.exec(
-                select(Application, col(InsuredPerson.id_number), Hospital, PolicyVersion)
+                select(Application, col(InsuredPerson.id_number), Hospital)
                 .join(InsuredPerson, col(InsuredPerson.id) == col(Application.person_id))
                 .join(Hospital, col(Hospital.code) == col(Application.diagnosing_hospital_code))
-                .outerjoin(
-                    PolicyVersion, col(PolicyVersion.digest) == col(Application.policy_digest)
-                )
                 .where(col(Application.closed_at).is_(None))
                 .order_by(col(Application.submitted_at))
             )
@@ -215,9 +212,9 @@ class Reconciler:
                     a.diagnosing_hospital_code,
                     is_grade_3a(hospital),
                     a.out_of_area,
-                    PolicyProfile.model_validate(kept.profile) if kept is not None else None,
+                    a.policy_digest,
                 )
-                for a, id_number, hospital, kept in rows.all()
+                for a, id_number, hospital in rows.all()
             ]
 
     async def _open_filings(self) -> list[_OpenFiling]:
@@ -273,10 +270,15 @@ class Reconciler:
             report.closed.append(case_id)
 
     async def _start(self, row: _Open) -> object:
+        # The edition kept at submission (read only for the few rows started here): rules
+        # changed since apply to new cases only.
+        kept = None
+        if row.policy_digest is not None:
+            async with self.db.session() as session:
+                kept = await edition(session, row.policy_digest)
         request = application_input(
             row.id,
-            # The edition kept at submission: rules changed since apply to new cases only.
-            policy=row.policy or self.settings.policy(row.region),
+            policy=kept or self.settings.policy(row.region),
             disease_code=row.disease_code,
             id_number=row.id_number,
             submitted_at=row.submitted_at,
