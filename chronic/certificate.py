@@ -56,13 +56,23 @@ class CardFields:
     status: str = "active"
 
 
+_FOUND: dict[str | None, Path] = {}
+
+
 def cjk_font() -> Path:
-    """A font file that has the card's Chinese glyphs.
+    """A font file that has the card's Chinese glyphs (looked up once per process: the hall
+    renders a card per download; a missing font is looked for again next time).
 
     Raises:
         CertificateError: none is installed (the message says how to install one).
     """
     named = os.environ.get("CHRONIC_CJK_FONT")
+    if named not in _FOUND:
+        _FOUND[named] = _find_font(named)
+    return _FOUND[named]
+
+
+def _find_font(named: str | None) -> Path:
     if named:
         if Path(named).is_file():
             return Path(named)
