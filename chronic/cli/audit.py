@@ -31,6 +31,7 @@ from chronic.cli.output import (
     temporal,
     zone_of,
 )
+from chronic.cli.report import chosen_month
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -123,18 +124,6 @@ async def _check(application_id: str, show_pool: bool) -> int:
 app.command()(draw)
 
 
-def _period(period: str | None, region: str) -> str:
-    from chronic.cli.report import _last_month
-    from chronic.reports.experts import month_bounds
-
-    chosen = period or _last_month(region)
-    try:
-        month_bounds(chosen, zone_of(region))
-    except ValueError as error:
-        raise typer.BadParameter(str(error), param_hint="'--period'") from None
-    return chosen
-
-
 def sample(
     period: PeriodOption = None,
     verify: Annotated[
@@ -150,7 +139,7 @@ def sample(
     from chronic.settings import get_settings
 
     region = office_region()
-    chosen = _period(period, region)
+    chosen = chosen_month(period, region, "--period")
     settings = get_settings()
 
     async def main() -> audits.Drawn:

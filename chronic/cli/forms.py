@@ -79,7 +79,9 @@ async def record_and_start(
         except StartDeferred as deferred:
             return deferred.application_id, unreachable or deferred.cause
         except SubmissionRefused as refused:
-            print_problems(f"{name(path)} was not submitted", (_split(p) for p in refused.problems))
+            print_problems(
+                f"{name(path)} was not submitted", (split_problem(p) for p in refused.problems)
+            )
             raise typer.Exit(1) from None
 
 
@@ -88,7 +90,7 @@ _FIELD_PATH = re.compile(
 )
 
 
-def _split(problem: str) -> tuple[str | None, str]:
+def split_problem(problem: str) -> tuple[str | None, str]:
     """``"applicant.id_number: no insured …"`` → (path, message) when it starts with a path."""
     found = _FIELD_PATH.match(problem)
     return (found["path"], found["message"]) if found else (None, problem)

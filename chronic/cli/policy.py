@@ -16,6 +16,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from chronic.cli.forms import split_problem
 from chronic.cli.output import CommandFailed, console, database, fail, print_problems, run
 from models.policy import (
     PolicyFileError,
@@ -54,18 +55,16 @@ def _load(source: str) -> PolicyProfile:
             return read_policy_file(path)
         return load_policy(source, _policy_dir())
     except PolicyFileError as error:
-        print_problems(f"{error.source} is not a valid policy profile", _paths(error.problems))
+        print_problems(
+            f"{error.source} is not a valid policy profile",
+            (split_problem(p) for p in error.problems),
+        )
         raise typer.Exit(1) from None
     except LookupError:
         fail(
             f"{source!r} is neither a region nor a file; regions: "
             f"{', '.join(available_regions(_policy_dir()))}"
         )
-
-
-def _paths(problems: list[str]) -> list[tuple[str | None, str]]:
-    split = [p.partition(": ") for p in problems]
-    return [(path, message) if message else (None, path) for path, _, message in split]
 
 
 def show(

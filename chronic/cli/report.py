@@ -16,9 +16,19 @@ from chronic.cli.output import CommandFailed, console, database, office_region, 
 app = typer.Typer(no_args_is_help=True, help="Reports for the office.")
 
 
-def _last_month(region: str) -> str:
-    today = datetime.now(UTC).astimezone(zone_of(region)).date()
-    return f"{today.replace(day=1) - timedelta(days=1):%Y-%m}"
+def chosen_month(month: str | None, region: str, option: str) -> str:
+    """``month`` (YYYY-MM) checked, or the month before today in the region's time; a usage
+    error naming ``option`` otherwise (`report experts --month`, `audit sample --period`)."""
+    from chronic.reports.experts import month_bounds
+
+    if month is None:
+        today = datetime.now(UTC).astimezone(zone_of(region)).date()
+        return f"{today.replace(day=1) - timedelta(days=1):%Y-%m}"
+    try:
+        month_bounds(month, zone_of(region))
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint=f"'{option}'") from None
+    return month
 
 
 def experts(
@@ -35,14 +45,10 @@ def experts(
 ) -> None:
     """Each expert's offers, accepts, declines, lapses, decisions and median response time in
     a month, by hospital (the monthly statistic every hospital receives)."""
-    from chronic.reports.experts import ExpertMonth, as_csv, expert_month, month_bounds
+    from chronic.reports.experts import ExpertMonth, as_csv, expert_month
 
     region = office_region()
-    chosen = month or _last_month(region)
-    try:
-        month_bounds(chosen, zone_of(region))
-    except ValueError as error:
-        raise typer.BadParameter(str(error), param_hint="'--month'") from None
+    chosen = chosen_month(month, region, "--month")
 
     async def lines() -> list[ExpertMonth]:
         async with database() as db, db.session() as session:
