@@ -81,18 +81,19 @@ class OversightActivities(OversightRole):
             )
             hospitals = []
             for code, rows in sorted(by_hospital.items()):
+                report = as_csv(rows)
                 await session.exec(
                     insert(ExpertReport)
                     .values(
                         region=request.region,
                         month=request.month,
                         hospital_code=code,
-                        csv=as_csv(rows),
+                        csv=report,
                         created_at=now,
                     )
                     .on_conflict_do_update(
                         index_elements=["region", "month", "hospital_code"],
-                        set_={"csv": as_csv(rows), "created_at": now},
+                        set_={"csv": report, "created_at": now},
                     )
                 )
                 hospitals.append(
