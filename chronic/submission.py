@@ -29,7 +29,7 @@ from chronic.policies import keep_edition
 from chronic.privacy import applicant_key
 from chronic.settings import Settings
 from models.application import ApplicationForm
-from models.domain import ApplicationStatus, HospitalGrade, ReviewStage
+from models.domain import ApplicationStatus, HospitalGrade, ReviewStage, SubmittedBy
 from models.messages import ApplicationInput, Progress
 from models.policy import PolicyProfile
 from models.tables import Application, Hospital, InsuredPerson, Material, Pharmacy
@@ -78,10 +78,13 @@ async def submit(
     settings: Settings,
     policy: PolicyProfile | None = None,
     search_attributes: bool = True,
+    submitting_hospital: str | None = None,
 ) -> str:
     """Record ``form``, commit, then start its workflow; returns the application ID.
 
     Args:
+        submitting_hospital: the hospital whose desk submits it (a hall desk account's);
+            unset, a form submitted by a hospital is the diagnosing hospital's desk's.
         policy: the rules to decide by; defaults to the region's profile (demos and tests
             pass one with shortened windows).
         search_attributes: False only against a server without the product's attributes.
@@ -99,7 +102,7 @@ async def submit(
     now = datetime.now(UTC)
     application_id = new_application_id(now, zone)
     try:
-        diagnosing = await _record(form, application_id, now, zone, db, policy)
+        diagnosing = await _record(form, application_id, now, zone, db, policy, submitting_hospital)
     except _AlreadyOpen as already:
         # The failed transaction is rolled back by now; explain from a fresh one.
         raise SubmissionRefused(
@@ -219,6 +222,7 @@ async def _record(
     zone: timezone,
     db: Database,
     policy: PolicyProfile,
+    submitting_hospital: str | None = None,
 ) -> Hospital:
     """Write the row and the first round of materials, and commit; returns the diagnosing
     hospital (its grade chooses the track)."""
@@ -254,6 +258,10 @@ async def _record(
                 diagnosing_hospital_code=form.diagnosing_hospital,
                 designated_hospital_code=form.designated_hospital,
                 submitted_by=form.submitted_by,
+                submitting_hospital_code=submitting_hospital
+                or (
+                    form.diagnosing_hospital if form.submitted_by == SubmittedBy.HOSPITAL else None
+                ),
                 submitted_at=now,
                 out_of_area=form.out_of_area,
                 policy_digest=digest,

@@ -165,6 +165,12 @@ class Application(SQLModel, table=True):
     diagnosing_hospital_code: str = Field(foreign_key="hospital.code")
     designated_hospital_code: str = Field(foreign_key="hospital.code")
     submitted_by: str = Field(default="applicant", max_length=16)
+    submitting_hospital_code: str | None = Field(
+        default=None,
+        foreign_key="hospital.code",
+        index=True,
+        description="The hospital whose desk submitted it (submitted_by = hospital, 辅助申报).",
+    )
     submitted_at: datetime = _timestamp()
     closed_at: datetime | None = _timestamp(nullable=True)
     outcome_reason: str | None = Field(default=None, max_length=2000)
@@ -535,6 +541,17 @@ class HallUser(SQLModel, table=True):
     disabled: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     created_at: datetime = _timestamp()
     password_changed_at: datetime = _timestamp()
+    totp_secret: str | None = Field(
+        default=None,
+        max_length=400,
+        description="The TOTP secret, sealed (chronic.sms.sealed); set at enrolment.",
+    )
+    totp_confirmed_at: datetime | None = _timestamp(nullable=True)
+    totp_last_step: int | None = Field(
+        default=None,
+        sa_type=sa.BigInteger,
+        description="The last TOTP time step accepted: a code works once.",
+    )
 
 
 class HallSession(SQLModel, table=True):
