@@ -241,8 +241,6 @@ def _waits_for(expert: str) -> Callable[[Progress], bool]:
 
 # ---- the pool (operators) ---------------------------------------------------------------------
 
-POOL_EXHAUSTED_QUERY = 'PoolExhausted = true AND ExecutionStatus = "Running"'
-
 
 @app.command()
 def reinstate(
@@ -252,29 +250,17 @@ def reinstate(
     """Bring a disqualified or inactive EXPERT back into the pool (strikes reset)."""
 
     async def main() -> tuple[str, str]:
-        from chronic.actor import record_action
-        from models.domain import ExpertStatus
-        from models.tables import Expert
+        from chronic.actor import operator
+        from chronic.pool import PoolRefused
+        from chronic.pool import reinstate as reinstate_expert
 
         code, why = _code(expert), operator_reason(reason)
         async with database() as db, db.session() as session:
-            row = await session.get(Expert, code, with_for_update=True)
-            if row is None:
-                raise CommandFailed(f"no expert {code} in the pool register")
-            if row.status == ExpertStatus.ACTIVE:
-                raise CommandFailed(
-                    f"{code} is active already ({row.consecutive_strikes} strikes): "
-                    "nothing to reinstate"
-                )
-            before = str(row.status)
-            row.status = ExpertStatus.ACTIVE
-            row.consecutive_strikes = 0
-            row.disqualified_at = None
-            session.add(row)
-            await record_action(
-                session, "expert_reinstated", None, reason=why, expert=code, was=before
-            )
-        return before, await _signal_waiting()
+            try:
+                done = await reinstate_expert(session, code, why, operator())
+            except PoolRefused as refused:
+                raise CommandFailed(str(refused)) from None
+        return done.was, await _signal_waiting()
 
     before, signalled = run(main)
     console.print(f"[bold green]reinstated[/] {expert} (was {before}; strikes reset)")
@@ -393,22 +379,6 @@ def enroll(
 
 async def _signal_waiting() -> str:
     """Signal ``pool_changed`` to every running application waiting on an exhausted pool."""
-    from temporalio.service import RPCError
+    from chronic.pool import signal_waiting
 
-    client = await temporal()
-    try:
-        ids = [e.id async for e in client.list_workflows(POOL_EXHAUSTED_QUERY)]
-    except RPCError as error:
-        return f"could not list applications waiting for an expert: {error.message}"
-    signalled = 0
-    for workflow_id in ids:
-        try:
-            await client.get_workflow_handle_for(ApplicationWorkflow.run, workflow_id).signal(
-                ApplicationWorkflow.pool_changed
-            )
-            signalled += 1
-        except RPCError:
-            pass  # finished in the meantime
-    if not signalled:
-        return "no application is waiting for an expert"
-    return f"{signalled} application(s) waiting for an expert draw again now"
+    return await signal_waiting(await temporal())
