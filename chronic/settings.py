@@ -49,6 +49,12 @@ class Settings(BaseSettings):
         "where `chronic dev up` starts the embedded dev server.",
     )
     temporal_ui_port: int = Field(default=8233, description="Web UI port of the dev server.")
+    temporal_ui_url: str | None = Field(
+        default=None,
+        description="Address of the Temporal Web UI the hall's office pages link to (e.g. "
+        "https://temporal.office.example). Unset: the dev server's UI next to the Temporal "
+        "address, on temporal_ui_port.",
+    )
     codec_server_port: int = Field(
         default=8081, description="Port of the codec server `dev up` starts for the Web UI."
     )

@@ -265,9 +265,13 @@ def create_app(
             response.headers.setdefault("Content-Security-Policy", CSP)
         return response
 
-    from chronic.hall import api, pages
+    from chronic.hall import api, desk, office, pages
 
     app.include_router(pages.router)
     app.include_router(api.router)
+    app.include_router(office.pages)
+    app.include_router(office.api)
+    app.include_router(desk.pages)
+    app.include_router(desk.api)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     return app

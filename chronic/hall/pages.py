@@ -39,7 +39,13 @@ def page(
     )
 
 
-HOME = {"applicant": "/me", "expert": "/expert"}
+HOME = {
+    "applicant": "/me",
+    "expert": "/expert",
+    "hospital": "/desk",
+    "clerk": "/office",
+    "operator": "/office",
+}
 
 
 @router.get("/")

@@ -4,6 +4,10 @@ Counts by region and status, open applications by stage, decisions within and be
 policy's working-day target, the median working days from submission to decision, and the
 approvals and new benefits month by month. Working days are counted on the office's holiday
 calendar (:mod:`chronic.workdays`), as the SLA target is.
+
+The hall's office pages list the applications behind these counts with
+:func:`applications_with_clock`: the same query, the same working-day clock
+(:func:`working_days`), so a page's list and the report's counts agree.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import statistics
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import col
@@ -20,7 +25,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from chronic.workdays import WorkdayCalendar
 from models.domain import ApplicationStatus
 from models.policy import PolicyProfile
-from models.tables import Application, Benefit
+from models.tables import Application, Benefit, InsuredPerson
 
 DECIDED = (ApplicationStatus.APPROVED, ApplicationStatus.REJECTED)
 
@@ -47,6 +52,102 @@ class RegionOverview:
         return self.decided_late + self.open_overdue
 
 
+def working_days(
+    calendar: WorkdayCalendar, submitted_at: datetime, until: datetime, zone: timezone
+) -> int:
+    """Working days from the local day of submission to the local day of ``until``."""
+    return calendar.working_days_between(
+        submitted_at.astimezone(zone).date(), until.astimezone(zone).date()
+    )
+
+
+def _columns() -> Any:
+    """The columns the overview counts by (and the office's list shows)."""
+    return sa.select(
+        col(Application.region),
+        col(Application.status),
+        col(Application.stage),
+        col(Application.submitted_at),
+        col(Application.closed_at),
+    )
+
+
+@dataclass(frozen=True)
+class ClockedApplication:
+    """One application with its working-day clock against the policy's target."""
+
+    application_id: str
+    region: str
+    status: str
+    stage: str
+    submitted_at: datetime
+    closed_at: datetime | None
+    working_days: int  # to the decision, or to today while open
+    target: int  # the policy's working-day limit (0: none)
+    applicant: str
+    submitted_by: str
+    submitting_hospital: str | None
+
+    @property
+    def overdue(self) -> bool:
+        """Beyond the target: decided late (approved, rejected), or open and past it."""
+        counted = self.closed_at is None or self.status in DECIDED
+        return counted and bool(self.target) and self.working_days > self.target
+
+
+async def applications_with_clock(
+    session: AsyncSession,
+    policies: dict[str, PolicyProfile],
+    *,
+    calendar: WorkdayCalendar,
+    now: datetime | None = None,
+    status: str | None = None,
+    stage: str | None = None,
+    open_only: bool = False,
+    limit: int = 200,
+) -> list[ClockedApplication]:
+    """The applications the overview counts (filtered), oldest first, with their clock."""
+    now = now or datetime.now(UTC)
+    query = (
+        _columns()
+        .add_columns(
+            col(Application.id),
+            col(InsuredPerson.name),
+            col(Application.submitted_by),
+            col(Application.submitting_hospital_code),
+        )
+        .join(InsuredPerson, col(InsuredPerson.id) == col(Application.person_id))
+        .order_by(col(Application.submitted_at))
+        .limit(limit)
+    )
+    if status is not None:
+        query = query.where(col(Application.status) == status)
+    if stage is not None:
+        query = query.where(col(Application.stage) == stage)
+    if open_only:
+        query = query.where(col(Application.closed_at).is_(None))
+    found = []
+    for row in (await session.exec(query)).all():
+        region, status_, stage_, submitted_at, closed_at, app_id, name, by, hospital = row
+        policy = policies.get(region)
+        found.append(
+            ClockedApplication(
+                app_id,
+                region,
+                str(status_),
+                str(stage_),
+                submitted_at,
+                closed_at,
+                working_days(calendar, submitted_at, closed_at or now, _zone(policy)),
+                policy.sla_working_days_max if policy else 0,
+                name,
+                by,
+                hospital,
+            )
+        )
+    return found
+
+
 async def overview(
     session: AsyncSession,
     policies: dict[str, PolicyProfile],
@@ -66,33 +167,19 @@ async def overview(
 
     for region in policies:
         of(region)
-    rows = (
-        await session.exec(  # type: ignore[call-overload]
-            sa.select(
-                col(Application.region),
-                col(Application.status),
-                col(Application.stage),
-                col(Application.submitted_at),
-                col(Application.closed_at),
-            )
-        )
-    ).all()
+    rows = (await session.exec(_columns())).all()
     for region, status, stage, submitted_at, closed_at in rows:
         overview = of(region)
         zone = _zone(policies.get(region))
         overview.by_status[str(status)] += 1
-        submitted = submitted_at.astimezone(zone).date()
         target = overview.sla_working_days_max
         if closed_at is None:
             overview.open_by_stage[str(stage)] += 1
-            if (
-                target
-                and calendar.working_days_between(submitted, now.astimezone(zone).date()) > target
-            ):
+            if target and working_days(calendar, submitted_at, now, zone) > target:
                 overview.open_overdue += 1
             continue
         if status in DECIDED:
-            days = calendar.working_days_between(submitted, closed_at.astimezone(zone).date())
+            days = working_days(calendar, submitted_at, closed_at, zone)
             overview.decision_working_days.append(days)
             overview.decided_late += bool(target) and days > target
         if status == ApplicationStatus.APPROVED:

@@ -1,0 +1,376 @@
+"""The hall's office and hospital-desk pages, against the session's dev server, a seeded
+database of this module's own and the product's workers.
+
+One hall serves the whole module (accounts made once); each test makes the applications it
+counts. The review worker's reconciler runs only at start (interval of an hour) and takes any
+open row as old enough, so rows recorded without a process stay without one and show up as
+stuck.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import UTC, date, datetime, timedelta
+
+import httpx
+import pytest
+from fastapi.routing import APIRoute
+from sqlmodel import col, select, update
+
+from chronic.db import Database
+from chronic.hall import desk, office
+from chronic.hall.accounts import Role, add_user
+from chronic.settings import Settings
+from chronic.submission import StartDeferred, submit
+from models.domain import ExpertStatus
+from models.messages import OfficeAccept
+from models.tables import Application, AuditEvent, Expert
+from tests import support
+from tests.fixtures.database import database_copy
+from tests.fixtures.temporal import running_workers
+from tests.test_hall import PASSWORD, Hall, csrf_of, sign_in_staff
+from tests.test_regions import ASSESSOR, ERJIA, TONGJI, wuhan_form, wuhan_register
+from workflows.application import ApplicationWorkflow
+
+ACCOUNTS = {
+    "clerk1": (Role.CLERK, None),
+    "op1": (Role.OPERATOR, None),
+    "desk-h01": (Role.HOSPITAL, "H01"),
+    "desk-h02": (Role.HOSPITAL, "H02"),
+    "tongji": (Role.HOSPITAL, TONGJI),
+    "erjia": (Role.HOSPITAL, ERJIA),
+    "w03": (Role.HOSPITAL, ASSESSOR),
+}
+
+
+@pytest.fixture(scope="module")
+async def staff(
+    dev_server: object, embedded_postgres: object, seeded_template: object, tmp_path_factory: object
+) -> AsyncIterator[Hall]:
+    from temporalio.testing import WorkflowEnvironment
+
+    from tests.fixtures.database import SeededTemplate
+
+    assert isinstance(dev_server, WorkflowEnvironment)
+    assert isinstance(seeded_template, SeededTemplate)
+    settings = Settings(
+        state_dir=tmp_path_factory.mktemp("staff"),  # type: ignore[attr-defined]
+        reconcile_interval_seconds=3600,
+        reconcile_min_age_seconds=0,
+        temporal_ui_url="http://ui.test",
+    )
+    started = datetime.now(UTC)
+    async with database_copy(embedded_postgres, seeded_template.name) as db:  # type: ignore[arg-type]
+        async with db.session() as session:
+            for name, (role, hospital) in ACCOUNTS.items():
+                await add_user(session, name, role, PASSWORD, hospital_code=hospital)
+        async with running_workers(dev_server.client, db, settings):
+            yield Hall(dev_server, db, settings, started)
+            await support.terminate_started_since(dev_server.client, started)
+
+
+@asynccontextmanager
+async def signed_in(hall: Hall, username: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with hall.browser() as browser:
+        answer = await sign_in_staff(browser, username)
+        assert answer.status_code == 303, answer.text
+        yield browser
+
+
+async def recorded_only(db: Database, form: object, **options: str) -> str:
+    """An application recorded without its process (as when Temporal did not answer)."""
+    try:
+        await submit(form, client=None, db=db, settings=Settings(), **options)  # type: ignore[arg-type]
+    except StartDeferred as deferred:
+        return deferred.application_id
+    raise AssertionError("submitted without a client, yet not deferred")
+
+
+async def new_person(db: Database, sequence: int) -> str:
+    id_number, _ = await support.insured_person(
+        db, place="411202", born=date(1985, 3, 4), sequence=sequence
+    )
+    return id_number
+
+
+# ---- the office -------------------------------------------------------------------------------
+
+
+async def test_an_office_clerk_sees_the_counts_the_sla_and_the_stuck_of_what_was_created(
+    staff: Hall,
+) -> None:
+    async with signed_in(staff, "clerk1") as clerk:
+        before = {r["region"]: r for r in (await clerk.get("/api/office/overview")).json()}
+        made = [
+            await recorded_only(staff.db, support.form(await new_person(staff.db, n)))
+            for n in (1, 2, 3)
+        ]
+        late = made[0]
+        async with staff.db.session() as session:
+            await session.exec(
+                update(Application)
+                .where(col(Application.id) == late)
+                .values(submitted_at=datetime.now(UTC) - timedelta(days=45))
+            )
+
+        after = {r["region"]: r for r in (await clerk.get("/api/office/overview")).json()}
+        then, now = before["sanmenxia"], after["sanmenxia"]
+        assert now["by_status"].get("submitted", 0) == then["by_status"].get("submitted", 0) + 3
+        assert now["open_by_stage"]["intake"] == then["open_by_stage"].get("intake", 0) + 3
+        assert now["open_overdue"] == then["open_overdue"] + 1
+        assert now["sla_breaches"] == then["sla_breaches"] + 1
+        assert now["temporal_ui"].startswith("http://ui.test/namespaces/default/workflows?query=")
+
+        listed = (
+            await clerk.get("/api/office/applications", params={"status": "submitted"})
+        ).json()
+        rows = {r["application_id"]: r for r in listed}
+        assert set(made) <= set(rows)
+        limit = rows[late]["sla_working_days_max"]
+        assert limit > 0 and rows[late]["working_days"] > limit and rows[late]["overdue"]
+        assert not rows[made[1]]["overdue"] and rows[made[1]]["working_days"] <= 1
+        assert rows[late]["temporal_ui"] == f"http://ui.test/namespaces/default/workflows/{late}"
+        assert rows[late]["applicant"] == "测试"
+        overdue = (await clerk.get("/api/office/applications", params={"overdue": "true"})).json()
+        assert late in {r["application_id"] for r in overdue}
+        assert made[1] not in {r["application_id"] for r in overdue}
+
+        page = await clerk.get("/office", params={"status": "submitted"})
+        assert page.status_code == 200
+        assert all(a in page.text for a in made)
+        assert f"http://ui.test/namespaces/default/workflows/{late}" in page.text
+        assert "ChronicStatus%20%3D%20%27submitted%27" in page.text  # the UI's filter
+        assert support.WANG not in page.text and "13803981234" not in page.text
+
+        stuck = (await clerk.get("/api/office/stuck")).json()
+        assert stuck["temporal_answered"]
+        why = {s["application_id"]: s["why"] for s in stuck["applications"]}
+        assert all("没有运行中的办理流程" in why[a] for a in made)
+        assert "超过办理时限" in why[late] and "超过办理时限" not in why[made[1]]
+        stuck_page = await clerk.get("/office/stuck")
+        assert stuck_page.status_code == 200 and late in stuck_page.text
+
+
+async def test_an_operator_reinstates_an_expert_from_the_page_as_themselves(staff: Hall) -> None:
+    async with staff.db.session() as session:
+        code = (await session.exec(select(Expert.code).order_by(col(Expert.code)))).first()
+        assert code is not None
+        await session.exec(
+            update(Expert)
+            .where(col(Expert.code) == code)
+            .values(
+                status=ExpertStatus.DISQUALIFIED,
+                consecutive_strikes=3,
+                disqualified_at=datetime.now(UTC),
+            )
+        )
+    async with signed_in(staff, "clerk1") as clerk:
+        pool = await clerk.get("/office/experts")
+        assert pool.status_code == 200 and "已取消资格" in pool.text
+        assert f"/office/experts/{code}/reinstate" not in pool.text  # not a clerk's
+        token = await csrf_of(clerk, "/office/experts")
+        refused = await clerk.post(
+            f"/office/experts/{code}/reinstate", data={"csrf_token": token, "reason": "x"}
+        )
+        assert refused.status_code == 403
+    async with signed_in(staff, "op1") as operator:
+        token = await csrf_of(operator, "/office/experts")
+        assert f"/office/experts/{code}/reinstate" in (await operator.get("/office/experts")).text
+        empty = await operator.post(
+            f"/office/experts/{code}/reinstate", data={"csrf_token": token, "reason": "  "}
+        )
+        assert empty.status_code == 409 and "请填写原因" in empty.text
+        done = await operator.post(
+            f"/office/experts/{code}/reinstate", data={"csrf_token": token, "reason": "申诉成立"}
+        )
+        assert done.status_code == 200, done.text
+        assert f"已恢复专家 {code}" in done.text
+        again = await operator.post(
+            f"/api/office/experts/{code}/reinstate",
+            json={"reason": "再次"},
+            headers={"X-CSRF-Token": token},
+        )
+        # The CLI's refusal, word for word (one code path: chronic.pool.reinstate).
+        assert again.status_code == 409
+        assert (
+            again.json()["detail"] == f"{code} is active already (0 strikes): nothing to reinstate"
+        )
+        experts = {e["code"]: e for e in (await operator.get("/api/office/experts")).json()}
+        assert experts[code]["status"] == "active" and experts[code]["consecutive_strikes"] == 0
+    async with staff.db.session() as session:
+        events = (
+            await session.exec(
+                select(AuditEvent).where(
+                    AuditEvent.action == "expert_reinstated", AuditEvent.actor == "hall:op1"
+                )
+            )
+        ).all()
+    assert [(e.detail["expert"], e.detail["reason"], e.detail["was"]) for e in events] == [
+        (code, "申诉成立", "disqualified")
+    ]
+
+
+# ---- hospital desks ---------------------------------------------------------------------------
+
+
+async def test_a_hospital_desk_sees_only_its_own_submissions(staff: Hall) -> None:
+    mine = await recorded_only(
+        staff.db, support.form(await new_person(staff.db, 11), submitted_by="hospital")
+    )  # the diagnosing hospital's desk (H01) by default
+    theirs = await recorded_only(
+        staff.db,
+        support.form(await new_person(staff.db, 12), submitted_by="hospital"),
+        submitting_hospital="H02",
+    )
+    async with signed_in(staff, "desk-h01") as h01:
+        home = await h01.get("/desk")
+        assert home.status_code == 200 and mine in home.text and theirs not in home.text
+        listed = (await h01.get("/api/desk/applications")).json()
+        assert [r["application_id"] for r in listed["submitted"]].count(mine) == 1
+        assert theirs not in {r["application_id"] for r in listed["submitted"]}
+        own = await h01.get(f"/desk/applications/{mine}")
+        assert own.status_code == 200 and "测试" in own.text and "提交申请" in own.text
+        assert support.WANG not in own.text and "13803981234" not in own.text
+        assert (await h01.get(f"/desk/applications/{theirs}")).status_code == 404
+        assert (await h01.get(f"/api/desk/applications/{theirs}")).status_code == 404
+        token = await csrf_of(h01, "/desk")
+        refused = await h01.post(
+            f"/api/desk/applications/{theirs}/opinion",
+            json={"approve": True, "opinion": "符合"},
+            headers={"X-CSRF-Token": token},
+        )
+        assert refused.status_code == 404
+    async with signed_in(staff, "desk-h02") as h02:
+        listed = (await h02.get("/api/desk/applications")).json()
+        assert {r["application_id"] for r in listed["submitted"]} >= {theirs}
+        assert mine not in {r["application_id"] for r in listed["submitted"]}
+
+
+async def test_an_assessment_hospital_examines_and_gives_its_opinion_through_the_updates(
+    staff: Hall,
+) -> None:
+    # Wuhan's track B: diagnosed at a 二甲 hospital, whose desk applies; the office names W03.
+    person = await wuhan_register(staff.db)
+    app_id = await submit(
+        wuhan_form(person, "DM", ERJIA, submitted_by="hospital"),
+        client=staff.client,
+        db=staff.db,
+        settings=staff.settings,
+    )
+    handle = staff.client.get_workflow_handle_for(ApplicationWorkflow.run, app_id)
+    await support.eventually(
+        handle, lambda p: p.stage == "office_acceptance" and "accept or return" in p.waiting_for
+    )
+    await handle.execute_update(
+        ApplicationWorkflow.office_accept, OfficeAccept(clerk="clerk:t", hospital=ASSESSOR)
+    )
+    await support.eventually(handle, lambda p: p.stage == "hospital_assessment")
+
+    async with signed_in(staff, "tongji") as stranger:
+        assert (await stranger.get(f"/desk/applications/{app_id}")).status_code == 404
+        listed = (await stranger.get("/api/desk/applications")).json()
+        assert app_id not in {r["application_id"] for r in listed["to_assess"]}
+
+    async with signed_in(staff, "erjia") as submitter:
+        listed = (await submitter.get("/api/desk/applications")).json()
+        assert app_id in {r["application_id"] for r in listed["submitted"]}
+        assert app_id not in {r["application_id"] for r in listed["to_assess"]}
+        case = await submitter.get(f"/desk/applications/{app_id}")
+        assert case.status_code == 200 and "安排现场鉴定" not in case.text
+        token = await csrf_of(submitter, "/desk")
+        refused = await submitter.post(
+            f"/api/desk/applications/{app_id}/opinion",
+            json={"approve": True, "opinion": "符合"},
+            headers={"X-CSRF-Token": token},
+        )
+        # The validator's words, as `chronic hospital opinion -H W02` prints them.
+        assert refused.status_code == 409
+        assert refused.json()["detail"] == (
+            f"{ERJIA} is not the assessment hospital of this application ({ASSESSOR} is)"
+        )
+
+    async with signed_in(staff, "w03") as assessor:
+        listed = (await assessor.get("/api/desk/applications")).json()
+        assert app_id in {r["application_id"] for r in listed["to_assess"]}
+        assert app_id not in {r["application_id"] for r in listed["submitted"]}
+        case = await assessor.get(f"/desk/applications/{app_id}")
+        assert case.status_code == 200 and "安排现场鉴定" in case.text
+        token = await csrf_of(assessor, f"/desk/applications/{app_id}")
+        examined = await assessor.post(
+            f"/desk/applications/{app_id}/examination",
+            data={"csrf_token": token, "at": "2030-12-09T09:00", "place": "门诊楼三楼"},
+        )
+        assert examined.status_code == 200, examined.text
+        assert "已安排现场鉴定（2030-12-09 09:00）" in examined.text
+        await support.eventually(handle, lambda p: p.examination is not None)
+        opinion = await assessor.post(
+            f"/api/desk/applications/{app_id}/opinion",
+            json={"approve": True, "opinion": "符合认定标准"},
+            headers={"X-CSRF-Token": token},
+        )
+        assert opinion.status_code == 200, opinion.text
+        await support.eventually(handle, lambda p: p.stage == "office_confirmation")
+        # No longer its to assess: the page is refused like any other application's.
+        assert (await assessor.get(f"/desk/applications/{app_id}")).status_code == 404
+    assert f"hospital:{ASSESSOR}" in await support.audit_actors(
+        staff.db, app_id, "status_in_review"
+    )
+    assert await support.audit_actors(staff.db, app_id, "hall_examination_scheduled") == [
+        "hall:w03"
+    ]
+    assert await support.audit_actors(staff.db, app_id, "hall_hospital_opinion") == ["hall:w03"]
+
+
+# ---- who may open what ------------------------------------------------------------------------
+
+WRONG_ROLE = {
+    "/office": "desk-h01",
+    "/api/office": "desk-h01",
+    "/desk": "clerk1",
+    "/api/desk": "op1",
+}
+
+
+def _staff_routes() -> list[APIRoute]:
+    routers = (office.pages, office.api, desk.pages, desk.api)
+    return [r for router in routers for r in router.routes if isinstance(r, APIRoute)]
+
+
+async def test_every_office_and_desk_route_refuses_no_session_and_a_wrong_role(
+    staff: Hall,
+) -> None:
+    async with AsyncExitStack() as stack:
+        nobody = await stack.enter_async_context(staff.browser())
+        wrong = {
+            name: await stack.enter_async_context(signed_in(staff, name))
+            for name in set(WRONG_ROLE.values())
+        }
+        tokens = {None: await csrf_of(nobody)} | {n: await csrf_of(b) for n, b in wrong.items()}
+        checked = 0
+        for route in _staff_routes():
+            path = route.path.format(application_id="APP-20261123-7K3QF9", code="E001")
+            prefix = next(
+                p for p in sorted(WRONG_ROLE, key=len, reverse=True) if path.startswith(p)
+            )
+            for method in sorted(route.methods or ()):
+                for who, browser in (
+                    (None, nobody),
+                    (WRONG_ROLE[prefix], wrong[WRONG_ROLE[prefix]]),
+                ):
+                    api = path.startswith("/api")
+                    response = await browser.request(
+                        method,
+                        path,
+                        headers={"X-CSRF-Token": tokens[who]},
+                        data=None if api else {"csrf_token": tokens[who]},
+                        json={} if api and method == "POST" else None,
+                    )
+                    if who is None and not api:
+                        assert response.status_code == 303, (method, path, response.text)
+                        assert response.headers["location"] == "/login"
+                    else:
+                        expected = 401 if who is None else 403
+                        assert response.status_code == expected, (method, path, who, response.text)
+                    checked += 1
+        assert checked >= 20
