@@ -3,6 +3,16 @@
 Each action is an Update of the application workflow. Its validator refuses a wrong expert, a
 lapsed offer or a second decision before anything is written; the command prints that refusal
 as it is and exits 1.
+
+Who acts is in the audit trail, one of two ways:
+
+- by default, the person at the terminal acts **on the expert's behalf** (the expert phoned
+  the office, say): recorded as ``operator:<CHRONIC_OPERATOR or login name>`` with
+  ``on_behalf: true`` and the expert's code;
+- with ``--as-expert``, the expert acts **with their own credentials**: the password of their
+  hall account (bound to the expert code) is prompted and checked (argon2, the hall's rate
+  limit of the name), and the authenticator code too when the account has a second factor;
+  recorded as ``expert:<code>`` with the account, and the terminal's operator alongside.
 """
 
 from __future__ import annotations
@@ -10,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -46,6 +56,9 @@ from models.messages import (
 )
 from workflows.application import ApplicationWorkflow
 
+if TYPE_CHECKING:
+    from chronic.db import Database
+
 app = typer.Typer(
     no_args_is_help=True, help="Review tasks of an expert: inbox, accept, decline, decide."
 )
@@ -54,6 +67,15 @@ _EXPERT_CODE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
 ExpertOption = Annotated[
     str, typer.Option("--expert", "-e", metavar="E", help="Your expert code, e.g. E001.")
+]
+AsExpertOption = Annotated[
+    bool,
+    typer.Option(
+        "--as-expert",
+        help="Act with the expert's own hall credentials (password prompted; the "
+        "authenticator code too with a second factor). Without it, the operator acts on the "
+        "expert's behalf, recorded as such.",
+    ),
 ]
 
 
@@ -117,8 +139,11 @@ def _to_do(offer: OfferView, region: str) -> str:
 
 
 @app.command()
-def accept(application: ApplicationArg, expert: ExpertOption) -> None:
+def accept(
+    application: ApplicationArg, expert: ExpertOption, as_expert: AsExpertOption = False
+) -> None:
     """Take the review task of APP (受理); the decision deadline starts now."""
+    account = _credentials(expert, as_expert)
 
     async def main() -> OfferView:
         action = AcceptOffer(expert=_code(expert))
@@ -127,7 +152,7 @@ def accept(application: ApplicationArg, expert: ExpertOption) -> None:
             application,
             lambda h: h.execute_update(ApplicationWorkflow.accept, action),
         )
-        await _on_behalf("cli_accept", application, expert)
+        await _on_behalf("cli_accept", application, expert, account)
         return offer
 
     offer = run(main)
@@ -146,8 +171,10 @@ def decline(
     reason: Annotated[
         str | None, typer.Option("--reason", "-r", help="Why (recorded with the strike).")
     ] = None,
+    as_expert: AsExpertOption = False,
 ) -> None:
     """Refuse the review task of APP (不受理); another expert is drawn. Counts as a strike."""
+    account = _credentials(expert, as_expert)
 
     async def main() -> OfferView:
         action = DeclineOffer(expert=_code(expert), reason=reason)
@@ -156,7 +183,7 @@ def decline(
             application,
             lambda h: h.execute_update(ApplicationWorkflow.decline, action),
         )
-        await _on_behalf("cli_decline", application, expert)
+        await _on_behalf("cli_decline", application, expert, account)
         return offer
 
     offer = run(main)
@@ -175,9 +202,11 @@ def decide(
     ],
     approve: Annotated[bool, typer.Option("--approve", help="Approve the application.")] = False,
     reject: Annotated[bool, typer.Option("--reject", help="Reject the application.")] = False,
+    as_expert: AsExpertOption = False,
 ) -> None:
     """Approve or reject APP, which you have accepted (exactly one of --approve / --reject)."""
     approve = approval(approve, reject)
+    account = _credentials(expert, as_expert)
 
     async def main() -> tuple[DecisionView, Progress | None]:
         client = await temporal()
@@ -185,7 +214,7 @@ def decide(
         decision = await send_update(
             client, application, lambda h: h.execute_update(ApplicationWorkflow.decide, action)
         )
-        await _on_behalf("cli_approve" if approve else "cli_reject", application, expert)
+        await _on_behalf("cli_approve" if approve else "cli_reject", application, expert, account)
         return decision, await settled_progress(client, application, _waits_for(expert))
 
     decision, progress = run(main)
@@ -202,8 +231,10 @@ def request_materials(
     note: Annotated[
         str, typer.Option("--note", "-n", help="What the applicant must bring, in plain words.")
     ],
+    as_expert: AsExpertOption = False,
 ) -> None:
     """Ask the applicant of APP (which you have accepted) for supplementary materials."""
+    account = _credentials(expert, as_expert)
 
     async def main() -> tuple[OfferView, Progress | None]:
         client = await temporal()
@@ -213,7 +244,7 @@ def request_materials(
             application,
             lambda h: h.execute_update(ApplicationWorkflow.request_materials, action),
         )
-        await _on_behalf("cli_request_materials", application, expert)
+        await _on_behalf("cli_request_materials", application, expert, account)
         return offer, await settled_progress(client, application, _waits_for(expert))
 
     offer, progress = run(main)
@@ -221,17 +252,108 @@ def request_materials(
     console.print(next_line(progress, application))
 
 
-async def _on_behalf(action: str, application_id: str, expert: str) -> None:
-    """The audit event of the operator who acted for ``expert`` at the desk (an expert's own
-    actions in the hall are recorded as ``hall:<username>``). The action is in the process
-    already; a database that does not answer is said, not made a failure of the command."""
-    from chronic.actor import record_action
+async def _on_behalf(
+    action: str, application_id: str, expert: str, account: str | None = None
+) -> None:
+    """The audit event of the action: the operator at the terminal acting for ``expert``, or
+    (``account``: signed with the expert's credentials) the expert themself, the terminal's
+    operator alongside. An expert's actions in the hall are recorded as ``hall:<username>``.
+    The action is in the process already; a database that does not answer is said, not made
+    a failure of the command."""
+    from chronic.actor import operator, record_action, record_as
 
     try:
         async with database() as db, db.session() as session:
-            await record_action(session, action, application_id, expert=expert, on_behalf=True)
+            if account is None:
+                await record_action(session, action, application_id, expert=expert, on_behalf=True)
+            else:
+                await record_as(
+                    session,
+                    f"expert:{expert}",
+                    action,
+                    application_id,
+                    expert=expert,
+                    account=account,
+                    via="cli",
+                    terminal=operator(),
+                )
     except CommandFailed as error:
         errors.print(f"recorded in the process, but not in the audit trail: {error}", markup=False)
+
+
+def _credentials(expert: str, as_expert: bool) -> str | None:
+    """With ``--as-expert``: prompt and check the expert's own credentials, and return the
+    username of their hall account (exit 1 when refused). Without: None (on behalf)."""
+    if not as_expert:
+        return None
+    code = _code(expert)
+    password: str = typer.prompt(f"password of {code}'s hall account", hide_input=True)
+
+    async def check() -> tuple[str, bool]:
+        from sqlmodel import select
+
+        from chronic.hall import totp
+        from chronic.hall.accounts import authenticate
+        from models.tables import HallUser
+
+        async with database() as db:
+            async with db.session() as session:
+                bound = (
+                    await session.exec(
+                        select(HallUser).where(
+                            HallUser.expert_code == code, HallUser.role == "expert"
+                        )
+                    )
+                ).first()
+            if bound is None:
+                raise CommandFailed(
+                    f"expert {code} has no hall account to sign with: act on their behalf "
+                    f"(without --as-expert), or open one (`chronic user add {code} --expert "
+                    f"{code}`)"
+                )
+            await _count_attempt(db, bound.username)
+            async with db.session() as session:
+                user = await authenticate(session, bound.username, password)
+        if user is None:
+            raise CommandFailed(f"wrong password for {bound.username}, or the account is disabled")
+        return user.username, totp.enabled(user)
+
+    username, second_factor = run(check)
+    if not second_factor:
+        return username
+    entered: str = typer.prompt("authenticator code", hide_input=True)
+
+    async def verify() -> None:
+        from sqlmodel import select
+
+        from chronic.hall import totp
+        from models.tables import HallUser
+
+        async with database() as db:
+            await _count_attempt(db, username)
+            async with db.session() as session:
+                user = (
+                    await session.exec(select(HallUser).where(HallUser.username == username))
+                ).first()
+                if user is None or not totp.check_code(user, entered):
+                    raise CommandFailed(f"wrong or used authenticator code for {username}")
+                session.add(user)
+
+    run(verify)
+    return username
+
+
+async def _count_attempt(db: Database, username: str) -> None:
+    """Count a credential check against the hall's limit of the name (and of this terminal)."""
+    from chronic.actor import operator
+    from chronic.hall.security import hall_key
+    from chronic.hall.signin import SignIn, SignInRefused
+    from chronic.settings import get_settings
+
+    try:
+        await SignIn(db, hall_key(get_settings())).password_attempt(username, f"cli:{operator()}")
+    except SignInRefused:
+        raise CommandFailed(f"too many sign-in attempts for {username}: try again later") from None
 
 
 def _waits_for(expert: str) -> Callable[[Progress], bool]:

@@ -116,20 +116,50 @@ def enable(username: UsernameArg) -> None:
 
 
 @app.command()
-def reset(username: UsernameArg) -> None:
-    """Set a new password (prompted); the account's sessions end."""
+def reset(
+    username: UsernameArg,
+    totp: Annotated[
+        bool,
+        typer.Option(
+            "--totp",
+            help="Clear the account's second factor (a lost authenticator) instead of the "
+            "password; the person enrols again after signing in.",
+        ),
+    ] = False,
+) -> None:
+    """Set a new password (prompted), or with --totp clear the second factor; the account's
+    sessions end."""
     from chronic.actor import record_action
     from chronic.hall.accounts import AccountError, reset_password
 
-    password = prompt_password()
+    password = None if totp else prompt_password()
 
     async def main() -> None:
+        from sqlmodel import select
+
+        from chronic.hall import totp as second_factor
+        from models.tables import HallUser
+
         async with database() as db, db.session() as session:
-            try:
-                await reset_password(session, username, password)
-            except AccountError as error:
-                raise CommandFailed(str(error)) from None
-            await record_action(session, "hall_password_reset", None, username=username)
+            if password is not None:
+                try:
+                    await reset_password(session, username, password)
+                except AccountError as error:
+                    raise CommandFailed(str(error)) from None
+                await record_action(session, "hall_password_reset", None, username=username)
+                return
+            user = (
+                await session.exec(select(HallUser).where(HallUser.username == username))
+            ).first()
+            if user is None:
+                raise CommandFailed(f"no account {username!r}")
+            await second_factor.clear(session, user)
+            await record_action(session, "hall_totp_cleared", None, username=username)
 
     run(main)
-    console.print(f"[bold green]password reset[/] for {username}; its sessions are ended")
+    if totp:
+        console.print(
+            f"[bold green]second factor cleared[/] for {username}; its sessions are ended"
+        )
+    else:
+        console.print(f"[bold green]password reset[/] for {username}; its sessions are ended")

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from chronic.actor import record_as
 from chronic.cli.output import CommandFailed
-from chronic.hall import cases, security
+from chronic.hall import cases, security, totp
 from chronic.hall.accounts import authenticate
 from chronic.hall.app import (
     Applicant,
@@ -54,6 +54,11 @@ class CodeSignIn(BaseModel):
 class PasswordSignIn(BaseModel):
     username: str = Field(max_length=32)
     password: str = Field(max_length=200)
+    totp_code: str | None = Field(
+        default=None,
+        max_length=12,
+        description="The authenticator's six digits, for an account with a second factor.",
+    )
 
 
 class Me(BaseModel):
@@ -159,6 +164,11 @@ async def sign_in_with_password(
         user = await authenticate(session, body.username, body.password)
     if user is None or user.id is None:
         raise HTTPException(400, WRONG_PASSWORD)
+    if totp.enabled(user):
+        try:
+            await totp.second_factor(hall, user.username, body.totp_code, address)
+        except SignInRefused as refused:
+            raise HTTPException(401 if body.totp_code is None else 400, str(refused)) from None
     token = await open_session(hall.db, user_id=user.id)
     async with hall.db.session() as session:
         await record_as(session, f"hall:{user.username}", "hall_sign_in", None, by="password")

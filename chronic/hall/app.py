@@ -265,7 +265,7 @@ def create_app(
             response.headers.setdefault("Content-Security-Policy", CSP)
         return response
 
-    from chronic.hall import api, desk, office, pages
+    from chronic.hall import api, desk, office, pages, totp
 
     app.include_router(pages.router)
     app.include_router(api.router)
@@ -273,5 +273,7 @@ def create_app(
     app.include_router(office.api)
     app.include_router(desk.pages)
     app.include_router(desk.api)
+    app.include_router(totp.pages)
+    app.include_router(totp.api)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     return app

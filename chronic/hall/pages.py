@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from chronic.actor import record_as
 from chronic.cli.output import CommandFailed
-from chronic.hall import cases, security
+from chronic.hall import cases, security, totp
 from chronic.hall.accounts import authenticate
 from chronic.hall.app import (
     Applicant,
@@ -122,6 +122,8 @@ async def login_staff(
         user = await authenticate(session, username, password)
     if user is None or user.id is None:
         return page(request, "login.html", staff_error=WRONG_PASSWORD, status_code=400)
+    if totp.enabled(user):
+        return totp.ask_code(request, hall, user)
     token = await open_session(hall.db, user_id=user.id)
     async with hall.db.session() as session:
         await record_as(session, f"hall:{user.username}", "hall_sign_in", None, by="password")
