@@ -9,30 +9,36 @@ stuck.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import re
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 
 import httpx
+import pyotp
 import pytest
 from fastapi.routing import APIRoute
 from sqlmodel import col, select, update
+from typer.testing import CliRunner, Result
 
+from chronic.cli import app
 from chronic.db import Database
-from chronic.hall import desk, office
+from chronic.hall import desk, office, totp
 from chronic.hall.accounts import Role, add_user
 from chronic.settings import Settings
 from chronic.submission import StartDeferred, submit
 from models.domain import ExpertStatus
 from models.messages import OfficeAccept
-from models.tables import Application, AuditEvent, Expert
+from models.tables import Application, AuditEvent, Expert, HallUser
 from tests import support
 from tests.fixtures.database import database_copy
 from tests.fixtures.temporal import running_workers
-from tests.test_hall import PASSWORD, Hall, csrf_of, sign_in_staff
+from tests.test_hall import PASSWORD, Hall, csrf_of, sign_in_applicant, sign_in_staff
 from tests.test_regions import ASSESSOR, ERJIA, TONGJI, wuhan_form, wuhan_register
 from workflows.application import ApplicationWorkflow
 
+APPLICANT = "applicant"
 ACCOUNTS = {
     "clerk1": (Role.CLERK, None),
     "op1": (Role.OPERATOR, None),
@@ -329,30 +335,34 @@ WRONG_ROLE = {
     "/api/office": "desk-h01",
     "/desk": "clerk1",
     "/api/desk": "op1",
+    "/account": APPLICANT,
+    "/api/account": APPLICANT,
 }
+"""Who is signed in, but not for the routes under each prefix."""
 
 
 def _staff_routes() -> list[APIRoute]:
-    routers = (office.pages, office.api, desk.pages, desk.api)
-    return [r for router in routers for r in router.routes if isinstance(r, APIRoute)]
+    routers = (office.pages, office.api, desk.pages, desk.api, totp.pages, totp.api)
+    routes = [r for router in routers for r in router.routes if isinstance(r, APIRoute)]
+    return [r for r in routes if r.path != "/login/totp"]  # sign-in's second step
 
 
-async def test_every_office_and_desk_route_refuses_no_session_and_a_wrong_role(
+async def test_every_office_desk_and_account_route_refuses_no_session_and_a_wrong_role(
     staff: Hall,
 ) -> None:
     async with AsyncExitStack() as stack:
         nobody = await stack.enter_async_context(staff.browser())
         wrong = {
             name: await stack.enter_async_context(signed_in(staff, name))
-            for name in set(WRONG_ROLE.values())
+            for name in set(WRONG_ROLE.values()) - {APPLICANT}
         }
+        wrong[APPLICANT] = await stack.enter_async_context(staff.browser())
+        await sign_in_applicant(staff, wrong[APPLICANT], support.WANG)
         tokens = {None: await csrf_of(nobody)} | {n: await csrf_of(b) for n, b in wrong.items()}
         checked = 0
         for route in _staff_routes():
             path = route.path.format(application_id="APP-20261123-7K3QF9", code="E001")
-            prefix = next(
-                p for p in sorted(WRONG_ROLE, key=len, reverse=True) if path.startswith(p)
-            )
+            prefix = max((p for p in WRONG_ROLE if path.startswith(p)), key=len)
             for method in sorted(route.methods or ()):
                 for who, browser in (
                     (None, nobody),
@@ -373,4 +383,137 @@ async def test_every_office_and_desk_route_refuses_no_session_and_a_wrong_role(
                         expected = 401 if who is None else 403
                         assert response.status_code == expected, (method, path, who, response.text)
                     checked += 1
-        assert checked >= 20
+        assert checked >= 30
+
+
+# ---- the second factor ------------------------------------------------------------------------
+
+_SECRET = re.compile(r'<code id="secret" class="secret">([A-Z2-7]+)</code>')
+
+
+async def test_totp_enrolment_then_a_wrong_code_is_refused_and_the_right_one_signs_in(
+    staff: Hall, configured: Callable[..., None]
+) -> None:
+    async with staff.db.session() as session:
+        await add_user(session, "totp-op", Role.OPERATOR, PASSWORD)
+    async with signed_in(staff, "totp-op") as browser:
+        token = await csrf_of(browser, "/account/totp")
+        started = await browser.post("/account/totp/start", data={"csrf_token": token})
+        assert started.status_code == 200
+        found = _SECRET.search(started.text)
+        assert found and "otpauth://totp/" in started.text
+        secret = found.group(1)
+        authenticator = pyotp.TOTP(secret)
+        shown_again = await browser.get("/account/totp")
+        assert secret not in shown_again.text  # shown once
+        wrong = f"{(int(authenticator.now()) + 1) % 1_000_000:06d}"
+        refused = await browser.post(
+            "/account/totp/confirm", data={"csrf_token": token, "code": wrong}
+        )
+        assert refused.status_code == 400 and "动态验证码错误" in refused.text
+        confirmed = await browser.post(
+            "/account/totp/confirm", data={"csrf_token": token, "code": authenticator.now()}
+        )
+        assert confirmed.status_code == 200 and "已启用" in confirmed.text
+    async with staff.db.session() as session:
+        row = (await session.exec(select(HallUser).where(HallUser.username == "totp-op"))).one()
+    assert row.totp_secret is not None and row.totp_secret.startswith("sealed:")
+    assert secret not in row.totp_secret and row.totp_confirmed_at is not None
+
+    async with staff.browser() as browser:
+        asked = await sign_in_staff(browser, "totp-op")
+        assert asked.status_code == 200 and "动态验证码" in asked.text  # no session yet
+        assert (await browser.get("/office")).status_code == 303
+        token = await csrf_of(browser)
+        wrong_code = await browser.post("/login/totp", data={"csrf_token": token, "code": wrong})
+        assert wrong_code.status_code == 400 and "动态验证码错误" in wrong_code.text
+        assert (await browser.get("/office")).status_code == 303
+        fresh = authenticator.at(
+            datetime.now(UTC).timestamp() + authenticator.interval
+        )  # the next step's
+        right = await browser.post("/login/totp", data={"csrf_token": token, "code": fresh})
+        assert right.status_code == 303 and right.headers["location"] == "/office"
+        assert (await browser.get("/office")).status_code == 200
+        # The API wants the code with the password; a used code does not work again.
+        without = await browser.post(
+            "/api/session/staff",
+            json={"username": "totp-op", "password": PASSWORD},
+            headers={"X-CSRF-Token": token},
+        )
+        assert without.status_code == 401
+        reused = await browser.post(
+            "/api/session/staff",
+            json={"username": "totp-op", "password": PASSWORD, "totp_code": fresh},
+            headers={"X-CSRF-Token": token},
+        )
+        assert reused.status_code == 400
+        # Guessing codes is stopped like guessing passwords.
+        answers = []
+        for _ in range(6):
+            again = await sign_in_staff(browser, "totp-op")
+            if again.status_code == 429:
+                answers.append(429)
+                break
+            guess = await browser.post("/login/totp", data={"csrf_token": token, "code": wrong})
+            answers.append(guess.status_code)
+        assert answers[-1] == 429, answers
+    assert "hall:totp-op" in {e.actor for e in await staff.audit("hall_totp_enabled")}
+    signed = [e for e in await staff.audit("hall_sign_in") if e.actor == "hall:totp-op"]
+    assert [e.detail["by"] for e in signed] == ["password", "password+totp"]
+
+    configured(temporal=staff.client.service_client.config.target_host, database_url=staff.db.url)
+    cleared = await asyncio.to_thread(
+        CliRunner().invoke, app, ["user", "reset", "totp-op", "--totp"]
+    )
+    assert cleared.exit_code == 0, cleared.output
+    async with staff.db.session() as session:
+        row = (await session.exec(select(HallUser).where(HallUser.username == "totp-op"))).one()
+    assert row.totp_secret is None and row.totp_confirmed_at is None
+    assert [e.detail["username"] for e in await staff.audit("hall_totp_cleared")] == ["totp-op"]
+
+
+# ---- the CLI acting as an expert --------------------------------------------------------------
+
+
+async def test_cli_expert_actions_are_the_operators_on_behalf_or_the_experts_own(
+    staff: Hall, configured: Callable[..., None]
+) -> None:
+    app_id = await submit(
+        support.form(await new_person(staff.db, 21)),
+        client=staff.client,
+        db=staff.db,
+        settings=staff.settings,
+    )
+    handle = staff.client.get_workflow_handle_for(ApplicationWorkflow.run, app_id)
+    offer = await support.pending_offer(handle)
+    async with staff.db.session() as session:
+        await add_user(session, offer.expert, Role.EXPERT, PASSWORD, expert_code=offer.expert)
+    configured(
+        temporal=staff.client.service_client.config.target_host,
+        database_url=staff.db.url,
+        CHRONIC_OPERATOR="wang",
+    )
+    runner = CliRunner()
+
+    def cli(*args: str, input: str | None = None) -> Result:
+        return runner.invoke(app, list(args), input=input)
+
+    accept = ("expert", "accept", app_id, "--expert", offer.expert, "--as-expert")
+    wrong = await asyncio.to_thread(cli, *accept, input="not the password\n")
+    assert wrong.exit_code == 1 and "wrong password" in wrong.output
+    assert await staff.update_events(app_id) == []  # refused before the workflow heard of it
+    signed = await asyncio.to_thread(cli, *accept, input=f"{PASSWORD}\n")
+    assert signed.exit_code == 0, signed.output
+    assert PASSWORD not in signed.output
+    decided = await asyncio.to_thread(
+        cli, "expert", "decide", app_id, "--expert", offer.expert, "--approve", "-o", "符合"
+    )
+    assert decided.exit_code == 0, decided.output
+
+    [accepted] = await staff.audit("cli_accept")
+    assert accepted.actor == f"expert:{offer.expert}"
+    assert accepted.detail["account"] == offer.expert and accepted.detail["via"] == "cli"
+    assert accepted.detail["terminal"] == "operator:wang"
+    [approved] = [e for e in await staff.audit("cli_approve") if e.application_id == app_id]
+    assert approved.actor == "operator:wang"
+    assert approved.detail["on_behalf"] is True and approved.detail["expert"] == offer.expert
