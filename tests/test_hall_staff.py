@@ -16,8 +16,10 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 
 import httpx
+import hypothesis
 import pyotp
 import pytest
+import schemathesis
 from fastapi.routing import APIRoute
 from sqlmodel import col, select, update
 from typer.testing import CliRunner, Result
@@ -34,7 +36,14 @@ from models.tables import Application, AuditEvent, Expert, HallUser
 from tests import support
 from tests.fixtures.database import database_copy
 from tests.fixtures.temporal import running_workers
-from tests.test_hall import PASSWORD, Hall, csrf_of, sign_in_applicant, sign_in_staff
+from tests.test_hall import (
+    PASSWORD,
+    Hall,
+    csrf_of,
+    served,
+    sign_in_applicant,
+    sign_in_staff,
+)
 from tests.test_regions import ASSESSOR, ERJIA, TONGJI, wuhan_form, wuhan_register
 from workflows.application import ApplicationWorkflow
 
@@ -517,3 +526,68 @@ async def test_cli_expert_actions_are_the_operators_on_behalf_or_the_experts_own
     [approved] = [e for e in await staff.audit("cli_approve") if e.application_id == app_id]
     assert approved.actor == "operator:wang"
     assert approved.detail["on_behalf"] is True and approved.detail["expert"] == offer.expert
+
+
+# ---- property-based: schemathesis over the OpenAPI document -----------------------------------
+
+FUZZ_EXAMPLES = 8
+"""Cases per operation and identity: with three identities and about 25 operations, a few
+hundred requests, about half a minute here."""
+
+
+async def test_schemathesis_over_the_openapi_document_finds_no_server_error(staff: Hall) -> None:
+    """Every operation of ``/api/openapi.json``, as nobody, an operator and a hospital desk,
+    with cases schemathesis derives from the document (derandomized: the same cases each
+    run): no answer is a 5xx. The hall runs in this process (uvicorn on this event loop, the
+    module's database and the dev server); the cases are sent from a thread."""
+    async with staff.db.session() as session:
+        await add_user(session, "fuzz-op", Role.OPERATOR, PASSWORD)
+        await add_user(session, "fuzz-desk", Role.HOSPITAL, PASSWORD, hospital_code="W03")
+    async with served(staff) as base, AsyncExitStack() as stack:
+        identities: dict[str, dict[str, str]] = {}
+        for name in (None, "fuzz-op", "fuzz-desk"):
+            browser = await stack.enter_async_context(
+                signed_in(staff, name) if name else staff.browser()
+            )
+            token = (await browser.get("/api/csrf")).json()["csrf_token"]
+            cookies = "; ".join(f"{k}={v}" for k, v in browser.cookies.items())
+            identities[name or "nobody"] = {"Cookie": cookies, "X-CSRF-Token": token}
+            document = (await browser.get("/api/openapi.json")).json()
+        schema = schemathesis.openapi.from_dict(document)
+        operations = [result.ok() for result in schema.get_all_operations()]
+        # Signing out would end the identity's session half-way through its cases.
+        operations = [op for op in operations if op.path != "/api/session/end"]
+        assert len(operations) >= 20
+
+        sent: list[int] = []
+
+        def fuzz(headers: dict[str, str]) -> list[str]:
+            failures: list[str] = []
+            for operation in operations:
+
+                @hypothesis.given(case=operation.as_strategy())
+                @hypothesis.settings(
+                    max_examples=FUZZ_EXAMPLES,
+                    derandomize=True,
+                    deadline=None,
+                    database=None,
+                    phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
+                    suppress_health_check=list(hypothesis.HealthCheck),
+                )
+                def check(case: schemathesis.Case) -> None:
+                    response = case.call(base_url=base, headers=headers, timeout=30)
+                    sent.append(response.status_code)
+                    if response.status_code >= 500:
+                        failures.append(
+                            f"{case.method} {case.formatted_path} -> {response.status_code}: "
+                            f"{response.text[:200]}"
+                        )
+
+                check()
+            return failures
+
+        for name, headers in identities.items():
+            failures = await asyncio.to_thread(fuzz, headers)
+            assert failures == [], (name, failures)
+        assert len(sent) >= 3 * len(operations)
+        assert {200, 401, 403} <= set(sent)  # answered as each identity, not just refused
