@@ -531,9 +531,9 @@ async def test_cli_expert_actions_are_the_operators_on_behalf_or_the_experts_own
 
 # ---- property-based: schemathesis over the OpenAPI document -----------------------------------
 
-FUZZ_EXAMPLES = 8
-"""Cases per operation and identity: with three identities and about 25 operations, a few
-hundred requests, about half a minute here."""
+FUZZ_EXAMPLES = 4
+"""Cases per operation and identity: with three identities and about 30 operations, about
+300 requests, some ten seconds here (``make test`` has a 10-minute budget)."""
 
 
 async def test_schemathesis_over_the_openapi_document_finds_no_server_error(staff: Hall) -> None:
