@@ -425,3 +425,35 @@ async def test_an_auditor_re_derives_each_draw_and_a_changed_record_is_caught(
         assert "1 offer(s) do not match their draw" in tampered.stdout
     finally:
         await desk.env.client.get_workflow_handle(app_id).terminate(reason="test cleanup")
+
+
+def test_every_command_loads_and_says_what_it_does() -> None:
+    """The command table names real modules: each command imports and has its help line."""
+    from chronic.cli import COMMANDS, load_command
+
+    for name in COMMANDS:
+        command = load_command(name)
+        assert command is not None and command.name == name
+        assert command.help or command.short_help, name
+    listing = CliRunner().invoke(app, ["--help"], terminal_width=200)
+    assert listing.exit_code == 0
+    assert all(f" {name} " in listing.stdout for name in COMMANDS)
+    unknown = CliRunner().invoke(app, ["sumbit"])
+    assert unknown.exit_code == 2 and "No such command 'sumbit'" in unknown.output
+
+
+def test_a_command_process_loads_only_what_it_uses() -> None:
+    """`chronic status` (polled by scripts and tests) does not pay for the demo's Faker or
+    the bench: a short command stays short."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys; from chronic.cli import load_command; load_command('status'); "
+        "print(sorted(m for m in ('faker', 'chronic.bench.driver', 'chronic.demo', "
+        "'fastapi') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"

@@ -1,64 +1,83 @@
-"""The `chronic` command line."""
+"""The `chronic` command line.
+
+Each command's module is imported only when that command runs (or when help lists them all):
+a `chronic status` or `chronic worker review` process then loads what it uses, not the demo's
+Faker, the bench driver and every other command's dependencies. Tests, the dev stack and the
+operator all start many short `chronic` processes, so that import time is paid often.
+"""
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
-from chronic.cli import (
-    admin,
-    applications,
-    audit,
-    bench,
-    benefit,
-    codec,
-    db,
-    demo,
-    dev,
-    expert,
-    filing,
-    hall,
-    office,
-    policy,
-    report,
-    schedule,
-    schema,
-    seed,
-    settlement,
-    sms,
-    user,
-    worker,
-)
+# name → (module, attribute): a Typer app (a group of commands) or one command's function.
+# The order is the order of `chronic --help`.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "worker": ("chronic.cli.worker", "worker"),
+    "submit": ("chronic.cli.applications", "submit"),
+    "resubmit": ("chronic.cli.applications", "resubmit"),
+    "status": ("chronic.cli.applications", "status"),
+    "demo": ("chronic.cli.demo", "demo"),
+    "bench": ("chronic.cli.bench", "bench"),
+    "codec-server": ("chronic.cli.codec", "codec_server"),
+    "hall": ("chronic.cli.hall", "hall"),
+    "hall-load": ("chronic.cli.hall", "hall_load"),
+    "dev": ("chronic.cli.dev", "app"),
+    "db": ("chronic.cli.db", "app"),
+    "seed": ("chronic.cli.seed", "app"),
+    "expert": ("chronic.cli.expert", "app"),
+    "office": ("chronic.cli.office", "office"),
+    "hospital": ("chronic.cli.office", "hospital"),
+    "filing": ("chronic.cli.filing", "app"),
+    "benefit": ("chronic.cli.benefit", "app"),
+    "policy": ("chronic.cli.policy", "app"),
+    "audit": ("chronic.cli.audit", "app"),
+    "report": ("chronic.cli.report", "app"),
+    "schedule": ("chronic.cli.schedule", "app"),
+    "admin": ("chronic.cli.admin", "app"),
+    "schema": ("chronic.cli.schema", "app"),
+    "settlement": ("chronic.cli.settlement", "app"),
+    "sms": ("chronic.cli.sms", "app"),
+    "user": ("chronic.cli.user", "app"),
+}
 
-app = typer.Typer(no_args_is_help=True, help="Chronic-condition benefit applications on Temporal.")
-app.add_typer(dev.app, name="dev")
-app.add_typer(db.app, name="db")
-app.add_typer(seed.app, name="seed")
-app.command(name="worker")(worker.worker)
-app.command(name="submit")(applications.submit)
-app.command(name="resubmit")(applications.resubmit)
-app.command(name="status")(applications.status)
-app.add_typer(expert.app, name="expert")
-app.add_typer(office.office, name="office")
-app.add_typer(office.hospital, name="hospital")
-app.add_typer(filing.app, name="filing")
-app.add_typer(benefit.app, name="benefit")
-app.add_typer(policy.app, name="policy")
-app.add_typer(audit.app, name="audit")
-app.add_typer(report.app, name="report")
-app.add_typer(schedule.app, name="schedule")
-app.add_typer(admin.app, name="admin")
-app.add_typer(schema.app, name="schema")
-app.add_typer(settlement.app, name="settlement")
-app.add_typer(sms.app, name="sms")
-app.command(name="demo")(demo.demo)
-app.command(name="bench")(bench.bench)
-app.command(name="codec-server")(codec.codec_server)
-app.command(name="hall")(hall.hall)
-app.command(name="hall-load")(hall.hall_load)
-app.add_typer(user.app, name="user")
+
+# Typer vendors its own click (typer._click, private): its types are spelled Any here.
+def load_command(name: str) -> Any:
+    """The click command ``name``, its module imported now; None for an unknown name."""
+    if name not in COMMANDS:
+        return None
+    module, attribute = COMMANDS[name]
+    target: Any = getattr(importlib.import_module(module), attribute)
+    if isinstance(target, typer.Typer):
+        group = typer.main.get_group(target)
+        group.name = name
+        return group
+    single = typer.Typer(add_completion=False)
+    single.command(name=name)(target)
+    return typer.main.get_command(single)
+
+
+class _LazyCommands(TyperGroup):
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        return load_command(cmd_name)
+
+
+app = typer.Typer(no_args_is_help=True, cls=_LazyCommands)
+
+
+@app.callback()
+def _chronic() -> None:
+    """Chronic-condition benefit applications on Temporal."""
 
 
 def main() -> None:

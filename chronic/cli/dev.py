@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -26,7 +27,7 @@ from chronic.embedded.postgres import EmbeddedPostgres
 from chronic.embedded.supervisor import ChildSpec, Supervisor, alive, classify
 from chronic.embedded.temporal import DevServer
 from chronic.seed import load_references, seed_world
-from chronic.settings import get_settings
+from chronic.settings import Settings, get_settings
 from chronic.temporal_client import data_converter
 from models.tables import Expert, Hospital
 from workers import ROLES
@@ -96,42 +97,33 @@ async def _up(demo: bool) -> int:
         loop.add_signal_handler(sig, stop.set)
     supervisor = Supervisor(_process_table(), say=_say, on_line=_child_line)
     try:
-        if settings.uses_embedded_postgres:
-            postgres.prepare()
-            await supervisor.start(
-                ChildSpec(
-                    "postgres",
-                    postgres.server_argv(),
-                    stage=0,
-                    log_file=postgres.log_file,
-                    popen=postgres.popen_kwargs(),
-                    stop_signal=signal.SIGINT,  # "fast" shutdown: no waiting for clients
-                    ready=postgres.wait_ready,
-                )
-            )
-            await postgres.ensure_database(settings.database_name)
-            console.print(f"[green]postgres[/] ready on 127.0.0.1:{postgres.port}")
-        url = settings.resolved_database_url()
-        await migrate.check_reachable(url)
-        await migrate.upgrade(url)
-        console.print(f"[green]schema[/] at revision {await migrate.current(url)}")
-        await _seed_on_first_run(url)
 
         async def temporal_ready() -> None:
             await _wait_port(temporal.port, 60)
             await _wait_port(temporal.ui_port, 60)
 
+        # Temporal needs nothing of Postgres: it starts while the database is made ready.
         # Restarted on the same --db-filename, Temporal keeps its workflows.
-        await supervisor.start(
-            ChildSpec(
-                "temporal",
-                temporal.argv(),
-                stage=1,
-                log_file=state / "temporal.log",
-                env=_quiet_env(NO_COLOR="1"),
-                ready=temporal_ready,
+        temporal_up = asyncio.create_task(
+            supervisor.start(
+                ChildSpec(
+                    "temporal",
+                    temporal.argv(),
+                    stage=1,
+                    log_file=state / "temporal.log",
+                    env=_quiet_env(NO_COLOR="1"),
+                    ready=temporal_ready,
+                )
             )
         )
+        try:
+            await _business_database(settings, postgres, supervisor)
+            await temporal_up
+        finally:
+            if not temporal_up.done():  # the database failed: stop waiting for Temporal
+                temporal_up.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await temporal_up
         worker_env = _quiet_env(TEMPORAL_ADDRESS=temporal.address, CHRONIC_STATE_DIR=str(state))
         chronic = [sys.executable, "-m", "chronic"]
         await supervisor.start(
@@ -193,6 +185,32 @@ async def _up(demo: bool) -> int:
         await supervisor.stop()
         _process_table().unlink(missing_ok=True)
         console.print("stopped")
+
+
+async def _business_database(
+    settings: Settings, postgres: EmbeddedPostgres, supervisor: Supervisor
+) -> None:
+    """The embedded Postgres (unless DATABASE_URL names another), the schema, the demo world."""
+    if settings.uses_embedded_postgres:
+        postgres.prepare()
+        await supervisor.start(
+            ChildSpec(
+                "postgres",
+                postgres.server_argv(),
+                stage=0,
+                log_file=postgres.log_file,
+                popen=postgres.popen_kwargs(),
+                stop_signal=signal.SIGINT,  # "fast" shutdown: no waiting for clients
+                ready=postgres.wait_ready,
+            )
+        )
+        await postgres.ensure_database(settings.database_name)
+        console.print(f"[green]postgres[/] ready on 127.0.0.1:{postgres.port}")
+    url = settings.resolved_database_url()
+    await migrate.check_reachable(url)
+    await migrate.upgrade(url)
+    console.print(f"[green]schema[/] at revision {await migrate.current(url)}")
+    await _seed_on_first_run(url)
 
 
 def _say(message: str) -> None:
