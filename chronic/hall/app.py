@@ -265,9 +265,10 @@ def create_app(
             response.headers.setdefault("Content-Security-Policy", CSP)
         return response
 
-    from chronic.hall import api, pages
+    from chronic.hall import api, links, pages
 
     app.include_router(pages.router)
     app.include_router(api.router)
+    app.include_router(links.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     return app
