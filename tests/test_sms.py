@@ -34,12 +34,15 @@ from chronic.sms import (
     build_gateway,
     render,
 )
+from chronic.sms.delivery import request_from_outbox
 from models.domain import (
+    ExpertStatus,
+    ExpertTitle,
     HospitalGrade,
     SmsStatus,
 )
-from models.notifications import SmsRequest, SmsResult, SmsTemplate
-from models.tables import Application, Hospital, SmsOutbox
+from models.notifications import SmsRequest, SmsResult, SmsTemplate, task_path
+from models.tables import Application, Expert, Hospital, SmsOutbox
 from tests import support
 from tests.fakes.aliyun_sms import ACCESS_KEY_ID, SIGN_NAME, AliyunSmsFake, aliyun_sms_fake
 
@@ -495,3 +498,49 @@ async def test_a_dedup_key_reused_for_another_message_is_refused(sms_database: D
     assert failed.value.non_retryable is True
     [row] = await outbox_rows(sms_database)
     assert row.template == SmsTemplate.APPROVED
+
+
+async def test_an_expert_sms_goes_to_the_experts_mobile_with_an_absolute_link_and_resends(
+    sms_database: Database,
+) -> None:
+    expert_mobile = "+8613703985555"
+    async with sms_database.session() as session:
+        for code, mobile in (("E042", expert_mobile), ("E043", None)):
+            session.add(
+                Expert(
+                    code=code,
+                    name="专家",
+                    hospital_code="H01",
+                    title=ExpertTitle.SENIOR,
+                    categories=["endocrine"],
+                    status=ExpertStatus.ACTIVE,
+                    region="sanmenxia",
+                    mobile=mobile,
+                )
+            )
+
+    def offer(expert: str) -> SmsRequest:
+        return SmsRequest(
+            dedup_key=f"{APPLICATION_ID}:offer:{expert}",
+            template=SmsTemplate.EXPERT_OFFER,
+            expert_code=expert,
+            params={"deadline": "2024-05-07 09:30", "link": task_path(APPLICATION_ID)},
+        )
+
+    await run_send_sms(sms_database, LogGateway(), offer("E042"))
+    [row] = await outbox_rows(sms_database)
+    assert (row.recipient, row.application_id, row.status) == (expert_mobile, None, "sent")
+    assert row.params["link"] == f"{HALL}/t/{APPLICATION_ID}"
+    assert row.params["text"].endswith(f"：{HALL}/t/{APPLICATION_ID}")
+    # `chronic sms resend` rebuilds the very message, to the expert.
+    again = request_from_outbox(row)
+    assert (again.expert_code, again.application_id, again.hospital_code) == ("E042", None, None)
+    assert again.params == {"deadline": "2024-05-07 09:30", "link": row.params["link"]}
+
+    # An expert without a mobile: a failed row that says what to do.
+    with pytest.raises(ApplicationError) as missing:
+        await run_send_sms(sms_database, LogGateway(), offer("E043"))
+    assert missing.value.type == RECIPIENT_MISSING
+    failed = (await outbox_rows(sms_database))[-1]
+    assert failed.status == SmsStatus.FAILED and failed.recipient == NO_RECIPIENT
+    assert "expert E043 has no mobile on record" in (failed.last_error or "")
