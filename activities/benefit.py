@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -39,6 +40,8 @@ from models.tables import (
 from workers import queues
 from workflows.benefit import BenefitWorkflow
 
+log = logging.getLogger("chronic.benefit")
+
 
 class BenefitActivities(BenefitRole):
     """Start a benefit's workflow and write what happens to the benefit (idempotent per step)."""
@@ -49,50 +52,13 @@ class BenefitActivities(BenefitRole):
 
     @activity.defn
     async def start_benefit(self, start: BenefitStart) -> str:
-        """Start ``benefit-<application id>`` from the certificate row; returns its workflow ID.
-
-        At most one run chain per benefit, ever: a retried start finds the running one
-        (``USE_EXISTING``), and a benefit whose workflow has ended is not started again
-        (``REJECT_DUPLICATE``).
+        """Start ``benefit-<application id>`` from the certificate row; returns its workflow ID
+        (:func:`start_benefit_workflow`).
 
         Raises:
             ApplicationError: non-retryable, when there is no certificate for the application.
         """
-        async with self.db.session() as session:
-            benefit = await _benefit(session, start.application_id)
-            application = await session.get(Application, start.application_id)
-            hospital = await session.get(Hospital, benefit.designated_hospital_code)
-            if benefit.pharmacy_code is None and application is not None:
-                benefit.pharmacy_code = application.designated_pharmacy_code  # chosen on the form
-                session.add(benefit)
-            request = BenefitInput(
-                application_id=start.application_id,
-                rules=start.rules,
-                applicant_key=start.applicant_key,
-                disease_code=benefit.disease_code,
-                designated_hospital_code=benefit.designated_hospital_code,
-                designated_hospital_name=hospital.name if hospital is not None else "",
-                pharmacy_code=benefit.pharmacy_code,
-                valid_from=benefit.valid_from,
-                valid_to=benefit.valid_to,
-                search_attributes=start.search_attributes,
-            )
-        target = workflow_id(start.application_id)
-        validity = f"{request.valid_from} → {request.valid_to or 'long-term'}"
-        try:
-            await self.client.start_workflow(
-                BenefitWorkflow.run,
-                request,
-                id=target,
-                task_queue=queues.APPLICATIONS,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                static_summary=f"benefit of {start.application_id} · {start.rules.region} · "
-                f"{request.disease_code} · {validity}",
-            )
-        except WorkflowAlreadyStartedError:
-            activity.logger.info("benefit workflow %s has run already", target)
-        return target
+        return await start_benefit_workflow(self.db, self.client, start)
 
     @activity.defn
     async def record_benefit_event(self, event: BenefitEvent) -> BenefitRecorded:
@@ -209,6 +175,55 @@ class BenefitActivities(BenefitRole):
                 renewed=found.passes(check.min_months),
             )
         return found
+
+
+async def start_benefit_workflow(db: Database, client: Client, start: BenefitStart) -> str:
+    """Start ``benefit-<application id>`` from the certificate row; returns its workflow ID.
+
+    The one way a benefit's workflow is started: by the application workflow's
+    ``start_benefit`` step on approval, and by the reconciler for a benefit approved before
+    that step existed (or whose start failed for good). At most one run chain per benefit,
+    ever: a second start finds the running one (``USE_EXISTING``), and a benefit whose
+    workflow has ended is not started again (``REJECT_DUPLICATE``: logged, not raised).
+
+    Raises:
+        ApplicationError: non-retryable, when there is no certificate for the application.
+    """
+    async with db.session() as session:
+        benefit = await _benefit(session, start.application_id)
+        application = await session.get(Application, start.application_id)
+        hospital = await session.get(Hospital, benefit.designated_hospital_code)
+        if benefit.pharmacy_code is None and application is not None:
+            benefit.pharmacy_code = application.designated_pharmacy_code  # chosen on the form
+            session.add(benefit)
+        request = BenefitInput(
+            application_id=start.application_id,
+            rules=start.rules,
+            applicant_key=start.applicant_key,
+            disease_code=benefit.disease_code,
+            designated_hospital_code=benefit.designated_hospital_code,
+            designated_hospital_name=hospital.name if hospital is not None else "",
+            pharmacy_code=benefit.pharmacy_code,
+            valid_from=benefit.valid_from,
+            valid_to=benefit.valid_to,
+            search_attributes=start.search_attributes,
+        )
+    target = workflow_id(start.application_id)
+    validity = f"{request.valid_from} → {request.valid_to or 'long-term'}"
+    try:
+        await client.start_workflow(
+            BenefitWorkflow.run,
+            request,
+            id=target,
+            task_queue=queues.APPLICATIONS,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            static_summary=f"benefit of {start.application_id} · {start.rules.region} · "
+            f"{request.disease_code} · {validity}",
+        )
+    except WorkflowAlreadyStartedError:
+        log.info("benefit workflow %s has run already", target)
+    return target
 
 
 def _months_before(month: date, count: int) -> date:

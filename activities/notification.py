@@ -20,14 +20,22 @@ from temporalio.exceptions import ApplicationError
 
 from activities import metrics
 from chronic.db import Database
+from chronic.settings import get_settings
 from chronic.sms.gateway import SmsGateway, SmsSendError
 from chronic.sms.phone import InvalidPhoneNumber, scrub, to_e164
 from chronic.sms.sealed import seal
 from chronic.sms.templates import missing_params, render_masked, spec
 from models.domain import SmsStatus
-from models.notifications import SmsRequest, SmsResult
+from models.notifications import SmsRequest, SmsResult, timeline_path
 from models.roles.notification import NotificationRole
-from models.tables import Application, FilingRecord, Hospital, InsuredPerson, SmsOutbox
+from models.tables import (
+    Application,
+    Expert,
+    FilingRecord,
+    Hospital,
+    InsuredPerson,
+    SmsOutbox,
+)
 
 # Failure types a workflow's retry policy or error handling can match on.
 RECIPIENT_MISSING = "SmsRecipientMissing"
@@ -47,9 +55,15 @@ class NotificationActivities(NotificationRole):
         Worker(client, task_queue="notification", activities=acts.activities())
     """
 
-    def __init__(self, db: Database, gateway: SmsGateway) -> None:
+    def __init__(self, db: Database, gateway: SmsGateway, hall_url: str | None = None) -> None:
+        """
+        Args:
+            hall_url: The hall's public address, the start of every SMS link; None: the
+                process settings' (``CHRONIC_HALL_PUBLIC_URL``).
+        """
         self._db = db
         self._gateway = gateway
+        self._hall_url = (hall_url or get_settings().hall_url).rstrip("/")
 
     def activities(self) -> list[Callable[..., Any]]:
         """The activity callables to register on the worker."""
@@ -74,6 +88,9 @@ class NotificationActivities(NotificationRole):
         values = dict(request.params)
         if request.application_id is not None:
             values["application_id"] = request.application_id
+            values["link"] = timeline_path(request.application_id)
+        if values.get("link", "").startswith("/"):  # a path in the hall: made absolute here
+            values["link"] = self._hall_url + values["link"]
         if request.filing_id is not None:
             values["filing_id"] = request.filing_id
         missing = missing_params(request.template, values)
@@ -110,6 +127,8 @@ class NotificationActivities(NotificationRole):
             stored["hospital_code"] = request.hospital_code
         if request.person_id is not None:
             stored["person_id"] = str(request.person_id)
+        if request.expert_code is not None:
+            stored["to_expert"] = request.expert_code
         return stored
 
     async def _recipient(self, request: SmsRequest) -> str:
@@ -134,6 +153,16 @@ class NotificationActivities(NotificationRole):
                 raw = await session.scalar(
                     select(InsuredPerson.mobile).where(InsuredPerson.id == request.person_id)
                 )
+            elif request.expert_code is not None:
+                who, passed = f"expert {request.expert_code}", "expert code"
+                expert = await session.get(Expert, request.expert_code)
+                if expert is not None and not expert.mobile:
+                    raise missing(
+                        who,
+                        "has no mobile on record; record it (expert.mobile, or `chronic expert "
+                        "enroll --mobile` for a new expert) and resend it (`chronic sms resend`)",
+                    )
+                raw = expert.mobile if expert is not None else None
             elif request.application_id is not None:
                 who, passed = f"application {request.application_id}", "application ID"
                 raw = await session.scalar(
@@ -210,7 +239,7 @@ class NotificationActivities(NotificationRole):
             "retryable): %s",
             recorded[0],
             request.template.value,
-            request.application_id or request.filing_id or "-",
+            request.application_id or request.filing_id or request.expert_code or "-",
             request.hospital_code or "-",
             recorded[1],
             error,
@@ -269,6 +298,7 @@ class NotificationActivities(NotificationRole):
             where = (
                 f"outbox={row.id} template={request.template.value} "
                 f"application={request.application_id or request.filing_id or '-'} "
+                f"expert={request.expert_code or '-'} "
                 f"hospital={request.hospital_code or '-'}"
             )
             if (

@@ -14,6 +14,13 @@ handful, not every open case every minute):
   audit event by ``system:reconciler`` and the CLOSED SMS to the applicant;
 - a running workflow is left alone.
 
+Benefits get a start pass: an active (or suspended) benefit row whose benefit workflow
+(``benefit-<application id>``) does not exist — approved before approvals started it, or its
+start failed for good — gets it, started like the application workflow starts it
+(:func:`activities.benefit.start_benefit_workflow`, the rules of the edition kept at
+submission), once its application closed ``min_age`` ago. A benefit workflow that has ended is
+left alone.
+
 Open out-of-area filings (:mod:`chronic.filings`) get the same pass: a filing recorded
 without a workflow is started with :func:`chronic.filings.filing_input`, one whose workflow
 ended before deciding is closed (:func:`chronic.filings.close_filing`, the FILING_CLOSED SMS).
@@ -38,14 +45,19 @@ from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.benefit import start_benefit_workflow
 from chronic.closing import RECONCILER, close_application, ending_of
 from chronic.db import Database
 from chronic.filings import close_filing, filing_input, start_filing
 from chronic.policies import edition
+from chronic.privacy import applicant_key
 from chronic.settings import Settings
 from chronic.submission import application_input, is_grade_3a, start_application
+from models.benefit import WORKFLOW_TYPE as BENEFIT_WORKFLOW
+from models.benefit import BenefitRules, BenefitStart, BenefitStatus
+from models.benefit import workflow_id as benefit_workflow_id
 from models.domain import FilingType
-from models.tables import Application, FilingRecord, Hospital, InsuredPerson
+from models.tables import Application, Benefit, FilingRecord, Hospital, InsuredPerson
 from workflows.application import ApplicationWorkflow
 from workflows.filing import WORKFLOW_TYPE as FILING_WORKFLOW
 
@@ -57,7 +69,7 @@ _CONCURRENCY = 8
 
 @dataclass
 class Report:
-    """What one pass did (application and filing IDs)."""
+    """What one pass did (application and filing IDs; ``benefit-…`` for benefit workflows)."""
 
     started: list[str] = field(default_factory=list)
     closed: list[str] = field(default_factory=list)
@@ -80,6 +92,16 @@ class _Open:
     diagnosed_at_grade_3a: bool
     out_of_area: bool
     policy_digest: str | None  # the edition kept at submission (None: recorded before)
+
+
+@dataclass(frozen=True)
+class _Issued:
+    """An active benefit row, with what its workflow's start needs."""
+
+    application_id: str
+    region: str
+    id_number: str
+    policy_digest: str | None
 
 
 @dataclass(frozen=True)
@@ -171,6 +193,7 @@ class Reconciler:
                 if row.id not in running
             )
         )
+        await self._start_benefits(report, limit)
         filings = await self._open_filings()
         if filings:
             running = await self._running(FILING_WORKFLOW)
@@ -216,6 +239,71 @@ class Reconciler:
                 )
                 for a, id_number, hospital in rows.all()
             ]
+
+    async def _start_benefits(self, report: Report, limit: asyncio.Semaphore) -> None:
+        """Start the workflow of every active benefit that has none (see the module doc)."""
+        issued = await self._issued_benefits()
+        if not issued:
+            return
+        running = await self._running(BENEFIT_WORKFLOW)
+
+        async def one(benefit: _Issued) -> None:
+            target = benefit_workflow_id(benefit.application_id)
+            async with limit:
+                try:
+                    if await self._start_benefit(benefit, target):
+                        log.info("reconciler: started the benefit workflow %s", target)
+                        report.started.append(target)
+                except Exception as error:  # one bad row does not stop the pass
+                    log.warning("reconciler: %s: %s", target, error)
+                    report.errors.append(target)
+
+        await asyncio.gather(
+            *(one(b) for b in issued if benefit_workflow_id(b.application_id) not in running)
+        )
+
+    async def _issued_benefits(self) -> list[_Issued]:
+        """Active and suspended benefits whose application closed at least ``min_age`` ago
+        (younger ones: the application workflow is starting theirs right now)."""
+        closed_before = datetime.now(UTC) - self.min_age
+        async with self.db.session() as session:
+            rows = await session.exec(
+                select(
+                    col(Benefit.application_id),
+                    col(Application.region),
+                    col(InsuredPerson.id_number),
+                    col(Application.policy_digest),
+                )
+                .join(Application, col(Application.id) == col(Benefit.application_id))
+                .join(InsuredPerson, col(InsuredPerson.id) == col(Benefit.person_id))
+                .where(
+                    col(Benefit.status).in_([BenefitStatus.ACTIVE, BenefitStatus.SUSPENDED]),
+                    col(Application.closed_at) < closed_before,
+                )
+                .order_by(col(Benefit.id))
+            )
+            return [_Issued(*row) for row in rows.all()]
+
+    async def _start_benefit(self, benefit: _Issued, target: str) -> bool:
+        """Start the benefit's workflow unless it exists (running or ended); True if started."""
+        try:
+            await self.client.get_workflow_handle(target).describe()
+            return False  # it exists: running (visibility lagged) or ended
+        except RPCError as error:
+            if error.status != RPCStatusCode.NOT_FOUND:
+                raise
+        kept = None
+        if benefit.policy_digest is not None:
+            async with self.db.session() as session:
+                kept = await edition(session, benefit.policy_digest)
+        start = BenefitStart(
+            application_id=benefit.application_id,
+            rules=BenefitRules.of(kept or self.settings.policy(benefit.region)),
+            applicant_key=applicant_key(benefit.id_number, self.settings),
+            search_attributes=self.search_attributes,
+        )
+        await start_benefit_workflow(self.db, self.client, start)
+        return True
 
     async def _open_filings(self) -> list[_OpenFiling]:
         async with self.db.session() as session:

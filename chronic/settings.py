@@ -126,6 +126,12 @@ class Settings(BaseSettings):
     hall_host: str = Field(
         default="127.0.0.1", description="Interface the online service hall listens on."
     )
+    hall_public_url: str | None = Field(
+        default=None,
+        description="The hall's address as people reach it (https://hall.example.gov.cn): the "
+        "SMS links to an applicant's timeline and an expert's task start with it. Unset: "
+        "http://<hall_host>:<hall_port>, right for one machine only.",
+    )
     hall_secret: SecretStr | None = Field(
         default=None,
         description="Key of the hall's CSRF tokens and of the keyed hashes of sign-in codes "
@@ -147,6 +153,12 @@ class Settings(BaseSettings):
     def policy(self, region: str) -> PolicyProfile:
         """The region's profile with :attr:`policy_windows` applied."""
         return load_policy(region, self.policy_dir).with_windows(**self.policy_windows)
+
+    @property
+    def hall_url(self) -> str:
+        """The hall's public address without a trailing slash (see :attr:`hall_public_url`)."""
+        url = self.hall_public_url or f"http://{self.hall_host}:{self.hall_port}"
+        return url.rstrip("/")
 
     @property
     def uses_embedded_postgres(self) -> bool:

@@ -24,13 +24,16 @@ class SmsAudience(StrEnum):
     HOSPITAL = "hospital"  # the insurance desk of a hospital (hospital.notice_mobile)
     FILING = "filing"  # the mobile given on an out-of-area filing (filing.mobile)
     PERSON = "person"  # the mobile on the insurance register (insured_person.mobile)
+    EXPERT = "expert"  # an expert of the pool (expert.mobile)
 
 
 class SmsTemplate(StrEnum):
     """The messages the office sends. Their Chinese text lives in :mod:`chronic.sms.templates`.
 
     The params each template needs (all non-personal) are listed next to it; for applicant
-    templates the activity adds ``application_id`` itself, for filing templates ``filing_id``.
+    templates the activity adds ``application_id`` and ``link`` (the timeline in the hall)
+    itself, for filing templates ``filing_id``. A ``link`` param given as a hall path
+    (:func:`task_path`) is made absolute with the hall's public address by the activity.
     """
 
     SUBMITTED = "submitted"  # no params: the application was received
@@ -53,6 +56,9 @@ class SmsTemplate(StrEnum):
     BENEFIT_ENDING = "benefit_ending"  # valid_to: the reminder before the end
     BENEFIT_ENDED = "benefit_ended"  # valid_to: the validity ran out
     BENEFIT_RENEWED = "benefit_renewed"  # valid_to: renewed after the settlement check
+    # To the drawn expert: deadline, link (the task in the hall; never the applicant's data).
+    EXPERT_OFFER = "expert_offer"
+    EXPERT_OFFER_REMINDER = "expert_offer_reminder"  # deadline, link: once, before it closes
     # To the register's mobile: code, minutes (the hall's one-time sign-in code; the code is
     # a secret param: never logged, sealed in the outbox).
     SIGN_IN_CODE = "sign_in_code"
@@ -70,7 +76,24 @@ class SmsTemplate(StrEnum):
             return SmsAudience.FILING
         if self is SmsTemplate.SIGN_IN_CODE:
             return SmsAudience.PERSON
+        if self in (SmsTemplate.EXPERT_OFFER, SmsTemplate.EXPERT_OFFER_REMINDER):
+            return SmsAudience.EXPERT
         return SmsAudience.APPLICANT
+
+
+def timeline_path(application_id: str) -> str:
+    """The hall's short path to an applicant's timeline (``/a/<application id>``).
+
+    An application ID is the submission date and six random characters: nothing personal.
+    The page behind it asks the person to sign in and shows only their own application.
+    """
+    return f"/a/{application_id}"
+
+
+def task_path(application_id: str) -> str:
+    """The hall's short path to an expert's review task (``/t/<application id>``); the page
+    behind it opens only for the expert the task is offered to or held by."""
+    return f"/t/{application_id}"
 
 
 class _Message(BaseModel):
@@ -81,8 +104,8 @@ class SmsRequest(_Message):
     """Argument of the ``send_sms`` activity.
 
     Exactly one of ``application_id`` (applicant templates), ``filing_id`` (filing templates),
-    ``hospital_code`` (hospital templates) and ``person_id`` (the register's mobile: sign-in
-    codes) says who receives the message.
+    ``hospital_code`` (hospital templates), ``person_id`` (the register's mobile: sign-in
+    codes) and ``expert_code`` (expert templates) says who receives the message.
     """
 
     dedup_key: str = Field(
@@ -98,6 +121,9 @@ class SmsRequest(_Message):
     person_id: int | None = Field(
         default=None, description="The insured person's row id (never the ID number)."
     )
+    expert_code: str | None = Field(
+        default=None, max_length=16, description="An expert of the pool (expert templates)."
+    )
     params: dict[str, str] = Field(
         default_factory=dict,
         description="Template values. Non-personal only: no names, ID numbers or mobiles.",
@@ -110,14 +136,15 @@ class SmsRequest(_Message):
             SmsAudience.HOSPITAL: self.hospital_code,
             SmsAudience.FILING: self.filing_id,
             SmsAudience.PERSON: self.person_id,
+            SmsAudience.EXPERT: self.expert_code,
         }
         named = [audience for audience, value in recipients.items() if value is not None]
         if len(named) != 1:
             raise ValueError(
                 "an SmsRequest names exactly one recipient: set application_id for a message "
                 "to the applicant, filing_id for one about an out-of-area filing, "
-                "hospital_code for one to a hospital or person_id for one to the register's "
-                "mobile"
+                "hospital_code for one to a hospital, person_id for one to the register's "
+                "mobile or expert_code for one to an expert"
             )
         audience = self.template.audience
         if named[0] is not audience:
@@ -142,6 +169,7 @@ _RECIPIENT_FIELDS = {
     SmsAudience.HOSPITAL: ("hospital_code", "a hospital's insurance desk"),
     SmsAudience.FILING: ("filing_id", "the person who filed an out-of-area filing"),
     SmsAudience.PERSON: ("person_id", "the mobile on the insurance register"),
+    SmsAudience.EXPERT: ("expert_code", "an expert of the pool"),
 }
 
 REASON_MAX = 60
@@ -197,4 +225,6 @@ __all__ = [
     "closed_sms",
     "filing_closed_sms",
     "reason_param",
+    "task_path",
+    "timeline_path",
 ]

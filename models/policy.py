@@ -128,6 +128,12 @@ class PolicyProfile(BaseModel):
     accept_window: timedelta = Field(
         timedelta(hours=24), description="Seed 002: accept or decline within 24 hours."
     )
+    accept_reminder_before: timedelta = Field(
+        timedelta(hours=4),
+        description="Office rule: an expert who has neither accepted nor declined is reminded "
+        "by SMS this long before the accept window closes (once per offer); zero, or not "
+        "shorter than the window, sends no reminder.",
+    )
     decision_window: timedelta = Field(
         timedelta(hours=72),
         description="Office rule: an accepted review is decided within this time, or reassigned.",

@@ -135,6 +135,11 @@ class Expert(SQLModel, table=True):
     consecutive_strikes: int = Field(default=0, ge=0)
     disqualified_at: datetime | None = _timestamp(nullable=True)
     region: str = Field(max_length=32, index=True)
+    mobile: str | None = Field(
+        default=None,
+        max_length=20,
+        description="Where the offer of a task and its reminder are sent (E.164).",
+    )
 
 
 class Application(SQLModel, table=True):

@@ -192,17 +192,18 @@ async def test_an_approval_starts_the_benefit_workflow_with_the_certificate(worl
     row = await _row(world, app_id)
     assert (row.status, row.event_seq) == ("active", 1)
     assert "benefit_started" in await support.audit_actions(world.db, app_id)
-    # The approval's history marks the releases that start benefits and send SMS as
-    # activities (older histories replay without them).
+    # The approval's history marks the releases that start benefits, send SMS as
+    # activities and push offers to the expert (older histories replay without them).
     history = await world.env.client.get_workflow_handle(app_id).fetch_history()
     markers = [
         e.marker_recorded_event_attributes
         for e in history.events
         if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
     ]
-    assert [m.marker_name for m in markers] == ["core_patch", "core_patch"]
+    assert [m.marker_name for m in markers] == ["core_patch"] * 3
     patches = b"".join(p.data for m in markers for p in m.details["patch-data"].payloads)
     assert b"benefit-workflow" in patches and b"sms-beside-as-activity" in patches
+    assert b"expert-offer-sms" in patches
 
 
 # ---- designated hospital changes per region ------------------------------------------------------

@@ -16,7 +16,7 @@ import shutil
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -34,15 +34,15 @@ from typer.testing import CliRunner, Result
 from chronic.certificate import pdf_text
 from chronic.cli import app
 from chronic.db import Database
-from chronic.hall import api, pages
+from chronic.hall import api, cases, pages
 from chronic.hall.accounts import Role, add_user
 from chronic.hall.app import create_app
 from chronic.hall.load import end_visits, open_visits, run_load
 from chronic.settings import Settings
 from chronic.sms.sealed import unseal
 from chronic.submission import StartDeferred, submit
-from models.domain import SmsStatus
-from models.messages import AcceptOffer, Decide
+from models.domain import InsuranceType, SmsStatus
+from models.messages import AcceptOffer, Decide, HospitalOpinion, OfficeAccept, OfficeConfirm
 from models.notifications import SmsTemplate
 from models.tables import (
     AuditEvent,
@@ -57,6 +57,7 @@ from tests import support
 from tests.fixtures import free_port
 from tests.fixtures.temporal import running_workers
 from tests.test_cli import _UPDATE_EVENTS
+from tests.test_regions import ERJIA, TONGJI, wuhan_form, wuhan_register
 from workflows.application import ApplicationWorkflow
 from workflows.benefit import BenefitWorkflow
 
@@ -298,6 +299,73 @@ async def test_an_approved_applicant_downloads_the_benefit_card_and_nobody_elses
     assert [e.actor for e in await hall.audit("hall_change_hospital")] == [
         f"applicant:#{person}"
     ] * 2
+
+
+async def test_a_wuhan_applicant_changes_pharmacy_and_hospital_once_a_year_on_page_and_api(
+    hall: Hall,
+) -> None:
+    await wuhan_register(hall.db)  # the register's Wuhan hospitals
+    person, _ = await support.insured_person(
+        hall.db,
+        place="420100",  # one the sign-in's ID number check knows
+        born=date(1980, 1, 1),
+        sequence=321,
+        region="wuhan",
+        insurance_type=InsuranceType.RESIDENT,
+    )
+    own = await submit(
+        wuhan_form(person, "CA", TONGJI), client=hall.client, db=hall.db, settings=hall.settings
+    )
+    handle = hall.client.get_workflow_handle_for(ApplicationWorkflow.run, own)
+    await support.eventually(handle, lambda p: "accept or return" in p.waiting_for)
+    await handle.execute_update(ApplicationWorkflow.office_accept, OfficeAccept(clerk="clerk:r"))
+    await handle.execute_update(
+        ApplicationWorkflow.hospital_opinion, HospitalOpinion(hospital=TONGJI, approve=True)
+    )
+    await support.eventually(handle, lambda p: p.stage == "office_confirmation")
+    await handle.execute_update(
+        ApplicationWorkflow.office_confirm, OfficeConfirm(clerk="clerk:r", confirm=True)
+    )
+    assert (await handle.result()).status == "approved"
+    benefit = hall.client.get_workflow_handle_for(BenefitWorkflow.run, f"benefit-{own}")
+    for _ in range(100):  # its workflow reads the registers first
+        if "records" not in (await benefit.query(BenefitWorkflow.view)).waiting_for:
+            break
+        await asyncio.sleep(0.1)
+
+    async with hall.browser() as browser:
+        await sign_in_applicant(hall, browser, person)
+        timeline = await browser.get(f"/me/applications/{own}")
+        assert 'name="pharmacy"' in timeline.text and "WP02" in timeline.text
+        path = f"/me/applications/{own}/pharmacy"
+        token = await csrf_of(browser, f"/me/applications/{own}")
+        changed = await browser.post(path, data={"csrf_token": token, "pharmacy": "WP02"})
+        assert (
+            changed.status_code == 200 and "定点药店已变更为 武汉市武昌区康泰药店" in changed.text
+        )
+        token = await csrf_of(browser, f"/me/applications/{own}")
+        again = await browser.post(path, data={"csrf_token": token, "pharmacy": "WP03"})
+        # The validator's words, as `chronic benefit change-pharmacy` prints them.
+        refusal = f"the designated pharmacy of {own} was already changed once in"
+        assert again.status_code == 409 and refusal in again.text
+        assert "wuhan allows once per calendar year" in again.text
+
+        # The JSON API: the same door, the hospital counted apart from the pharmacy.
+        token = (await browser.get("/api/csrf")).json()["csrf_token"]
+        url = f"/api/applications/{own}/designation"
+        headers = {"X-CSRF-Token": token}
+        done = await browser.post(url, json={"kind": "hospital", "code": ERJIA}, headers=headers)
+        assert done.status_code == 200 and "定点医院已变更为" in done.json()["message"]
+        more = await browser.post(url, json={"kind": "pharmacy", "code": "WP03"}, headers=headers)
+        assert more.status_code == 409 and refusal in more.json()["detail"]
+    view = await benefit.query(BenefitWorkflow.view)
+    assert (view.pharmacy_code, view.designated_hospital_code) == ("WP02", ERJIA)
+    actor = f"applicant:#{await hall.person_id(person)}"
+    assert [e.actor for e in await hall.audit("hall_change_pharmacy")] == [actor]
+    assert [e.actor for e in await hall.audit("hall_change_hospital")] == [actor]
+
+    # Sanmenxia's form designates no pharmacy: its card page offers no pharmacy change.
+    assert not await cases.pharmacies_of(hall.db, "sanmenxia")
 
 
 async def test_an_expired_code_is_refused_and_guessing_is_stopped(hall: Hall) -> None:

@@ -31,10 +31,11 @@ from chronic.submission import StartDeferred, submit
 from models.domain import ApplicationStatus, ReviewStage
 from models.messages import ApplicationInput, StatusChange
 from models.notifications import SmsTemplate
-from models.tables import Application, AuditEvent
+from models.tables import Application, AuditEvent, Benefit, InsuredPerson
 from tests import support
 from tests.fixtures.temporal import running_workers
 from workflows.application import ApplicationWorkflow
+from workflows.benefit import BenefitWorkflow
 
 
 @dataclass
@@ -289,3 +290,53 @@ async def test_a_deferred_start_keeps_the_edition_of_the_rules_it_was_submitted_
         assert request.policy.version == "1"
     finally:
         await dev_server.client.get_workflow_handle(app_id).terminate(reason="test cleanup")
+
+
+async def test_an_approval_without_a_benefit_workflow_gets_one_once(office: Office) -> None:
+    # An approval made before approvals started the benefit's workflow: a closed, approved
+    # application and its certificate row, and no benefit workflow.
+    async with office.db.session() as session:
+        person = await session.scalar(
+            sa.select(InsuredPerson).where(col(InsuredPerson.id_number) == support.LI)
+        )
+        assert person is not None and person.id is not None
+    app_id = await support.add_application(
+        office.db,
+        mobile="+8613803981234",
+        person_id=person.id,
+        status=ApplicationStatus.APPROVED,
+        stage=ReviewStage.DONE,
+    )
+    today = datetime.now(UTC).date()
+    async with office.db.session() as session:
+        row = await session.get(Application, app_id)
+        assert row is not None
+        row.closed_at = datetime.now(UTC) - timedelta(minutes=5)
+        session.add(row)
+        session.add(
+            Benefit(
+                application_id=app_id,
+                person_id=person.id,
+                disease_code="HT",
+                designated_hospital_code="H01",
+                valid_from=today,
+                valid_to=today + timedelta(days=730),
+            )
+        )
+
+    report = await office.reconciler().run_once()
+
+    target = f"benefit-{app_id}"
+    assert report.started == [target] and not report.errors
+    handle = office.client.get_workflow_handle_for(BenefitWorkflow.run, target)
+    view = await handle.query(BenefitWorkflow.view)
+    assert (view.region, view.designated_hospital_code) == ("sanmenxia", "H01")
+    assert view.changes_per_year == 2  # the region's rules
+    # Found by its own search attributes, like a benefit its approval started.
+    query = f"BenefitStatus = 'active' AND WorkflowId = '{target}'"
+    deadline = asyncio.get_running_loop().time() + 10
+    while not [e async for e in office.client.list_workflows(query)]:
+        assert asyncio.get_running_loop().time() < deadline, "never listed"
+        await asyncio.sleep(0.1)
+    # Running now: the next pass leaves it alone.
+    assert target not in (await office.reconciler().run_once()).started

@@ -129,6 +129,15 @@ async def _lapse_then_office_close(world: World) -> support.Handle:
     return handle
 
 
+async def _expert_reminded_then_approves(world: World) -> support.Handle:
+    """The offer SMS, the reminder 4 h before the window closes, then an answer in time."""
+    handle = await world.start(application=support.form(support.LI, "DIAL"))
+    await support.pending_offer(handle)
+    await world.env.sleep(timedelta(hours=21))
+    await _accept_and_decide(handle)
+    return handle
+
+
 async def _wuhan_track_a(world: World) -> support.Handle:
     from tests.test_regions import TONGJI, WUHAN, wuhan_form, wuhan_register
 
@@ -232,6 +241,7 @@ SCENARIOS: dict[str, Callable[[World], Awaitable[WorkflowHandle[Any, Any]]]] = {
     "sanmenxia/materials-requested-then-rejected": _materials_requested_then_rejected,
     "sanmenxia/returned-never-resubmitted": _returned_and_never_resubmitted,
     "sanmenxia/lapse-then-office-close": _lapse_then_office_close,
+    "sanmenxia/expert-reminded-then-approves": _expert_reminded_then_approves,
     "wuhan/track-a-approved": _wuhan_track_a,
     "wuhan/track-b-returned-examined-rejected": _wuhan_track_b_returned_examined,
     "jilin/local-instant-filing": _jilin_local_instant,

@@ -34,12 +34,15 @@ from chronic.sms import (
     build_gateway,
     render,
 )
+from chronic.sms.delivery import request_from_outbox
 from models.domain import (
+    ExpertStatus,
+    ExpertTitle,
     HospitalGrade,
     SmsStatus,
 )
-from models.notifications import SmsRequest, SmsResult, SmsTemplate
-from models.tables import Application, Hospital, SmsOutbox
+from models.notifications import SmsRequest, SmsResult, SmsTemplate, task_path
+from models.tables import Application, Expert, Hospital, SmsOutbox
 from tests import support
 from tests.fakes.aliyun_sms import ACCESS_KEY_ID, SIGN_NAME, AliyunSmsFake, aliyun_sms_fake
 
@@ -54,6 +57,9 @@ APPROVED_PARAMS = {
     "valid_to": "2025-05-05",
     "hospital": "三门峡市中心医院",
 }
+HALL = "https://hall.example.gov.cn"
+TIMELINE = f"{HALL}/a/{APPLICATION_ID}"
+"""The link the activity adds to every applicant SMS: the timeline, by application ID only."""
 
 
 # ---- database ---------------------------------------------------------------------------------
@@ -109,7 +115,9 @@ def approved_request(dedup_key: str = f"{APPLICATION_ID}:approved") -> SmsReques
 
 
 async def run_send_sms(db: Database, gateway: SmsGateway, request: SmsRequest) -> SmsResult:
-    return await ActivityEnvironment().run(NotificationActivities(db, gateway).send_sms, request)
+    return await ActivityEnvironment().run(
+        NotificationActivities(db, gateway, HALL).send_sms, request
+    )
 
 
 # ---- the Aliyun gateway -----------------------------------------------------------------------
@@ -120,7 +128,7 @@ async def test_aliyun_gateway_sends_the_number_without_86_the_template_code_and_
 ) -> None:
     settings = aliyun_sms_fake.settings()
     gateway = build_gateway(settings)
-    values = {"application_id": APPLICATION_ID, **APPROVED_PARAMS}
+    values = {"application_id": APPLICATION_ID, **APPROVED_PARAMS, "link": TIMELINE}
 
     message_id = await gateway.send(APPLICANT_MOBILE, SmsTemplate.APPROVED, values)
 
@@ -151,7 +159,9 @@ async def test_throttling_and_outages_are_retryable(
     aliyun_sms_fake.fail_next(1, code, "flow control", status=status)
 
     with pytest.raises(SmsSendError) as failed:
-        await gateway.send(APPLICANT_MOBILE, SmsTemplate.SUBMITTED, {"application_id": "A1"})
+        await gateway.send(
+            APPLICANT_MOBILE, SmsTemplate.SUBMITTED, {"application_id": "A1", "link": TIMELINE}
+        )
 
     assert failed.value.retryable is True
     assert failed.value.code == code
@@ -167,7 +177,9 @@ async def test_invalid_number_or_configuration_is_not_retryable(
     aliyun_sms_fake.fail_next(1, code, f"invalid: {APPLICANT_DIGITS}")
 
     with pytest.raises(SmsSendError) as failed:
-        await gateway.send(APPLICANT_MOBILE, SmsTemplate.SUBMITTED, {"application_id": "A1"})
+        await gateway.send(
+            APPLICANT_MOBILE, SmsTemplate.SUBMITTED, {"application_id": "A1", "link": TIMELINE}
+        )
 
     assert failed.value.retryable is False
     assert failed.value.code == code
@@ -179,7 +191,9 @@ async def test_unreachable_provider_is_retryable(aliyun_sms_fake: AliyunSmsFake)
     aliyun_sms_fake.stop()
 
     with pytest.raises(SmsSendError, match="could not reach Aliyun SMS") as failed:
-        await gateway.send(APPLICANT_MOBILE, SmsTemplate.SUBMITTED, {"application_id": "A1"})
+        await gateway.send(
+            APPLICANT_MOBILE, SmsTemplate.SUBMITTED, {"application_id": "A1", "link": TIMELINE}
+        )
 
     assert failed.value.retryable is True
 
@@ -220,7 +234,10 @@ def test_every_template_has_a_text_and_a_code_setting() -> None:
     for template, spec in TEMPLATES.items():
         assert spec.code_setting in SmsSettings.model_fields, template
         text = render(template, dict.fromkeys(spec.params, "X"))
-        assert "$" not in text and text.endswith("。"), template
+        # A sentence ends with 。; a link ends the message after a colon, on its own (a phone
+        # would read a 。 after it as part of the address).
+        ending = "：X" if spec.params[-1] == "link" else "。"
+        assert "$" not in text and text.endswith(ending), template
 
 
 def test_a_request_names_the_recipient_its_template_is_written_for() -> None:
@@ -265,7 +282,8 @@ async def test_same_dedup_key_twice_writes_one_row_and_calls_the_provider_once(
     assert row.provider_message_id == first.provider_message_id
     assert row.sent_at is not None
     assert row.params["text"] == render(
-        SmsTemplate.APPROVED, {"application_id": APPLICATION_ID, **APPROVED_PARAMS}
+        SmsTemplate.APPROVED,
+        {"application_id": APPLICATION_ID, **APPROVED_PARAMS, "link": TIMELINE},
     )
 
 
@@ -443,7 +461,8 @@ async def test_an_invalid_stored_number_is_a_failed_row_and_sends_once_corrected
     assert (row.status, row.recipient, row.attempts) == (SmsStatus.SENT, APPLICANT_MOBILE, 2)
     assert row.last_error is None
     assert row.params["text"] == render(
-        SmsTemplate.APPROVED, {"application_id": APPLICATION_ID, **APPROVED_PARAMS}
+        SmsTemplate.APPROVED,
+        {"application_id": APPLICATION_ID, **APPROVED_PARAMS, "link": TIMELINE},
     )
 
 
@@ -479,3 +498,49 @@ async def test_a_dedup_key_reused_for_another_message_is_refused(sms_database: D
     assert failed.value.non_retryable is True
     [row] = await outbox_rows(sms_database)
     assert row.template == SmsTemplate.APPROVED
+
+
+async def test_an_expert_sms_goes_to_the_experts_mobile_with_an_absolute_link_and_resends(
+    sms_database: Database,
+) -> None:
+    expert_mobile = "+8613703985555"
+    async with sms_database.session() as session:
+        for code, mobile in (("E042", expert_mobile), ("E043", None)):
+            session.add(
+                Expert(
+                    code=code,
+                    name="专家",
+                    hospital_code="H01",
+                    title=ExpertTitle.SENIOR,
+                    categories=["endocrine"],
+                    status=ExpertStatus.ACTIVE,
+                    region="sanmenxia",
+                    mobile=mobile,
+                )
+            )
+
+    def offer(expert: str) -> SmsRequest:
+        return SmsRequest(
+            dedup_key=f"{APPLICATION_ID}:offer:{expert}",
+            template=SmsTemplate.EXPERT_OFFER,
+            expert_code=expert,
+            params={"deadline": "2024-05-07 09:30", "link": task_path(APPLICATION_ID)},
+        )
+
+    await run_send_sms(sms_database, LogGateway(), offer("E042"))
+    [row] = await outbox_rows(sms_database)
+    assert (row.recipient, row.application_id, row.status) == (expert_mobile, None, "sent")
+    assert row.params["link"] == f"{HALL}/t/{APPLICATION_ID}"
+    assert row.params["text"].endswith(f"：{HALL}/t/{APPLICATION_ID}")
+    # `chronic sms resend` rebuilds the very message, to the expert.
+    again = request_from_outbox(row)
+    assert (again.expert_code, again.application_id, again.hospital_code) == ("E042", None, None)
+    assert again.params == {"deadline": "2024-05-07 09:30", "link": row.params["link"]}
+
+    # An expert without a mobile: a failed row that says what to do.
+    with pytest.raises(ApplicationError) as missing:
+        await run_send_sms(sms_database, LogGateway(), offer("E043"))
+    assert missing.value.type == RECIPIENT_MISSING
+    failed = (await outbox_rows(sms_database))[-1]
+    assert failed.status == SmsStatus.FAILED and failed.recipient == NO_RECIPIENT
+    assert "expert E043 has no mobile on record" in (failed.last_error or "")

@@ -23,7 +23,9 @@ TASK_QUEUE = queues.NOTIFICATION
 
 def build(client: Client, resources: Resources, *, graceful_shutdown: timedelta) -> Worker:
     sms_settings = SmsSettings()
-    notification = NotificationActivities(resources.database(), build_gateway(sms_settings))
+    notification = NotificationActivities(
+        resources.database(), build_gateway(sms_settings), resources.settings.hall_url
+    )
     return Worker(
         client,
         task_queue=TASK_QUEUE,

@@ -77,7 +77,13 @@ with workflow.unsafe.imports_passed_through():
         StrikeOutcome,
         WithdrawOffer,
     )
-    from models.notifications import SmsRequest, SmsTemplate, closed_sms, reason_param
+    from models.notifications import (
+        SmsRequest,
+        SmsTemplate,
+        closed_sms,
+        reason_param,
+        task_path,
+    )
     from models.policy import human_duration as _human
     from models.policy import shared
     from models.process import (
@@ -98,6 +104,9 @@ with workflow.unsafe.imports_passed_through():
 
 BENEFIT_WORKFLOW_PATCH = "benefit-workflow"
 """Approvals from this release on start the benefit's own workflow (histories before it don't)."""
+EXPERT_SMS_PATCH = "expert-offer-sms"
+"""Offers from this release on are pushed to the expert by SMS, with one reminder before the
+accept window closes (offers before it were only in the inbox)."""
 
 _UNSET = object()  # "never published", distinct from a published None (attribute unset)
 _REVIEW_STAGES = (
@@ -497,11 +506,7 @@ class ApplicationWorkflow:
             f"{expert} to accept or decline by {_local(offer.made.accept_deadline, self._zone)}"
         )
         self._publish()
-        answered = await self._until(
-            lambda: offer.status != OfferStatus.PENDING or offer.withdrawn is not None,
-            offer.made.accept_deadline,
-            summary=f"accept window for expert {expert}, {_human(self._policy.accept_window)}",
-        )
+        answered = await self._accept_window(offer)
         if offer.status == OfferStatus.PENDING and offer.withdrawn is not None:
             await self._withdraw(offer)
             return None
@@ -542,6 +547,50 @@ class ApplicationWorkflow:
             offer.reason = f"no decision within {_human(self._policy.decision_window)}"
             await self._strike(offer, deadline=offer.decision_deadline)
             return None
+
+    async def _accept_window(self, offer: _Offer) -> bool:
+        """Seed 002 step 4: the expert has ``accept_window`` to accept or decline; True when
+        they answered (or the office took the offer back) in time.
+
+        Push, not only pull: the expert gets an SMS with a link to the task in the hall
+        (never the applicant's data), and while the offer is still open one reminder
+        ``accept_reminder_before`` the window closes. An answer, a withdrawal or the lapse
+        before that moment means no reminder.
+        """
+        expert, deadline = offer.made.expert_code, offer.made.accept_deadline
+
+        def settled() -> bool:
+            return offer.status != OfferStatus.PENDING or offer.withdrawn is not None
+
+        window = f"accept window for expert {expert}, {_human(self._policy.accept_window)}"
+        if not workflow.patched(EXPERT_SMS_PATCH):
+            return await self._until(settled, deadline, summary=window)
+        await self._offer_sms(SmsTemplate.EXPERT_OFFER, offer)
+        lead = self._policy.accept_reminder_before
+        reminder_at = deadline - lead
+        if lead > timedelta(0) and reminder_at > workflow.now():
+            if await self._until(
+                settled, reminder_at, summary=f"remind expert {expert} {_human(lead)} before"
+            ):
+                return True
+            await self._offer_sms(SmsTemplate.EXPERT_OFFER_REMINDER, offer, "reminder")
+        return await self._until(settled, deadline, summary=window)
+
+    async def _offer_sms(self, template: SmsTemplate, offer: _Offer, step: str = "") -> None:
+        """An SMS to the offer's expert: the deadline and the link to the task, nothing else
+        (one per offer and template: the key names the application and the offer)."""
+        key = f"{self._request.application_id}:offer:{offer.made.seq}"
+        await self._send(
+            SmsRequest(
+                dedup_key=f"{key}:{step}" if step else key,
+                template=template,
+                expert_code=offer.made.expert_code,
+                params={
+                    "deadline": _local(offer.made.accept_deadline, self._zone),
+                    "link": task_path(self._request.application_id),
+                },
+            )
+        )
 
     async def _withdraw(self, offer: _Offer) -> None:
         """Take the offer back without a strike; the reason stays in the history and records."""

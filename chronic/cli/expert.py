@@ -403,6 +403,13 @@ def enroll(
     reason: Annotated[
         str, typer.Option("--reason", "-r", help="Why (audit trail).")
     ] = "enrolled in the expert pool",
+    mobile: Annotated[
+        str | None,
+        typer.Option(
+            "--mobile",
+            help="The expert's mobile: the offer of each task and its reminder are sent there.",
+        ),
+    ] = None,
     account: Annotated[
         bool,
         typer.Option(
@@ -428,6 +435,14 @@ def enroll(
         new_code, why = _code(code), operator_reason(reason)
         if not name.strip() or len(name) > 40:
             raise CommandFailed("--name must be 1 to 40 characters")
+        phone = None
+        if mobile is not None:
+            from chronic.sms.phone import InvalidPhoneNumber, to_e164
+
+            try:
+                phone = to_e164(mobile)
+            except InvalidPhoneNumber as error:
+                raise CommandFailed(f"--mobile: {error}") from None
         titles = [t.value for t in ExpertTitle]
         if title not in titles:
             raise CommandFailed(
@@ -468,6 +483,7 @@ def enroll(
                     status=ExpertStatus.ACTIVE,
                     consecutive_strikes=0,
                     region=region,
+                    mobile=phone,
                 )
             )
             await record_action(

@@ -136,6 +136,9 @@ def _addressee(row: SmsOutbox) -> str:
     person = (row.params or {}).get("person_id")
     if person:
         return f"person #{person}"
+    expert = (row.params or {}).get("to_expert")
+    if expert:
+        return f"expert {expert}"
     hospital = (row.params or {}).get("hospital_code")
     return f"hospital {hospital}" if hospital else "hospital"
 

@@ -30,6 +30,7 @@ from chronic.hall.app import (
 )
 from chronic.hall.sessions import close_session, open_session
 from chronic.hall.signin import WRONG_PASSWORD, SignInRefused
+from models.benefit import DesignationKind
 
 router = APIRouter(prefix="/api", tags=["hall"])
 
@@ -107,6 +108,16 @@ class ActionText(BaseModel):
         default="",
         max_length=2000,
         description="Reason (decline), opinion (approve, reject) or note (request-materials).",
+    )
+
+
+class DesignationChange(BaseModel):
+    kind: DesignationKind = Field(
+        description="What changes: the designated hospital, or the designated pharmacy (in "
+        "regions whose form designates one: Wuhan, Jilin)."
+    )
+    code: str = Field(
+        min_length=1, max_length=16, description="The new hospital's or pharmacy's code."
     )
 
 
@@ -214,6 +225,26 @@ async def application_timeline(
         benefit=shown.benefit,
         live=shown.live,
     )
+
+
+@router.post("/applications/{application_id}/designation", dependencies=[Csrf])
+async def change_designation(
+    application_id: ApplicationId, body: DesignationChange, hall: HallDep, who: Applicant
+) -> Message:
+    """Change the designated hospital or pharmacy of the applicant's own benefit.
+
+    A refusal (409) carries the benefit workflow validator's own words, as the CLI prints
+    them (a code outside the region's register, the region's yearly limit reached).
+    """
+    try:
+        said = await cases.change_my_designation(
+            hall.db, await hall.temporal(), who, application_id, body.kind, body.code
+        )
+    except cases.NotYours:
+        raise HTTPException(404, "没有找到该待遇") from None
+    except CommandFailed as refused:
+        raise HTTPException(409, str(refused)) from None
+    return Message(message=said)
 
 
 def _task_view(task: cases.Task) -> TaskView:

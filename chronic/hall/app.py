@@ -265,10 +265,11 @@ def create_app(
             response.headers.setdefault("Content-Security-Policy", CSP)
         return response
 
-    from chronic.hall import api, desk, office, pages, totp
+    from chronic.hall import api, desk, links, office, pages, totp
 
     app.include_router(pages.router)
     app.include_router(api.router)
+    app.include_router(links.router)
     app.include_router(office.pages)
     app.include_router(office.api)
     app.include_router(desk.pages)

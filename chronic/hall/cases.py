@@ -26,6 +26,7 @@ from chronic.db import Database
 from chronic.hall.sessions import Visitor
 from chronic.settings import get_settings
 from models import search_attributes as sa
+from models.benefit import ChangeDesignation, DesignationKind
 from models.domain import (
     ApplicationStatus,
     MaterialKind,
@@ -41,8 +42,8 @@ from models.messages import (
     Progress,
     RequestMaterials,
 )
-from models.policy import PolicyProfile, load_policy
-from models.tables import Application, Hospital, Material
+from models.policy import FormField, PolicyProfile, load_policy
+from models.tables import Application, Hospital, Material, Pharmacy
 from workflows.application import ApplicationWorkflow
 
 STATUS_LABELS = {
@@ -200,24 +201,44 @@ async def hospitals_of(db: Database, region: str) -> list[tuple[str, str]]:
         return [(code, name) for code, name in found.all()]
 
 
-async def change_my_hospital(
-    db: Database, client: Client, visitor: Visitor, application_id: str, hospital: str
+async def pharmacies_of(db: Database, region: str) -> list[tuple[str, str]]:
+    """The designated pharmacies an applicant may change to: the region's pharmacy register,
+    in a region whose form designates a pharmacy (Wuhan, Jilin); empty elsewhere."""
+    form = load_policy(region).form
+    if FormField.DESIGNATED_PHARMACY not in (*form.required, *(form.required_out_of_area or ())):
+        return []
+    async with db.session() as session:
+        found = await session.execute(
+            select(col(Pharmacy.code), col(Pharmacy.name))
+            .where(col(Pharmacy.region) == region)
+            .order_by(col(Pharmacy.code))
+        )
+        return [(code, name) for code, name in found.all()]
+
+
+async def change_my_designation(
+    db: Database,
+    client: Client,
+    visitor: Visitor,
+    application_id: str,
+    kind: DesignationKind,
+    code: str,
 ) -> str:
-    """Change the designated hospital of the applicant's own benefit (seed 002: twice a year in
-    Sanmenxia; the region's limit is the benefit workflow's validator, which refuses beyond it).
+    """Change the designated hospital or pharmacy of the applicant's own benefit, through the
+    benefit workflow's ``change_designation`` Update (the CLI's ``change-hospital`` and
+    ``change-pharmacy``): its validator refuses, in the CLI's words, a code outside the
+    region's register and a change beyond the region's yearly limit (seed 002: twice a year in
+    Sanmenxia; Wuhan once).
 
     Raises:
         NotYours: not the applicant's application.
         CommandFailed: refused (the validator's words), or no benefit.
     """
     from chronic.cli.benefit import update_benefit
-    from models.benefit import ChangeDesignation, DesignationKind
     from workflows.benefit import BenefitWorkflow
 
     await _own_row(db, visitor, application_id)
-    change = ChangeDesignation(
-        kind=DesignationKind.HOSPITAL, code=hospital.strip().upper(), actor=visitor.actor
-    )
+    change = ChangeDesignation(kind=kind, code=code.strip().upper(), actor=visitor.actor)
     view = await update_benefit(
         client,
         application_id,
@@ -225,9 +246,14 @@ async def change_my_hospital(
     )
     async with db.session() as session:
         await record_as(
-            session, visitor.actor, "hall_change_hospital", application_id, to=change.code
+            session, visitor.actor, f"hall_change_{kind.value}", application_id, to=change.code
         )
-    return f"定点医院已变更为 {view.designated_hospital_name}，变更结果将以短信通知。"
+        if kind == DesignationKind.HOSPITAL:
+            name = view.designated_hospital_name
+        else:
+            pharmacy = await session.get(Pharmacy, change.code)
+            name = pharmacy.name if pharmacy is not None else change.code
+    return f"{kind.label}已变更为 {name or change.code}，变更结果将以短信通知。"
 
 
 async def timeline(

@@ -24,6 +24,7 @@ from chronic.hall.app import (
 )
 from chronic.hall.sessions import Visitor, close_session, open_session, visitor_of
 from chronic.hall.signin import WRONG_PASSWORD, SignInRefused
+from models.benefit import DesignationKind
 
 router = APIRouter(include_in_schema=False)
 
@@ -179,7 +180,10 @@ async def my_timeline(
     except cases.NotYours:
         return page(request, "error.html", who, message="没有找到该申请。", status_code=404)
     hospitals = await cases.hospitals_of(hall.db, shown.region) if shown.card else []
-    return page(request, "timeline.html", who, timeline=shown, hospitals=hospitals)
+    pharmacies = await cases.pharmacies_of(hall.db, shown.region) if shown.card else []
+    return page(
+        request, "timeline.html", who, timeline=shown, hospitals=hospitals, pharmacies=pharmacies
+    )
 
 
 @router.post("/me/applications/{application_id}/hospital", dependencies=[Csrf])
@@ -191,9 +195,36 @@ async def change_my_hospital(
     hospital: Annotated[str, Form(max_length=16)],
 ) -> HTMLResponse:
     """Change the designated hospital (the region's yearly limit holds)."""
+    return await _change_designation(
+        request, hall, who, application_id, DesignationKind.HOSPITAL, hospital
+    )
+
+
+@router.post("/me/applications/{application_id}/pharmacy", dependencies=[Csrf])
+async def change_my_pharmacy(
+    request: Request,
+    hall: HallDep,
+    who: Applicant,
+    application_id: ApplicationId,
+    pharmacy: Annotated[str, Form(max_length=16)],
+) -> HTMLResponse:
+    """Change the designated pharmacy (Wuhan, Jilin; the yearly limit is counted apart)."""
+    return await _change_designation(
+        request, hall, who, application_id, DesignationKind.PHARMACY, pharmacy
+    )
+
+
+async def _change_designation(
+    request: Request,
+    hall: HallDep,
+    who: Visitor,
+    application_id: str,
+    kind: DesignationKind,
+    code: str,
+) -> HTMLResponse:
     try:
-        said: str | CommandFailed = await cases.change_my_hospital(
-            hall.db, await hall.temporal(), who, application_id, hospital
+        said: str | CommandFailed = await cases.change_my_designation(
+            hall.db, await hall.temporal(), who, application_id, kind, code
         )
     except cases.NotYours:
         return page(request, "error.html", who, message="没有找到该待遇。", status_code=404)

@@ -256,6 +256,7 @@ class ExpertDraft:
     hospital_code: str
     title: ExpertTitle
     categories: tuple[str, ...]
+    mobile: str | None = None
 
 
 def months_before(today: date, count: int) -> list[date]:
@@ -502,6 +503,7 @@ def generate_experts(
     fake = Faker("zh_CN")
     titles = list(ExpertTitle)
     drafts: list[tuple[str, str, str, ExpertTitle, list[str]]] = []
+    mobiles: list[str] = []
     for index in range(count):
         rng = _stream(fake, f"expert/{index}")
         slot, rank = index % len(categories), index // len(categories)
@@ -511,6 +513,7 @@ def generate_experts(
             own.append(rng.choice([c for c in categories if c != categories[slot]]))
         title = rng.choices(titles, weights=(40, 35, 25))[0]
         drafts.append((f"E{index + 1:03d}", fake.name(), hospital.code, title, own))
+        mobiles.append(_mobile(fake))  # last of the expert's stream: the rest is as before
 
     for category in categories:
         members = [d for d in drafts if category in d[4]]
@@ -529,7 +532,10 @@ def generate_experts(
                 f"{MIN_EXPERTS_PER_CATEGORY} experts from {MIN_HOSPITALS_PER_CATEGORY} "
                 "hospitals; ask for more experts"
             )
-    return [ExpertDraft(code, name, h, title, tuple(cats)) for code, name, h, title, cats in drafts]
+    return [
+        ExpertDraft(code, name, h, title, tuple(cats), mobile)
+        for (code, name, h, title, cats), mobile in zip(drafts, mobiles, strict=True)
+    ]
 
 
 def catalogue() -> list[dict[str, Any]]:
@@ -768,7 +774,8 @@ async def _insert_people(
 async def _insert_experts(
     conn: AsyncConnection, pool: list[ExpertDraft], region: str
 ) -> TableCount:
-    """Insert experts not yet in the pool; existing ones keep their strikes and status."""
+    """Insert experts not yet in the pool; existing ones keep their strikes and status (and
+    get the draft's mobile when they have none: pools seeded before experts had one)."""
     if not pool:
         return TableCount()
     table = _table("expert")
@@ -788,8 +795,17 @@ async def _insert_experts(
             "consecutive_strikes": 0,
             "disqualified_at": None,
             "region": region,
+            "mobile": e.mobile,
         }
         for e in pool
     ]
     created = len((await conn.execute(stmt, rows)).all())
+    mobiles = [{"draft_code": e.code, "draft_mobile": e.mobile} for e in pool if e.mobile]
+    if mobiles:
+        await conn.execute(
+            sa.update(table)
+            .where(table.c.code == sa.bindparam("draft_code"), table.c.mobile.is_(None))
+            .values(mobile=sa.bindparam("draft_mobile")),
+            mobiles,
+        )
     return TableCount(created=created, present=len(rows) - created)

@@ -12,7 +12,7 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from models.notifications import SmsRequest, SmsTemplate
+from models.notifications import SmsAudience, SmsRequest, SmsTemplate
 from models.tables import SmsOutbox
 from workers import queues
 from workflows.sms import SmsDelivery, summary, workflow_id
@@ -38,7 +38,14 @@ async def start_delivery(client: Client, request: SmsRequest) -> bool:
     return True
 
 
-ADDED_BY_ACTIVITY = ("application_id", "filing_id", "hospital_code", "person_id", "text")
+ADDED_BY_ACTIVITY = (
+    "application_id",
+    "filing_id",
+    "hospital_code",
+    "person_id",
+    "to_expert",
+    "text",
+)
 """Keys of an outbox row's params that ``send_sms`` adds; a rebuilt request leaves them out."""
 
 
@@ -61,7 +68,10 @@ def request_from_outbox(row: SmsOutbox, *, hospital_code: str | None = None) -> 
             f"outbox row {row.id} is a one-time sign-in code: it is never sent again (it "
             "expires within minutes); the person asks for a new code in the hall"
         )
-    if row.application_id is None and row.filing_id is None:
+    expert_code = params.get("to_expert") if template.audience is SmsAudience.EXPERT else None
+    if expert_code is not None:
+        hospital_code = None
+    elif row.application_id is None and row.filing_id is None:
         hospital_code = params.get("hospital_code") or hospital_code
         if not hospital_code:
             raise ValueError(f"outbox row {row.id} does not say which hospital it was for")
@@ -73,6 +83,7 @@ def request_from_outbox(row: SmsOutbox, *, hospital_code: str | None = None) -> 
         application_id=row.application_id,
         filing_id=row.filing_id,
         hospital_code=hospital_code,
+        expert_code=expert_code,
         params={k: str(v) for k, v in params.items() if k not in ADDED_BY_ACTIVITY},
     )
 

@@ -67,6 +67,8 @@ class SmsSettings(BaseSettings):
     aliyun_template_benefit_ended: str | None = None
     aliyun_template_benefit_renewed: str | None = None
     aliyun_template_sign_in_code: str | None = None
+    aliyun_template_expert_offer: str | None = None
+    aliyun_template_expert_offer_reminder: str | None = None
 
     def template_code(self, template: SmsTemplate) -> str | None:
         """The Aliyun template code configured for ``template`` (None when unset)."""

@@ -5,7 +5,9 @@ Aliyun console is this text verbatim and the log gateway and the outbox show exa
 provider sends. Aliyun adds the sign name (【…】) itself; it is not part of the text.
 
 No template names the applicant: the SMS goes to the mobile given on the form, and keeping
-names out of the text keeps them out of the outbox's params as well.
+names out of the text keeps them out of the outbox's params as well. The applicant's messages
+end with a link to their timeline in the hall, the expert's with a link to the task
+(``${link}``: the hall's public address and the application ID, nothing personal).
 """
 
 from __future__ import annotations
@@ -44,49 +46,57 @@ class TemplateSpec:
 
 TEMPLATES: Mapping[SmsTemplate, TemplateSpec] = {
     SmsTemplate.SUBMITTED: TemplateSpec(
-        text="您的门诊慢特病认定申请已提交，申请编号${application_id}，可随时登录查询办理进度。",
-        params=("application_id",),
+        text="您的门诊慢特病认定申请已提交，申请编号${application_id}，可随时登录查询办理进度。"
+        "详情：${link}",
+        params=("application_id", "link"),
         code_setting="aliyun_template_submitted",
     ),
     SmsTemplate.RETURNED: TemplateSpec(
         text="您的门诊慢特病认定申请（编号${application_id}）已被退回，原因：${reasons}。"
-        "请按要求补正后重新提交。",
-        params=("application_id", "reasons"),
+        "请按要求补正后重新提交。"
+        "详情：${link}",
+        params=("application_id", "reasons", "link"),
         code_setting="aliyun_template_returned",
     ),
     SmsTemplate.MATERIALS_REQUESTED: TemplateSpec(
         text="您的门诊慢特病认定申请（编号${application_id}）需补充材料：${note}。"
-        "请尽快登录补充提交。",
-        params=("application_id", "note"),
+        "请尽快登录补充提交。"
+        "详情：${link}",
+        params=("application_id", "note", "link"),
         code_setting="aliyun_template_materials_requested",
     ),
     SmsTemplate.APPROVED: TemplateSpec(
         text="您的门诊慢特病认定申请（编号${application_id}）已通过认定，待遇有效期"
-        "${valid_from}至${valid_to}，定点医院：${hospital}。",
-        params=("application_id", "valid_from", "valid_to", "hospital"),
+        "${valid_from}至${valid_to}，定点医院：${hospital}。"
+        "详情：${link}",
+        params=("application_id", "valid_from", "valid_to", "hospital", "link"),
         code_setting="aliyun_template_approved",
     ),
     SmsTemplate.REJECTED: TemplateSpec(
-        text="您的门诊慢特病认定申请（编号${application_id}）未通过认定，原因：${reason}。",
-        params=("application_id", "reason"),
+        text="您的门诊慢特病认定申请（编号${application_id}）未通过认定，原因：${reason}。"
+        "详情：${link}",
+        params=("application_id", "reason", "link"),
         code_setting="aliyun_template_rejected",
     ),
     SmsTemplate.BENEFIT_REVOKED: TemplateSpec(
         text="您的门诊慢特病待遇（申请编号${application_id}）经抽审核查，自${date}起撤销，"
-        "原因：${reason}。如有异议请联系医保经办机构。",
-        params=("application_id", "date", "reason"),
+        "原因：${reason}。如有异议请联系医保经办机构。"
+        "详情：${link}",
+        params=("application_id", "date", "reason", "link"),
         code_setting="aliyun_template_benefit_revoked",
     ),
     SmsTemplate.CLOSED: TemplateSpec(
         text="您的门诊慢特病认定申请（编号${application_id}）已终止办理，原因：${reason}。"
-        "如有疑问请联系医保经办机构，可重新提交申请。",
-        params=("application_id", "reason"),
+        "如有疑问请联系医保经办机构，可重新提交申请。"
+        "详情：${link}",
+        params=("application_id", "reason", "link"),
         code_setting="aliyun_template_closed",
     ),
     SmsTemplate.EXAMINATION_SCHEDULED: TemplateSpec(
         text="您的门诊慢特病认定申请（编号${application_id}）需现场鉴定，请于${at}到${place}，"
-        "携带社会保障卡及病历资料。",
-        params=("application_id", "at", "place"),
+        "携带社会保障卡及病历资料。"
+        "详情：${link}",
+        params=("application_id", "at", "place", "link"),
         code_setting="aliyun_template_examination_scheduled",
     ),
     SmsTemplate.EXPERT_DISQUALIFIED: TemplateSpec(
@@ -120,36 +130,53 @@ TEMPLATES: Mapping[SmsTemplate, TemplateSpec] = {
         code_setting="aliyun_template_filing_closed",
     ),
     SmsTemplate.BENEFIT_DESIGNATION_CHANGED: TemplateSpec(
-        text="您的门诊慢特病待遇（编号${application_id}）${what}已变更为${name}，自${on}起生效。",
-        params=("application_id", "what", "name", "on"),
+        text="您的门诊慢特病待遇（编号${application_id}）${what}已变更为${name}，自${on}起生效。"
+        "详情：${link}",
+        params=("application_id", "what", "name", "on", "link"),
         code_setting="aliyun_template_benefit_designation_changed",
     ),
     SmsTemplate.BENEFIT_SUSPENDED: TemplateSpec(
         text="您的门诊慢特病待遇（编号${application_id}）因住院自${on}起暂停，住院期间不同时"
-        "享受门诊慢特病待遇，出院后恢复。",
-        params=("application_id", "on"),
+        "享受门诊慢特病待遇，出院后恢复。"
+        "详情：${link}",
+        params=("application_id", "on", "link"),
         code_setting="aliyun_template_benefit_suspended",
     ),
     SmsTemplate.BENEFIT_RESUMED: TemplateSpec(
-        text="您的门诊慢特病待遇（编号${application_id}）已于${on}出院后恢复。",
-        params=("application_id", "on"),
+        text="您的门诊慢特病待遇（编号${application_id}）已于${on}出院后恢复。详情：${link}",
+        params=("application_id", "on", "link"),
         code_setting="aliyun_template_benefit_resumed",
     ),
     SmsTemplate.BENEFIT_ENDING: TemplateSpec(
-        text="您的门诊慢特病待遇（编号${application_id}）将于${valid_to}到期，请留意到期复查接续。",
-        params=("application_id", "valid_to"),
+        text="您的门诊慢特病待遇（编号${application_id}）将于${valid_to}到期，请留意到期复查接续。"
+        "详情：${link}",
+        params=("application_id", "valid_to", "link"),
         code_setting="aliyun_template_benefit_ending",
     ),
     SmsTemplate.BENEFIT_RENEWED: TemplateSpec(
-        text="您的门诊慢特病待遇（编号${application_id}）经到期复查已续期，有效期至${valid_to}。",
-        params=("application_id", "valid_to"),
+        text="您的门诊慢特病待遇（编号${application_id}）经到期复查已续期，有效期至${valid_to}。"
+        "详情：${link}",
+        params=("application_id", "valid_to", "link"),
         code_setting="aliyun_template_benefit_renewed",
     ),
     SmsTemplate.BENEFIT_ENDED: TemplateSpec(
         text="您的门诊慢特病待遇（编号${application_id}）已于${valid_to}到期终止。如需继续享受"
-        "待遇，请联系医保经办机构。",
-        params=("application_id", "valid_to"),
+        "待遇，请联系医保经办机构。"
+        "详情：${link}",
+        params=("application_id", "valid_to", "link"),
         code_setting="aliyun_template_benefit_ended",
+    ),
+    SmsTemplate.EXPERT_OFFER: TemplateSpec(
+        text="您有一项门诊慢特病认定评审任务待受理，请于${deadline}前登录网上服务大厅受理或"
+        "不受理：${link}",
+        params=("deadline", "link"),
+        code_setting="aliyun_template_expert_offer",
+    ),
+    SmsTemplate.EXPERT_OFFER_REMINDER: TemplateSpec(
+        text="提醒：您的门诊慢特病认定评审任务将于${deadline}超时，超时未受理计为一次未受理，"
+        "请尽快登录处理：${link}",
+        params=("deadline", "link"),
+        code_setting="aliyun_template_expert_offer_reminder",
     ),
     SmsTemplate.SIGN_IN_CODE: TemplateSpec(
         text="您正在登录门诊慢特病网上服务大厅，验证码${code}，${minutes}分钟内有效。"
