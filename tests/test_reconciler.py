@@ -71,7 +71,8 @@ async def office(
     dev_server: WorkflowEnvironment, seeded_database: Database, tmp_path: Path
 ) -> AsyncIterator[Office]:
     settings = Settings(state_dir=tmp_path)
-    async with running_workers(dev_server.client, seeded_database, settings):
+    # No reconciler loop beside the workers: the passes a test counts are its own.
+    async with running_workers(dev_server.client, seeded_database, settings, with_companions=False):
         office = Office(dev_server, seeded_database, settings)
         since = datetime.now(UTC) - timedelta(seconds=5)
         yield office
