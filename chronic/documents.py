@@ -18,7 +18,7 @@ its ``S3Store`` for S3-compatible object storage (MinIO in the compose file) whe
 ``CHRONIC_DOCUMENT_STORE_URL`` is ``s3://bucket/prefix``.
 
 Every message of :class:`DocumentRefused` is written for the person who uploaded the file:
-Simplified Chinese (what is wrong and what to do), the English in brackets for the operator.
+Simplified Chinese (what is wrong and what to do), and a line in English for the operator.
 """
 
 from __future__ import annotations
@@ -55,7 +55,13 @@ _MAX_IMAGE_PIXELS = 60_000_000
 
 
 class DocumentRefused(ValueError):
-    """The file cannot be accepted; the message says why and what to do."""
+    """The file cannot be accepted: ``said`` tells the person who uploaded it why and what to
+    do (Chinese); ``detail`` says it for the operator (English). ``str()`` holds both."""
+
+    def __init__(self, said: str, detail: str) -> None:
+        super().__init__(f"{said} ({detail})")
+        self.said = said
+        self.detail = detail
 
 
 class DocumentMissing(LookupError):
@@ -91,7 +97,8 @@ def sniff(data: bytes) -> str | None:
 
 
 def _mib(size: int) -> str:
-    return f"{size / (1024 * 1024):.1f} MB"
+    """``10 MB``, ``0.2 MB``."""
+    return f"{size / (1024 * 1024):.1f}".removesuffix(".0") + " MB"
 
 
 def inspect(data: bytes, *, max_bytes: int, max_pages: int) -> Document:
@@ -102,23 +109,26 @@ def inspect(data: bytes, *, max_bytes: int, max_pages: int) -> Document:
             a password, or a PDF with more pages than allowed.
     """
     if not data:
-        raise DocumentRefused("文件是空的：请重新选择扫描件或照片后上传。(the file is empty)")
+        raise DocumentRefused("文件是空的：请重新选择扫描件或照片后上传。", "the file is empty")
     if len(data) > max_bytes:
         raise DocumentRefused(
-            f"文件太大（{_mib(len(data))}），每份材料不能超过 {_mib(max_bytes)}：请压缩图片、"
-            f"降低扫描分辨率或分成几份上传。(the file is {len(data)} bytes; at most {max_bytes})"
+            f"文件太大，每份材料不能超过 {_mib(max_bytes)}：请压缩图片、降低扫描分辨率或分成几份"
+            "上传。",
+            f"the file has more than {max_bytes} bytes",
         )
     media_type = sniff(data)
     if media_type is None:
         raise DocumentRefused(
             "文件不是 PDF、JPG 或 PNG 格式（按文件内容判断，与文件名无关）：请上传扫描件的 PDF "
-            "或手机拍摄的照片。(the content is not a PDF, JPEG or PNG, whatever its name says)"
+            "或手机拍摄的照片。",
+            "the content is not a PDF, JPEG or PNG, whatever its name says",
         )
     pages = _pdf_pages(data) if media_type == PDF else _image_pages(data)
     if pages > max_pages:
         raise DocumentRefused(
             f"PDF 共 {pages} 页，每份材料最多 {max_pages} 页：请只上传与本次申请有关的页，"
-            f"或分成几份上传。(the PDF has {pages} pages; at most {max_pages})"
+            "或分成几份上传。",
+            f"the PDF has {pages} pages; at most {max_pages}",
         )
     return Document(hashlib.sha256(data).hexdigest(), media_type, len(data), pages)
 
@@ -131,17 +141,17 @@ def _pdf_pages(data: bytes) -> int:
     except pypdfium2.PdfiumError as error:
         if "password" in str(error).lower():
             raise DocumentRefused(
-                "PDF 设置了密码，无法打开：请上传没有密码的文件。(the PDF is password-protected)"
+                "PDF 设置了密码，无法打开：请上传没有密码的文件。", "the PDF is password-protected"
             ) from None
         raise DocumentRefused(
-            "PDF 文件已损坏，无法打开：请重新扫描或重新导出后上传。(the PDF cannot be opened)"
+            "PDF 文件已损坏，无法打开：请重新扫描或重新导出后上传。", "the PDF cannot be opened"
         ) from None
     try:
         pages = len(pdf)
     finally:
         pdf.close()
     if pages == 0:
-        raise DocumentRefused("PDF 没有任何页面：请重新扫描后上传。(the PDF has no pages)")
+        raise DocumentRefused("PDF 没有任何页面：请重新扫描后上传。", "the PDF has no pages")
     return pages
 
 
@@ -153,15 +163,15 @@ def _image_pages(data: bytes) -> int:
             width, height = image.size
             if width * height > _MAX_IMAGE_PIXELS:
                 raise DocumentRefused(
-                    f"图片尺寸过大（{width}×{height} 像素）：请用手机正常拍照或缩小后上传。"
-                    f"(the image has {width}x{height} pixels)"
+                    f"图片尺寸过大（{width}×{height} 像素）：请用手机正常拍照或缩小后上传。",
+                    f"the image has {width}x{height} pixels",
                 )
             image.load()  # decodes the pixels: a truncated or forged body fails here
     except DocumentRefused:
         raise
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
         raise DocumentRefused(
-            "图片文件已损坏，无法打开：请重新拍照或重新导出后上传。(the image cannot be decoded)"
+            "图片文件已损坏，无法打开：请重新拍照或重新导出后上传。", "the image cannot be decoded"
         ) from None
     return 1
 

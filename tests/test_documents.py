@@ -70,7 +70,7 @@ async def test_an_executable_renamed_pdf_a_damaged_file_and_an_oversized_one_are
         await store.put(b"%PDF-1.7\n" + os.urandom(2000))
     with pytest.raises(DocumentRefused, match="图片文件已损坏"):
         await store.put(photo("PNG")[:300])
-    with pytest.raises(DocumentRefused, match=r"文件太大.*不能超过 0\.2 MB"):
+    with pytest.raises(DocumentRefused, match=r"文件太大，每份材料不能超过 0\.2 MB"):
         await store.put(b"%PDF-1.7\n" + bytes(200_001))
     with pytest.raises(DocumentRefused, match="PDF 共 5 页，每份材料最多 4 页"):
         await store.put(pdf_scan(5))

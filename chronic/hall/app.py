@@ -26,6 +26,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from chronic.db import Database
+from chronic.documents import DocumentStore
 from chronic.hall import security
 from chronic.hall.sessions import Visitor, visitor_of
 from chronic.hall.signin import SignIn
@@ -57,6 +58,7 @@ class Hall:
     db: Database
     key: bytes
     connect: Callable[[], Awaitable[Client]]
+    documents: DocumentStore
     client: Client | None = None
 
     async def temporal(self) -> Client:
@@ -194,7 +196,13 @@ def create_app(
 
         return await temporal_connect()
 
-    hall = Hall(settings, database, security.hall_key(settings), connect or default_connect)
+    hall = Hall(
+        settings,
+        database,
+        security.hall_key(settings),
+        connect or default_connect,
+        DocumentStore.from_settings(settings),
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
