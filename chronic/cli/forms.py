@@ -96,9 +96,7 @@ def split_problem(problem: str) -> tuple[str | None, str]:
     return (found["path"], found["message"]) if found else (None, problem)
 
 
-async def store_scans(
-    materials: Sequence[MaterialRef], form_path: str
-) -> int:
+async def store_scans(materials: Sequence[MaterialRef], form_path: str) -> int:
     """Keep every material whose file is on this machine in the document store, as the hall
     keeps an upload: checked by content, encrypted, addressed by its SHA-256.
 
