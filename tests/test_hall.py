@@ -999,16 +999,19 @@ async def served(hall: Hall) -> AsyncIterator[str]:
 
 
 async def test_in_a_browser_the_applicant_follows_two_experts_to_the_approval(
-    hall: Hall,
+    hall: Hall, tmp_path: Path
 ) -> None:
     if CHROMIUM is None:
         if os.environ.get("CI"):
             pytest.fail("Debian's chromium is missing: `make test` installs it (apt-get)")
         pytest.skip("Debian's chromium is not installed (make test installs it)")
     ARTIFACTS.mkdir(exist_ok=True)
-    app_id = await hall.apply(support.WANG)
-    handle = hall.client.get_workflow_handle_for(ApplicationWorkflow.run, app_id)
     person = await hall.person_id(support.WANG)
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    (scans / "诊断证明.pdf").write_bytes(pdf_scan(2))
+    (scans / "IMG_0412.jpg").write_bytes(photo("JPEG", (1200, 1600)))
+    issued = (date.today() - timedelta(days=20)).isoformat()
     async with served(hall) as url, async_playwright() as playwright:
         browser = await playwright.chromium.launch(
             executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--no-first-run"]
@@ -1027,7 +1030,42 @@ async def test_in_a_browser_the_applicant_follows_two_experts_to_the_approval(
             await phone.locator("form[action='/login/verify'] button").click()
             await phone.get_by_text("我的申请").wait_for()
             await assert_accessible(phone, "my applications")
-            await phone.get_by_role("link", name=re.compile("糖尿病")).click()
+
+            # The application, on the phone: the form, a PDF and a photo of the lab report.
+            await phone.get_by_role("link", name="申请门诊慢特病认定").click()
+            await phone.get_by_label("申请病种").select_option("DM")
+            await phone.get_by_label("病案号").fill("BA-2026-0412")
+            await phone.get_by_label("确诊医院").select_option("H01")
+            await phone.get_by_label("定点医院（享受待遇的医院）").select_option("H05")
+            for slot, (kind, file) in enumerate(
+                (("diagnosis_certificate", "诊断证明.pdf"), ("lab_result", "IMG_0412.jpg"))
+            ):
+                await phone.locator(f"#kind_{slot}").select_option(kind)
+                await phone.locator(f"#hospital_{slot}").select_option("H01")
+                await phone.locator(f"#issued_on_{slot}").fill(issued)
+                await phone.locator(f"#file_{slot}").set_input_files(scans / file)
+            await phone.get_by_label("手机号码（接收审核结果短信）").fill("1380398123")
+            await assert_accessible(phone, "apply")
+            await phone.screenshot(path=str(ARTIFACTS / "hall-applicant-apply.png"), full_page=True)
+            await phone.get_by_role("button", name="提交申请").click()
+            # A mistyped mobile: told in Chinese, and the two files need not be chosen again.
+            await phone.get_by_text("申请未提交，请修改以下 1 处").wait_for()
+            await phone.get_by_text("已上传：诊断证明.pdf（2 页）").wait_for()
+            await phone.get_by_text("已上传：IMG_0412.jpg（1 页）").wait_for()
+            await assert_accessible(phone, "apply refused")
+            await phone.screenshot(
+                path=str(ARTIFACTS / "hall-applicant-apply-refused.png"), full_page=True
+            )
+            await phone.get_by_label("手机号码（接收审核结果短信）").fill("13803981234")
+            await phone.get_by_role("button", name="提交申请").click()
+            await phone.get_by_text("申请已提交").wait_for()
+            await phone.screenshot(path=str(ARTIFACTS / "hall-applicant-submitted.png"))
+            submitted = await phone.inner_text("main")
+            found = re.search(r"APP-\d{8}-[0-9A-Z]{6}", submitted)
+            assert found, submitted
+            app_id = found.group(0)
+            handle = hall.client.get_workflow_handle_for(ApplicationWorkflow.run, app_id)
+            await phone.get_by_role("link", name="返回办理进度").click()
             await phone.get_by_text("办理进度").wait_for()
             await assert_accessible(phone, "timeline")
             await phone.screenshot(path=str(ARTIFACTS / "hall-applicant-timeline.png"))
@@ -1055,6 +1093,20 @@ async def test_in_a_browser_the_applicant_follows_two_experts_to_the_approval(
                 await expert.screenshot(path=str(ARTIFACTS / f"hall-expert-inbox-{stage}.png"))
                 await assert_accessible(expert, "inbox")
                 await expert.get_by_role("link", name=re.compile("糖尿病")).click()
+                # The scan, inline: both pages of the PDF rendered by the hall.
+                await expert.get_by_role("link", name=re.compile("诊断证明")).click()
+                pages = expert.locator("figure.scan img")
+                await pages.nth(1).scroll_into_view_if_needed()
+                await expert.wait_for_function(
+                    "() => [...document.images].every(i => i.complete && i.naturalWidth > 0)"
+                )
+                assert await pages.count() == 2
+                await expert.screenshot(
+                    path=str(ARTIFACTS / f"hall-expert-scan-{stage}.png"), full_page=True
+                )
+                if stage == "initial":
+                    await assert_accessible(expert, "scan")
+                await expert.get_by_role("link", name="← 返回评审任务").click()
                 await expert.get_by_role("button", name="受理", exact=True).click()
                 await expert.get_by_text("已受理").wait_for()
                 await expert.goto(f"{url}/expert/tasks/{app_id}")
