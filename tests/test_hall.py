@@ -808,6 +808,25 @@ async def test_an_applicant_applies_with_a_pdf_and_a_photo_kept_encrypted_by_has
     assert {e.detail["sha256"] for e in uploads} == set(digests)
     assert {e.actor for e in uploads} == {f"applicant:#{person}"}
 
+    # A body larger than every row's file at the limit is refused before it is read.
+    small = create_app(
+        hall.settings.model_copy(update={"document_max_bytes": 1000}),
+        db=hall.db,
+        connect=hall._connect,
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=small), base_url="http://hall.test"
+    ) as browser:
+        await sign_in_applicant(hall, browser, support.ZHANG)  # one code a minute for LI
+        token = await csrf_of(browser, "/me/apply")
+        huge = await browser.post(
+            "/me/apply",
+            data={"csrf_token": token},
+            files={"file_0": ("scan.pdf", b"%PDF-1.7\n" + bytes(1_100_000), "application/pdf")},
+        )
+        assert huge.status_code == 413 and "上传的文件合计太大" in huge.text
+        assert len(await hall.audit("document_uploaded")) == 2
+
 
 async def test_another_applicant_cannot_name_someone_elses_upload(hall: Hall) -> None:
     async with hall.browser() as browser:

@@ -30,6 +30,7 @@ from chronic.cli.forms import split_problem
 from chronic.cli.output import send_update
 from chronic.db import Database
 from chronic.documents import Document, DocumentStore
+from chronic.hall.app import MATERIAL_ROWS
 from chronic.hall.sessions import Visitor
 from chronic.settings import Settings
 from models.application import ApplicationForm, FormProblem, MaterialRef, problems_of
@@ -41,8 +42,8 @@ from workflows.application import ApplicationWorkflow
 
 UPLOADED = "document_uploaded"
 """The audit action of a file kept for the person who uploaded it."""
-SLOTS = 3
-"""Material rows on the page; the API takes any number."""
+SLOTS = MATERIAL_ROWS
+"""Material rows on the page; the API takes up to 20."""
 RESUBMITTABLE = {ApplicationStatus.RETURNED, ApplicationStatus.MATERIALS_REQUESTED}
 
 
