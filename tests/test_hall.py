@@ -454,6 +454,10 @@ async def test_an_expert_acts_on_their_own_task_and_cannot_open_another_experts(
         assert task.status_code == 200
         assert support.WANG not in task.text and "13803981234" not in task.text
         assert "测试" not in task.text  # the applicant's name of support.form
+        # Submitted by digest only (the scans are kept elsewhere): said so, not "not yours".
+        digest = (await expert.get(f"/api/expert/tasks/{app_id}")).json()["documents"][0]["sha256"]
+        unstored = await expert.get(f"/expert/tasks/{app_id}/documents/{digest}")
+        assert unstored.status_code == 404 and "没有上传电子文件" in unstored.text
         token = await csrf_of(expert, f"/expert/tasks/{app_id}")
         accepted = await expert.post(f"/expert/tasks/{app_id}/accept", data={"csrf_token": token})
         assert accepted.status_code == 200 and "已受理" in accepted.text

@@ -87,6 +87,11 @@ class NotYours(Exception):
     """The application is not the visitor's to see (the same answer as a missing one)."""
 
 
+class NoScan(NotYours):
+    """A material of the expert's own task whose scan is not in the store: it was submitted by
+    digest only (a file kept elsewhere), or the store cannot read it."""
+
+
 @functools.lru_cache(maxsize=16)
 def _policy(region: str) -> PolicyProfile | None:
     """The region's profile, parsed once per process (names and time zone are all we read)."""
@@ -459,8 +464,8 @@ async def task_document(
     sha256: str,
 ) -> tuple[Task, TaskDocument, bytes, Document]:
     """A material's scan, for the expert who is offered or holds the task (NotYours for
-    anybody else, for a digest that is not one of the application's materials, and for a
-    material whose scan is not in the store). Reading it writes nothing to the process."""
+    anybody else and for a digest that is not one of the application's materials; NoScan for
+    a material whose scan is not in the store). Reading it writes nothing to the process."""
     from chronic.documents import DocumentMissing
 
     held = await task(db, client, visitor, application_id)
@@ -471,7 +476,7 @@ async def task_document(
     try:
         data, described = await store.get(wanted)
     except DocumentMissing:
-        raise NotYours(application_id) from None
+        raise NoScan(application_id) from None
     return held, document, data, described
 
 

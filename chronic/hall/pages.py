@@ -426,6 +426,14 @@ async def expert_document(
         task, document, _, described = await cases.task_document(
             hall.db, await hall.temporal(), hall.documents, who, application_id, sha256
         )
+    except cases.NoScan:
+        return page(
+            request,
+            "error.html",
+            who,
+            message="该材料没有上传电子文件（申请时只登记了文件摘要），请联系经办机构查阅原件。",
+            status_code=404,
+        )
     except cases.NotYours:
         return page(
             request, "error.html", who, message="该材料不属于您的评审任务。", status_code=404
