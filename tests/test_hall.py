@@ -508,6 +508,9 @@ async def test_the_openapi_document_lists_the_api_and_no_page(hall: Hall) -> Non
         "/api/applications/{application_id}",
         "/api/expert/tasks",
         "/api/expert/tasks/{application_id}/{action}",
+        "/api/documents",
+        "/api/applications/{application_id}/resubmission",
+        "/api/expert/tasks/{application_id}/documents/{sha256}/pages/{number}",
     } <= paths
     assert all(path.startswith("/api/") for path in paths), paths
 
@@ -875,6 +878,26 @@ async def test_another_applicant_cannot_name_someone_elses_upload(hall: Hall) ->
                 "message": "找不到您上传的这份文件：请重新选择文件上传。",
             }
         ]
+        # With a scan of their own, the same form is submitted.
+        own = await browser.post(
+            "/api/documents",
+            files={"file": ("c.pdf", pdf_scan(1), "application/pdf")},
+            headers={"X-CSRF-Token": token},
+        )
+        assert own.status_code == 201 and own.json()["pages"] == 1
+        body["materials"][0]["sha256"] = own.json()["sha256"]
+        answer = await browser.post("/api/applications", json=body, headers={"X-CSRF-Token": token})
+        assert answer.status_code == 201, answer.text
+        app_id = answer.json()["application_id"]
+        assert answer.json()["started"] is True
+        # Nothing was asked for: the workflow's validator refuses, in Chinese.
+        again = await browser.post(
+            f"/api/applications/{app_id}/resubmission",
+            json={"materials": body["materials"]},
+            headers={"X-CSRF-Token": token},
+        )
+        assert again.status_code == 409 and again.json()["detail"] == "该申请现在不需要补充材料。"
+        assert await hall.update_events(app_id) == []
 
 
 async def test_the_expert_reads_the_scans_inline_and_another_expert_cannot(hall: Hall) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
@@ -34,17 +34,16 @@ from chronic.hall.app import MATERIAL_ROWS
 from chronic.hall.sessions import Visitor
 from chronic.settings import Settings
 from models.application import ApplicationForm, FormProblem, MaterialRef, problems_of
-from models.domain import ApplicationStatus, MaterialKind
+from models.domain import MaterialKind
 from models.messages import MaterialItem, Resubmission
 from models.policy import PolicyProfile
-from models.tables import Application, AuditEvent, Hospital, InsuredPerson, Pharmacy
+from models.tables import AuditEvent, Hospital, InsuredPerson, Pharmacy
 from workflows.application import ApplicationWorkflow
 
 UPLOADED = "document_uploaded"
 """The audit action of a file kept for the person who uploaded it."""
 SLOTS = MATERIAL_ROWS
 """Material rows on the page; the API takes up to 20."""
-RESUBMITTABLE = {ApplicationStatus.RETURNED, ApplicationStatus.MATERIALS_REQUESTED}
 
 
 @dataclass
@@ -503,15 +502,3 @@ async def resubmit(
             documents=[item.sha256 for item in items],
         )
     return new_round
-
-
-async def resubmittable(db: Database, application_id: str) -> bool:
-    """Whether the application's row says it waits for materials (returned or paused)."""
-    async with db.session() as session:
-        row = await session.get(Application, application_id)
-    return row is not None and ApplicationStatus(row.status) in RESUBMITTABLE
-
-
-def with_upload(entries: list[MaterialEntry], slot: int, kept: MaterialEntry) -> None:
-    """Put an uploaded file into row ``slot``, keeping what was typed there."""
-    entries[slot] = replace(entries[slot], sha256=kept.sha256, pages=kept.pages, name=kept.name)
