@@ -20,6 +20,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -859,15 +860,14 @@ async def test_another_applicant_cannot_name_someone_elses_upload(hall: Hall) ->
         await sign_in_applicant(hall, browser, support.LI)
         token = await csrf_of(browser, "/me")
         issued = (date.today() - timedelta(days=20)).isoformat()
-        body = {
+        material = {"kind": "lab_result", "hospital": "H01", "issued_on": issued, "sha256": theirs}
+        body: dict[str, Any] = {
             "disease_code": "DM",
             "mobile": "13803981234",
             "case_number": "BA-9",
             "diagnosing_hospital": "H01",
             "designated_hospital": "H05",
-            "materials": [
-                {"kind": "lab_result", "hospital": "H01", "issued_on": issued, "sha256": theirs}
-            ],
+            "materials": [material],
         }
         answer = await browser.post("/api/applications", json=body, headers={"X-CSRF-Token": token})
         assert answer.status_code == 422
@@ -885,7 +885,7 @@ async def test_another_applicant_cannot_name_someone_elses_upload(hall: Hall) ->
             headers={"X-CSRF-Token": token},
         )
         assert own.status_code == 201 and own.json()["pages"] == 1
-        body["materials"][0]["sha256"] = own.json()["sha256"]
+        material["sha256"] = own.json()["sha256"]
         answer = await browser.post("/api/applications", json=body, headers={"X-CSRF-Token": token})
         assert answer.status_code == 201, answer.text
         app_id = answer.json()["application_id"]
