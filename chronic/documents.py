@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import math
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +53,10 @@ DEV_KEY_NAME = "document-key-dev"
 _HEADER = b"chronic-document:1:"
 _MAX_IMAGE_PIXELS = 60_000_000
 """A 60-megapixel photo is already far more than a phone takes; bigger is a decompression bomb."""
+
+
+_MAX_RENDERED_PIXELS = 8_000_000
+"""Largest page image shown to an expert (a 1200-pixel-wide A4 page is about 1.7 million)."""
 
 
 class DocumentRefused(ValueError):
@@ -196,8 +201,15 @@ def render_page(data: bytes, media_type: str, page: int, *, width: int = 1200) -
             if not 1 <= page <= len(pdf):
                 raise DocumentMissing(f"page {page}")
             pdf_page = pdf[page - 1]
-            scale = width / max(pdf_page.get_width(), 1.0)
-            image = pdf_page.render(scale=min(scale, 4.0)).to_pil()
+            points_wide = max(pdf_page.get_width(), 1.0)
+            points_high = max(pdf_page.get_height(), 1.0)
+            # A page drawn 1 point wide and a mile long must not become a gigapixel image.
+            scale = min(
+                width / points_wide,
+                4.0,
+                math.sqrt(_MAX_RENDERED_PIXELS / (points_wide * points_high)),
+            )
+            image = pdf_page.render(scale=scale).to_pil()
         finally:
             pdf.close()
     else:

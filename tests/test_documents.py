@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fpdf import FPDF
 from PIL import Image
 
 from chronic.documents import (
@@ -146,3 +147,9 @@ def test_pages_render_as_png_and_a_photo_loses_its_exif() -> None:
         assert not image.getexif()
     with pytest.raises(DocumentMissing):
         render_page(pdf_scan(1), PDF, 2)
+    # A page 10 points wide and 14,000 long is drawn within the pixel budget, not 1200 wide.
+    strip = FPDF(format=(10, 14_000), unit="pt")
+    strip.add_page()
+    tall = render_page(bytes(strip.output()), PDF, 1)
+    with Image.open(io.BytesIO(tall)) as image:
+        assert image.width * image.height <= 8_000_000
