@@ -836,6 +836,50 @@ async def test_an_applicant_applies_with_a_pdf_and_a_photo_kept_encrypted_by_has
         assert len(await hall.audit("document_uploaded")) == 2
 
 
+async def test_the_form_is_the_regions_and_its_requirements_are_told_in_chinese(
+    hall: Hall,
+) -> None:
+    """Wuhan's form asks the address, district, diagnosis setting, community health centre and
+    pharmacy; Jilin's offers the out-of-area box. A Wuhan form without them is refused field by
+    field, by the rule `chronic submit` applies."""
+    wuhan, _ = await support.insured_person(
+        hall.db, place="420106", born=date(1980, 1, 1), sequence=123, region="wuhan"
+    )
+    jilin, _ = await support.insured_person(
+        hall.db, place="220102", born=date(1975, 3, 15), sequence=124, region="jilin"
+    )
+    async with hall.browser() as browser:
+        await sign_in_applicant(hall, browser, wuhan)
+        form = (await browser.get("/me/apply")).text
+        for asked in (
+            "现住址",
+            "参保辖区",
+            "确诊方式",
+            "住院号",
+            "定点社区卫生服务中心",
+            "定点药店",
+        ):
+            assert f">{asked}" in form, asked
+        assert "异地" not in form
+        token = await csrf_of(browser, "/me/apply")
+        refused = await browser.post(
+            "/me/apply",
+            data=_apply_fields(
+                token, diagnosing_hospital="", designated_hospital="", hospital_0="", hospital_1=""
+            ),
+            files={"file_0": ("scan.pdf", pdf_scan(1), "application/pdf")},
+        )
+        assert refused.status_code == 400
+        assert "现住址：本地区的申请表要求填写此项：请补充。" in refused.text
+        assert "定点药店：本地区的申请表要求填写此项：请补充。" in refused.text
+        assert "确诊医院：请从列表中选择。" in refused.text
+        assert "第2份材料的文件：未上传文件：请选择扫描件或照片。" in refused.text
+    async with hall.browser() as browser:
+        await sign_in_applicant(hall, browser, jilin)
+        form = (await browser.get("/me/apply")).text
+        assert 'name="out_of_area"' in form and "定点药店" in form and "现住址" not in form
+
+
 async def test_another_applicant_cannot_name_someone_elses_upload(hall: Hall) -> None:
     async with hall.browser() as browser:
         await sign_in_applicant(hall, browser, support.WANG)
