@@ -23,11 +23,13 @@ Simplified Chinese (what is wrong and what to do), and a line in English for the
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import io
 import math
 import os
+import threading
 from typing import TYPE_CHECKING, Any
 
 import obstore
@@ -55,6 +57,8 @@ _MAX_IMAGE_PIXELS = 60_000_000
 """A 60-megapixel photo is already far more than a phone takes; bigger is a decompression bomb."""
 
 
+_PDFIUM = threading.Lock()
+"""pdfium is not thread-safe: one PDF call at a time (they run off the event loop, in threads)."""
 _MAX_RENDERED_PIXELS = 8_000_000
 """Largest page image shown to an expert (a 1200-pixel-wide A4 page is about 1.7 million)."""
 
@@ -139,6 +143,11 @@ def inspect(data: bytes, *, max_bytes: int, max_pages: int) -> Document:
 
 
 def _pdf_pages(data: bytes) -> int:
+    with _PDFIUM:
+        return _pdf_pages_locked(data)
+
+
+def _pdf_pages_locked(data: bytes) -> int:
     import pypdfium2
 
     try:
@@ -194,24 +203,8 @@ def render_page(data: bytes, media_type: str, page: int, *, width: int = 1200) -
         DocumentMissing: no such page.
     """
     if media_type == PDF:
-        import pypdfium2
-
-        pdf = pypdfium2.PdfDocument(data)
-        try:
-            if not 1 <= page <= len(pdf):
-                raise DocumentMissing(f"page {page}")
-            pdf_page = pdf[page - 1]
-            points_wide = max(pdf_page.get_width(), 1.0)
-            points_high = max(pdf_page.get_height(), 1.0)
-            # A page drawn 1 point wide and a mile long must not become a gigapixel image.
-            scale = min(
-                width / points_wide,
-                4.0,
-                math.sqrt(_MAX_RENDERED_PIXELS / (points_wide * points_high)),
-            )
-            image = pdf_page.render(scale=scale).to_pil()
-        finally:
-            pdf.close()
+        with _PDFIUM:
+            image = _render_pdf_page(data, page, width)
     else:
         from PIL import Image, ImageOps
 
@@ -224,6 +217,32 @@ def render_page(data: bytes, media_type: str, page: int, *, width: int = 1200) -
     out = io.BytesIO()
     image.save(out, format="PNG")
     return out.getvalue()
+
+
+def _render_pdf_page(data: bytes, page: int, width: int) -> Any:
+    import pypdfium2
+
+    pdf = pypdfium2.PdfDocument(data)
+    try:
+        if not 1 <= page <= len(pdf):
+            raise DocumentMissing(f"page {page}")
+        pdf_page = pdf[page - 1]
+        points_wide = max(pdf_page.get_width(), 1.0)
+        points_high = max(pdf_page.get_height(), 1.0)
+        # A page drawn 1 point wide and a mile long must not become a gigapixel image.
+        scale = min(
+            width / points_wide,
+            4.0,
+            math.sqrt(_MAX_RENDERED_PIXELS / (points_wide * points_high)),
+        )
+        return pdf_page.render(scale=scale).to_pil()
+    finally:
+        pdf.close()
+
+
+async def render_page_async(data: bytes, media_type: str, page: int) -> bytes:
+    """:func:`render_page` in a thread, so the hall's event loop keeps serving meanwhile."""
+    return await asyncio.to_thread(render_page, data, media_type, page)
 
 
 # ---- the store ---------------------------------------------------------------------------------
@@ -313,7 +332,7 @@ class DocumentStore:
         Raises:
             DocumentRefused: the file is not acceptable (nothing is stored).
         """
-        document = self.check(data)
+        document = await asyncio.to_thread(self.check, data)  # opens the file: off the loop
         path = self.path(document.sha256)
         try:
             await obstore.head_async(self._store, path)
@@ -337,7 +356,7 @@ class DocumentStore:
             raise DocumentMissing(sha256) from None
         data = self._decrypt(digest, stored)
         media_type = sniff(data) or ""
-        pages = _pdf_pages(data) if media_type == PDF else 1
+        pages = await asyncio.to_thread(_pdf_pages, data) if media_type == PDF else 1
         return data, Document(digest, media_type, len(data), pages)
 
     async def exists(self, sha256: str) -> bool:

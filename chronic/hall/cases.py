@@ -491,11 +491,11 @@ async def shown_page(
 ) -> bytes:
     """Page ``page`` of a material as a PNG for the expert offered or holding the task (NotYours
     otherwise, and for a page it does not have); recorded in the audit trail as seen by them."""
-    from chronic.documents import DocumentMissing, render_page
+    from chronic.documents import DocumentMissing, render_page_async
 
     _, _, data, described = await task_document(db, client, store, visitor, application_id, sha256)
     try:
-        png = render_page(data, described.media_type, page)
+        png = await render_page_async(data, described.media_type, page)
     except DocumentMissing:
         raise NotYours(application_id) from None
     async with db.session() as session:
