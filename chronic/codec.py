@@ -179,14 +179,15 @@ class EncryptionCodec(PayloadCodec):
         return original
 
 
-def _decode_key(key_id: str, text: str) -> bytes:
+def decode_key(key_id: str, text: str, setting: str = "CHRONIC_CODEC_KEYS") -> bytes:
+    """The 32 bytes of a base64 key of ``setting`` (ValueError saying how to make one)."""
     try:
         key = base64.b64decode(text.strip(), validate=True)
     except (binascii.Error, ValueError):
-        raise ValueError(f"CHRONIC_CODEC_KEYS: key {key_id!r} is not valid base64") from None
+        raise ValueError(f"{setting}: key {key_id!r} is not valid base64") from None
     if len(key) != KEY_SIZE:
         raise ValueError(
-            f"CHRONIC_CODEC_KEYS: key {key_id!r} decodes to {len(key)} bytes; "
+            f"{setting}: key {key_id!r} decodes to {len(key)} bytes; "
             f"AES-256 needs {KEY_SIZE} (generate one with: "
             'python -c "import os, base64; print(base64.b64encode(os.urandom(32)).decode())")'
         )
@@ -206,7 +207,7 @@ def key_ring_from_settings(
             )
         return KeyRing({DEV_KEY_ID: state_secret(settings, DEV_KEY_NAME)}, DEV_KEY_ID)
     keys = {
-        key_id: _decode_key(key_id, secret.get_secret_value())
+        key_id: decode_key(key_id, secret.get_secret_value())
         for key_id, secret in codec_settings.keys.items()
     }
     current = codec_settings.current_key_id

@@ -137,6 +137,45 @@ class Settings(BaseSettings):
         description="Key of the hall's CSRF tokens and of the keyed hashes of sign-in codes "
         "and rate-limit counts. Unset: a key generated into the state folder on first use.",
     )
+    document_store_url: str | None = Field(
+        default=None,
+        description="Where applicants' scans and photos are kept (encrypted): s3://bucket/prefix "
+        "for S3-compatible object storage (MinIO in the compose file). Unset: the state "
+        "folder's documents/.",
+    )
+    document_store_endpoint: str | None = Field(
+        default=None,
+        description="Endpoint of the S3-compatible storage, e.g. http://minio:9000; unset for "
+        "AWS S3 itself.",
+    )
+    document_store_region: str = Field(
+        default="us-east-1", description="Region of the S3 bucket (MinIO accepts any)."
+    )
+    document_store_access_key_id: str | None = Field(
+        default=None, description="Access key of the S3-compatible storage."
+    )
+    document_store_secret_access_key: SecretStr | None = Field(
+        default=None, description="Secret key of the S3-compatible storage."
+    )
+    document_keys: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description='AES-256 keys of the stored documents by key id, as JSON: {"2026-11": '
+        '"<base64 of 32 bytes>"}; the current one encrypts, every one decrypts. Empty: a '
+        "development key generated into the state folder (key id dev-1).",
+    )
+    document_current_key_id: str | None = Field(
+        default=None,
+        description="The key id of CHRONIC_DOCUMENT_KEYS that encrypts new documents; may be "
+        "omitted with a single key.",
+    )
+    document_max_bytes: int = Field(
+        default=10 * 1024 * 1024,
+        gt=0,
+        description="Largest scan or photo accepted, in bytes (10 MiB).",
+    )
+    document_max_pages: int = Field(
+        default=30, gt=0, description="Most pages a PDF material may have."
+    )
     operator: str | None = Field(
         default=None,
         description="Who runs operator commands (admin, sms resend) for the audit trail; "

@@ -47,4 +47,5 @@ pytest_plugins = [
     "tests.fixtures.world",
     "tests.fixtures.cli",
     "tests.fixtures.proof",
+    "tests.fixtures.scans",
 ]

@@ -9,6 +9,7 @@ this process. One application goes through the whole two-stage review, so the de
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import re
 from collections.abc import AsyncIterator, Callable
@@ -40,6 +41,7 @@ from models.domain import (
 from models.messages import OfferView, Progress
 from models.tables import Application, AuditEvent, Hospital, InsuredPerson, Offer
 from tests import support
+from tests.fixtures.scans import ELF_EXECUTABLE, pdf_scan
 from tests.fixtures.temporal import running_workers
 
 _APP_ID = re.compile(r"^APP-\d{8}-[2-9A-HJ-NP-Z]{6}$")
@@ -457,3 +459,42 @@ def test_a_command_process_loads_only_what_it_uses() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+async def test_submit_stores_the_scans_named_in_the_form_and_refuses_a_wrong_one(
+    desk: Desk,
+) -> None:
+    """`chronic submit` keeps each named file that is on this machine in the document store,
+    as the hall keeps an upload; a file that is not a scan, or a digest that is not the
+    file's, stops the submission before anything is recorded."""
+    scan = pdf_scan(1)
+    (desk.folder / "scans").mkdir()
+    (desk.folder / "scans" / "certificate.pdf").write_bytes(scan)
+    (desk.folder / "scans" / "lab.pdf").write_bytes(ELF_EXECUTABLE)
+    data = _example("application-diabetes.json")
+    data["materials"][0].update(
+        file="scans/certificate.pdf", sha256=hashlib.sha256(scan).hexdigest()
+    )
+    data["materials"][1].update(file="scans/lab.pdf")
+    refused = await desk.cli("submit", desk.file("with-scans.json", data))
+    assert refused.exit_code == 1
+    assert "materials[1].file" in refused.stderr
+    assert "the content is not a PDF, JPEG or PNG" in refused.stderr
+    assert await desk.applications() == 0
+
+    data["materials"][1].update(file="scans/certificate.pdf")  # the digest is another file's
+    wrong = await desk.cli("submit", desk.file("with-scans.json", data))
+    assert wrong.exit_code == 1
+    assert "materials[1].sha256: is not the SHA-256 of" in " ".join(wrong.stderr.split())
+
+    data["materials"][1].update(file="scans/not-on-this-machine.pdf")
+    submitted = await desk.cli("submit", desk.file("with-scans.json", data))
+    assert submitted.exit_code == 0, submitted.output
+    app_id = submitted.stdout.strip().splitlines()[-1]
+    try:
+        assert "scans      1 of 2 stored encrypted by SHA-256" in submitted.stdout
+        kept = [p for p in (desk.folder / "documents").rglob("*") if p.is_file()]
+        assert [p.name for p in kept] == [hashlib.sha256(scan).hexdigest()]
+        assert scan[:100] not in kept[0].read_bytes()
+    finally:
+        await desk.env.client.get_workflow_handle(app_id).terminate("test cleanup")

@@ -71,6 +71,11 @@ SECRETS = {
     "CHRONIC_APPLICANT_KEY_SECRET": secrets.token_hex(16),
     "CHRONIC_DRAW_SECRET": secrets.token_hex(16),
     "CHRONIC_HALL_SECRET": secrets.token_hex(16),
+    "MINIO_ROOT_PASSWORD": secrets.token_hex(12),
+    "CHRONIC_DOCUMENT_KEYS": json.dumps(
+        {"d-test": base64.b64encode(secrets.token_bytes(32)).decode()}
+    ),
+    "CHRONIC_DOCUMENT_CURRENT_KEY_ID": "d-test",
 }
 """Test values of the secrets the file requires (and nothing else: defaults stay defaults)."""
 SECRETS_URL = f"postgresql+asyncpg://chronic:{SECRETS['APP_DB_PASSWORD']}@app-postgres/chronic"
@@ -80,6 +85,7 @@ APP_POSTGRES = "app-postgres"
 CODEC_SERVER = "codec-server"
 UI = "temporal-ui"
 HALL = "hall"
+MINIO = "minio"
 
 
 # --- Compose's variable interpolation --------------------------------------------------------
@@ -332,7 +338,11 @@ def test_every_image_is_pinned_and_ours_is_built_from_the_dockerfile(
     services: dict[str, dict[str, Any]],
 ) -> None:
     version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
-    exact = re.compile(r"[\w./-]+:\d+\.\d+(\.\d+)*(-[\w.]+)?(@sha256:[0-9a-f]{64})?")
+    exact = re.compile(
+        r"[\w./-]+:(\d+\.\d+(\.\d+)*(-[\w.]+)?"
+        r"|RELEASE\.\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ)"  # minio's releases are dated
+        r"(@sha256:[0-9a-f]{64})?"
+    )
     for name, service in services.items():
         image = service["image"]
         if "build" in service:
@@ -492,6 +502,35 @@ def test_every_assignment_replica_and_the_auditor_draw_with_the_offices_one_key(
     assert int(services["assignment"]["deploy"]["replicas"]) > 1
 
 
+def test_the_hall_and_the_cli_keep_documents_in_the_minio_bucket_with_one_key_ring(
+    services: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from chronic.documents import key_ring
+
+    minio, job = services[MINIO], services["minio-bucket"]
+    store = environment(minio)
+    bucket_created = environment(job)["MINIO_BUCKET"]
+    assert '"store/$MINIO_BUCKET"' in job["command"][0]
+    assert job["depends_on"] == {MINIO: {"condition": "service_healthy"}}
+    assert services[HALL]["depends_on"]["minio-bucket"] == {
+        "condition": "service_completed_successfully"
+    }
+    assert {"documents:/data"} == set(minio["volumes"])
+    expected_keys = json.loads(SECRETS["CHRONIC_DOCUMENT_KEYS"])
+    for name in (HALL, "cli"):
+        settings = settings_of(monkeypatch, services[name])
+        assert settings.document_store_url == f"s3://{bucket_created}", name
+        endpoint = urlsplit(settings.document_store_endpoint or "")
+        assert endpoint.hostname == MINIO and endpoint.port == 9000, name
+        assert settings.document_store_access_key_id == store["MINIO_ROOT_USER"], name
+        secret = settings.document_store_secret_access_key
+        assert secret is not None and secret.get_secret_value() == store["MINIO_ROOT_PASSWORD"]
+        ring = key_ring(settings.model_copy(update={"state_dir": tmp_path}))
+        assert ring.current == SECRETS["CHRONIC_DOCUMENT_CURRENT_KEY_ID"], name
+        assert {k: base64.b64encode(v).decode() for k, v in ring.keys.items()} == expected_keys
+    assert not (tmp_path / "keys").exists(), "no process fell back to a generated key"
+
+
 def test_the_ui_reaches_the_codec_server_and_is_its_allowed_origin(
     services: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -524,9 +563,16 @@ def test_the_ui_reaches_the_codec_server_and_is_its_allowed_origin(
 
 def test_every_long_running_service_has_a_healthcheck(services: dict[str, dict[str, Any]]) -> None:
     long_running = [name for name, s in services.items() if not is_job(s)]
-    assert {TEMPORAL, UI, APP_POSTGRES, "temporal-postgres", CODEC_SERVER, HALL, *ROLES} == set(
-        long_running
-    )
+    assert {
+        TEMPORAL,
+        UI,
+        APP_POSTGRES,
+        "temporal-postgres",
+        CODEC_SERVER,
+        HALL,
+        MINIO,
+        *ROLES,
+    } == set(long_running)
     for name in long_running:
         check = services[name].get("healthcheck", {})
         assert check.get("test", ["NONE"])[0] == "CMD" and not check.get("disable"), name

@@ -9,6 +9,8 @@ through an ``SmsDelivery`` into the outbox, and an expert's click is the workflo
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import io
 import logging
 import os
 import re
@@ -18,6 +20,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -25,6 +28,7 @@ import pytest
 import uvicorn
 from axe_playwright_python.async_playwright import Axe
 from fastapi.routing import APIRoute
+from PIL import Image
 from playwright.async_api import Page, ViewportSize, async_playwright
 from sqlmodel import col, select, update
 from temporalio.client import Client
@@ -45,16 +49,19 @@ from models.domain import InsuranceType, SmsStatus
 from models.messages import AcceptOffer, Decide, HospitalOpinion, OfficeAccept, OfficeConfirm
 from models.notifications import SmsTemplate
 from models.tables import (
+    Application,
     AuditEvent,
     Expert,
     HallSession,
     HallThrottle,
     InsuredPerson,
+    Material,
     SignInCode,
     SmsOutbox,
 )
 from tests import support
 from tests.fixtures import free_port
+from tests.fixtures.scans import ELF_EXECUTABLE, pdf_scan, photo
 from tests.fixtures.temporal import running_workers
 from tests.test_cli import _UPDATE_EVENTS
 from tests.test_regions import ERJIA, TONGJI, wuhan_form, wuhan_register
@@ -457,7 +464,9 @@ async def test_every_page_and_api_route_refuses_a_visitor_without_a_session(hall
         for route in routes:
             if route.path in OPEN or route.path in SIGN_IN:
                 continue
-            path = route.path.format(application_id="APP-20261123-7K3QF9", action="accept")
+            path = route.path.format(
+                application_id="APP-20261123-7K3QF9", action="accept", sha256="a" * 64, number=1
+            )
             for method in sorted(route.methods or ()):
                 response = await browser.request(
                     method,
@@ -514,6 +523,10 @@ async def test_an_expert_acts_on_their_own_task_and_cannot_open_another_experts(
         assert task.status_code == 200
         assert support.WANG not in task.text and "13803981234" not in task.text
         assert "测试" not in task.text  # the applicant's name of support.form
+        # Submitted by digest only (the scans are kept elsewhere): said so, not "not yours".
+        digest = (await expert.get(f"/api/expert/tasks/{app_id}")).json()["documents"][0]["sha256"]
+        unstored = await expert.get(f"/expert/tasks/{app_id}/documents/{digest}")
+        assert unstored.status_code == 404 and "没有上传电子文件" in unstored.text
         token = await csrf_of(expert, f"/expert/tasks/{app_id}")
         accepted = await expert.post(f"/expert/tasks/{app_id}/accept", data={"csrf_token": token})
         assert accepted.status_code == 200 and "已受理" in accepted.text
@@ -564,6 +577,9 @@ async def test_the_openapi_document_lists_the_api_and_no_page(hall: Hall) -> Non
         "/api/applications/{application_id}",
         "/api/expert/tasks",
         "/api/expert/tasks/{application_id}/{action}",
+        "/api/documents",
+        "/api/applications/{application_id}/resubmission",
+        "/api/expert/tasks/{application_id}/documents/{sha256}/pages/{number}",
     } <= paths
     assert all(path.startswith("/api/") for path in paths), paths
 
@@ -753,6 +769,359 @@ async def test_no_api_route_answers_a_hostile_input_with_a_server_error(hall: Ha
         assert tried > 300
 
 
+# ---- applying with scans, and the expert who reads them ---------------------------------------
+
+
+def _apply_fields(token: str, **fields: str) -> dict[str, str]:
+    issued = (date.today() - timedelta(days=20)).isoformat()
+    return {
+        "csrf_token": token,
+        "disease_code": "DM",
+        "mobile": "13803981234",
+        "case_number": "BA-2026-118",
+        "diagnosing_hospital": "H01",
+        "designated_hospital": "H05",
+        "kind_0": "diagnosis_certificate",
+        "hospital_0": "H01",
+        "issued_on_0": issued,
+        "kind_1": "lab_result",
+        "hospital_1": "H01",
+        "issued_on_1": issued,
+        **fields,
+    }
+
+
+def _hidden(page: str, name: str) -> str:
+    found = re.search(rf'name="{name}" value="([^"]*)"', page)
+    assert found, f"{name} not kept in the page"
+    return found.group(1)
+
+
+async def _applied_with_scans(hall: Hall, browser: httpx.AsyncClient) -> tuple[str, bytes, bytes]:
+    """The applicant (LI) applies in the hall: first with a bad mobile, an executable renamed
+    .pdf and an oversized file, then with those fixed; returns the application, its PDF and
+    its photo."""
+    scan, jpeg = pdf_scan(2), photo("JPEG")
+    await sign_in_applicant(hall, browser, support.LI)
+    form = await browser.get("/me/apply")
+    assert form.status_code == 200 and "申请门诊慢特病认定" in form.text
+    token = await csrf_of(browser, "/me/apply")
+    oversized = b"%PDF-1.7\n" + bytes(hall.settings.document_max_bytes)
+    refused = await browser.post(
+        "/me/apply",
+        data=_apply_fields(token, mobile="1380398123", case_number="", kind_2="exam_report"),
+        files={
+            "file_0": ("王秀兰诊断证明.pdf", scan, "application/pdf"),
+            "file_1": ("report.pdf", ELF_EXECUTABLE, "application/pdf"),
+            "file_2": ("ct.pdf", oversized, "application/pdf"),
+        },
+    )
+    assert refused.status_code == 400, refused.text
+    page = refused.text
+    assert "申请未提交，请修改以下" in page
+    assert "手机号码：不是能接收短信的大陆手机号码：请填写 11 位手机号码" in page
+    assert "病案号：不能为空" in page
+    assert "第2份材料的文件：文件不是 PDF、JPG 或 PNG 格式（按文件内容判断，与文件名无关）" in page
+    assert "第3份材料的文件：文件太大，每份材料不能超过 10 MB：请压缩图片" in page
+    # Nothing typed or uploaded is lost.
+    assert 'value="1380398123"' in page and "已上传：王秀兰诊断证明.pdf（2 页）" in page
+    assert _hidden(page, "sha256_0") == hashlib.sha256(scan).hexdigest()
+    assert 'value="lab_result" selected' in page
+    async with hall.db.session() as session:
+        assert (
+            await session.exec(
+                select(Application).where(Application.person_id == await hall.person_id(support.LI))
+            )
+        ).all() == []
+
+    token = await csrf_of(browser, "/me/apply")
+    submitted = await browser.post(
+        "/me/apply",
+        data=_apply_fields(
+            token,
+            sha256_0=_hidden(page, "sha256_0"),
+            name_0=_hidden(page, "name_0"),
+            pages_0=_hidden(page, "pages_0"),
+        ),
+        files={"file_1": ("IMG_2031.jpg", jpeg, "image/jpeg")},
+    )
+    assert submitted.status_code == 200, submitted.text
+    assert "申请已提交" in submitted.text
+    found = re.search(r"APP-\d{8}-[0-9A-Z]{6}", submitted.text)
+    assert found
+    return found.group(0), scan, jpeg
+
+
+async def test_an_applicant_applies_with_a_pdf_and_a_photo_kept_encrypted_by_hash(
+    hall: Hall,
+) -> None:
+    async with hall.browser() as browser:
+        app_id, scan, jpeg = await _applied_with_scans(hall, browser)
+        listed = await browser.get("/me")
+        assert app_id in listed.text
+    async with hall.db.session() as session:
+        materials = (
+            await session.exec(
+                select(Material)
+                .where(Material.application_id == app_id)
+                .order_by(col(Material.position))
+            )
+        ).all()
+    digests = [hashlib.sha256(scan).hexdigest(), hashlib.sha256(jpeg).hexdigest()]
+    assert [m.sha256 for m in materials] == digests
+    # The name the file had on the phone goes nowhere: it may carry the person's name.
+    assert [m.file_ref for m in materials] == ["hall-upload-1", "hall-upload-2"]
+    history = await hall.client.get_workflow_handle(app_id).fetch_history()
+    assert b"\xe7\x8e\x8b\xe7\xa7\x80" not in history.to_json().encode()  # 王秀 (encrypted anyway)
+    kept = [p for p in (hall.settings.state_dir / "documents").rglob("*") if p.is_file()]
+    assert len(kept) == 2  # the refused files were not kept
+    for file in kept:
+        on_disk = file.read_bytes()
+        assert scan[:200] not in on_disk and jpeg[:200] not in on_disk
+        assert file.name in digests
+    uploads = await hall.audit("document_uploaded")
+    person = await hall.person_id(support.LI)
+    assert {e.detail["sha256"] for e in uploads} == set(digests)
+    assert {e.actor for e in uploads} == {f"applicant:#{person}"}
+
+    # A body larger than every row's file at the limit is refused before it is read.
+    small = create_app(
+        hall.settings.model_copy(update={"document_max_bytes": 1000}),
+        db=hall.db,
+        connect=hall._connect,
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=small), base_url="http://hall.test"
+    ) as browser:
+        await sign_in_applicant(hall, browser, support.ZHANG)  # one code a minute for LI
+        token = await csrf_of(browser, "/me/apply")
+        huge = await browser.post(
+            "/me/apply",
+            data={"csrf_token": token},
+            files={"file_0": ("scan.pdf", b"%PDF-1.7\n" + bytes(1_100_000), "application/pdf")},
+        )
+        assert huge.status_code == 413 and "上传的文件合计太大" in huge.text
+        assert len(await hall.audit("document_uploaded")) == 2
+
+
+async def test_the_form_is_the_regions_and_its_requirements_are_told_in_chinese(
+    hall: Hall,
+) -> None:
+    """Wuhan's form asks the address, district, diagnosis setting, community health centre and
+    pharmacy; Jilin's offers the out-of-area box. A Wuhan form without them is refused field by
+    field, by the rule `chronic submit` applies."""
+    wuhan, _ = await support.insured_person(
+        hall.db, place="420106", born=date(1980, 1, 1), sequence=123, region="wuhan"
+    )
+    jilin, _ = await support.insured_person(
+        hall.db, place="220102", born=date(1975, 3, 15), sequence=124, region="jilin"
+    )
+    async with hall.browser() as browser:
+        await sign_in_applicant(hall, browser, wuhan)
+        form = (await browser.get("/me/apply")).text
+        for asked in (
+            "现住址",
+            "参保辖区",
+            "确诊方式",
+            "住院号",
+            "定点社区卫生服务中心",
+            "定点药店",
+        ):
+            assert f">{asked}" in form, asked
+        assert "异地" not in form
+        token = await csrf_of(browser, "/me/apply")
+        refused = await browser.post(
+            "/me/apply",
+            data=_apply_fields(
+                token, diagnosing_hospital="", designated_hospital="", hospital_0="", hospital_1=""
+            ),
+            files={"file_0": ("scan.pdf", pdf_scan(1), "application/pdf")},
+        )
+        assert refused.status_code == 400
+        assert "现住址：本地区的申请表要求填写此项：请补充。" in refused.text
+        assert "定点药店：本地区的申请表要求填写此项：请补充。" in refused.text
+        assert "确诊医院：请从列表中选择。" in refused.text
+        assert "第2份材料的文件：未上传文件：请选择扫描件或照片。" in refused.text
+    async with hall.browser() as browser:
+        await sign_in_applicant(hall, browser, jilin)
+        form = (await browser.get("/me/apply")).text
+        assert 'name="out_of_area"' in form and "定点药店" in form and "现住址" not in form
+
+
+async def test_another_applicant_cannot_name_someone_elses_upload(hall: Hall) -> None:
+    async with hall.browser() as browser:
+        await sign_in_applicant(hall, browser, support.WANG)
+        token = await csrf_of(browser, "/me")
+        uploaded = await browser.post(
+            "/api/documents",
+            files={"file": ("scan.png", photo("PNG"), "image/png")},
+            headers={"X-CSRF-Token": token},
+        )
+        assert uploaded.status_code == 201, uploaded.text
+        assert uploaded.json()["media_type"] == "image/png"
+        theirs = uploaded.json()["sha256"]
+        refused = await browser.post(
+            "/api/documents",
+            files={"file": ("setup.pdf", ELF_EXECUTABLE, "application/pdf")},
+            headers={"X-CSRF-Token": token},
+        )
+        assert (
+            refused.status_code == 422 and "不是 PDF、JPG 或 PNG 格式" in refused.json()["detail"]
+        )
+    async with hall.browser() as browser:
+        await sign_in_applicant(hall, browser, support.LI)
+        token = await csrf_of(browser, "/me")
+        issued = (date.today() - timedelta(days=20)).isoformat()
+        material = {"kind": "lab_result", "hospital": "H01", "issued_on": issued, "sha256": theirs}
+        body: dict[str, Any] = {
+            "disease_code": "DM",
+            "mobile": "13803981234",
+            "case_number": "BA-9",
+            "diagnosing_hospital": "H01",
+            "designated_hospital": "H05",
+            "materials": [material],
+        }
+        answer = await browser.post("/api/applications", json=body, headers={"X-CSRF-Token": token})
+        assert answer.status_code == 422
+        assert answer.json()["detail"] == [
+            {
+                "field": "materials[0].file",
+                "label": "第1份材料的文件",
+                "message": "找不到您上传的这份文件：请重新选择文件上传。",
+            }
+        ]
+        # With a scan of their own, the same form is submitted.
+        own = await browser.post(
+            "/api/documents",
+            files={"file": ("c.pdf", pdf_scan(1), "application/pdf")},
+            headers={"X-CSRF-Token": token},
+        )
+        assert own.status_code == 201 and own.json()["pages"] == 1
+        material["sha256"] = own.json()["sha256"]
+        answer = await browser.post("/api/applications", json=body, headers={"X-CSRF-Token": token})
+        assert answer.status_code == 201, answer.text
+        app_id = answer.json()["application_id"]
+        assert answer.json()["started"] is True
+        # Nothing was asked for: the workflow's validator refuses, in Chinese.
+        again = await browser.post(
+            f"/api/applications/{app_id}/resubmission",
+            json={"materials": body["materials"]},
+            headers={"X-CSRF-Token": token},
+        )
+        assert again.status_code == 409 and again.json()["detail"] == "该申请现在不需要补充材料。"
+        assert await hall.update_events(app_id) == []
+
+
+async def test_the_expert_reads_the_scans_inline_and_another_expert_cannot(hall: Hall) -> None:
+    async with hall.browser() as applicant:
+        app_id, scan, jpeg = await _applied_with_scans(hall, applicant)
+        handle = hall.client.get_workflow_handle_for(ApplicationWorkflow.run, app_id)
+        offer = await support.pending_offer(handle)
+        async with hall.db.session() as session:
+            others = (
+                await session.exec(select(Expert.code).where(Expert.code != offer.expert))
+            ).all()
+            other = others[0]
+            await add_user(session, offer.expert, Role.EXPERT, PASSWORD, expert_code=offer.expert)
+            await add_user(session, other, Role.EXPERT, PASSWORD, expert_code=other)
+        pdf_digest = hashlib.sha256(scan).hexdigest()
+        document = f"/expert/tasks/{app_id}/documents/{pdf_digest}"
+
+        async with hall.browser() as intruder:
+            assert (await sign_in_staff(intruder, other)).status_code == 303
+            assert (await intruder.get(document)).status_code == 404
+            assert (await intruder.get(f"{document}/pages/1.png")).status_code == 404
+            api_page = f"/api/expert/tasks/{app_id}/documents/{pdf_digest}/pages/1"
+            assert (await intruder.get(api_page)).status_code == 404
+        assert await hall.update_events(app_id) == []
+        assert await hall.audit("hall_document_viewed") == []
+
+        async with hall.browser() as expert:
+            assert (await sign_in_staff(expert, offer.expert)).status_code == 303
+            task = await expert.get(f"/expert/tasks/{app_id}")
+            assert document in task.text
+            shown = await expert.get(document)
+            assert shown.status_code == 200
+            assert shown.text.count('<img src="') == 2  # both pages of the PDF
+            png = await expert.get(f"{document}/pages/2.png")
+            assert png.status_code == 200 and png.headers["content-type"] == "image/png"
+            assert png.headers["cache-control"] == "no-store"
+            with Image.open(io.BytesIO(png.content)) as image:
+                assert image.format == "PNG" and image.width == 1200
+            listed = (await expert.get(f"/api/expert/tasks/{app_id}")).json()
+            photo_digest = hashlib.sha256(jpeg).hexdigest()
+            assert [d["sha256"] for d in listed["documents"]] == [pdf_digest, photo_digest]
+            api_photo = await expert.get(
+                f"/api/expert/tasks/{app_id}/documents/{photo_digest}/pages/1"
+            )
+            assert api_photo.status_code == 200 and api_photo.content.startswith(b"\x89PNG")
+            assert (await expert.get(f"{document}/pages/3.png")).status_code == 404
+            # Not a material of this application: refused even to the task's expert.
+            stranger = hashlib.sha256(b"other").hexdigest()
+            assert (
+                await expert.get(f"/expert/tasks/{app_id}/documents/{stranger}")
+            ).status_code == 404
+
+            # The expert asks for more; the applicant brings a PNG, refused first as empty.
+            token = await csrf_of(expert, f"/expert/tasks/{app_id}")
+            accepted = await expert.post(
+                f"/api/expert/tasks/{app_id}/accept", json={}, headers={"X-CSRF-Token": token}
+            )
+            assert accepted.status_code == 200, accepted.text
+            asked = await expert.post(
+                f"/api/expert/tasks/{app_id}/request-materials",
+                json={"text": "请补充近三个月的糖化血红蛋白化验单"},
+                headers={"X-CSRF-Token": token},
+            )
+            assert asked.status_code == 200, asked.text
+        viewed = await hall.audit("hall_document_viewed")
+        assert sorted((e.actor, e.detail["sha256"], e.detail["page"]) for e in viewed) == sorted(
+            [
+                (f"hall:{offer.expert}", pdf_digest, 2),
+                (f"hall:{offer.expert}", photo_digest, 1),
+            ]
+        )
+
+        await support.eventually(handle, lambda p: p.status == "materials_requested")
+        timeline = await applicant.get(f"/me/applications/{app_id}")
+        assert "补充材料" in timeline.text and 'action="/me/applications/' in timeline.text
+        token = await csrf_of(applicant, f"/me/applications/{app_id}")
+        issued = (date.today() - timedelta(days=3)).isoformat()
+        empty = await applicant.post(
+            f"/me/applications/{app_id}/resubmit",
+            data={
+                "csrf_token": token,
+                "kind_0": "lab_result",
+                "hospital_0": "H01",
+                "issued_on_0": issued,
+            },
+        )
+        assert empty.status_code == 400 and "第1份材料的文件：未上传文件" in empty.text
+        assert 'value="lab_result" selected' in empty.text
+        added = photo("PNG")
+        resubmitted = await applicant.post(
+            f"/me/applications/{app_id}/resubmit",
+            data={
+                "csrf_token": token,
+                "kind_0": "lab_result",
+                "hospital_0": "H01",
+                "issued_on_0": issued,
+            },
+            files={"file_0": ("hba1c.png", added, "image/png")},
+        )
+        assert resubmitted.status_code == 200, resubmitted.text
+        assert "补充材料已提交（第2轮）" in resubmitted.text
+    progress = await support.eventually(handle, lambda p: p.materials_round == 2)
+    assert progress.materials_round == 2
+    async with hall.db.session() as session:
+        second = (
+            await session.exec(
+                select(Material).where(Material.application_id == app_id, Material.round == 2)
+            )
+        ).all()
+    assert [m.sha256 for m in second] == [hashlib.sha256(added).hexdigest()]
+
+
 # ---- in a real browser ------------------------------------------------------------------------
 
 CHROMIUM = shutil.which("chromium")  # Debian's package, installed by `make test`
@@ -788,16 +1157,19 @@ async def served(hall: Hall) -> AsyncIterator[str]:
 
 
 async def test_in_a_browser_the_applicant_follows_two_experts_to_the_approval(
-    hall: Hall,
+    hall: Hall, tmp_path: Path
 ) -> None:
     if CHROMIUM is None:
         if os.environ.get("CI"):
             pytest.fail("Debian's chromium is missing: `make test` installs it (apt-get)")
         pytest.skip("Debian's chromium is not installed (make test installs it)")
     ARTIFACTS.mkdir(exist_ok=True)
-    app_id = await hall.apply(support.WANG)
-    handle = hall.client.get_workflow_handle_for(ApplicationWorkflow.run, app_id)
     person = await hall.person_id(support.WANG)
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    (scans / "诊断证明.pdf").write_bytes(pdf_scan(2))
+    (scans / "IMG_0412.jpg").write_bytes(photo("JPEG", (1200, 1600)))
+    issued = (date.today() - timedelta(days=20)).isoformat()
     async with served(hall) as url, async_playwright() as playwright:
         browser = await playwright.chromium.launch(
             executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--no-first-run"]
@@ -816,7 +1188,42 @@ async def test_in_a_browser_the_applicant_follows_two_experts_to_the_approval(
             await phone.locator("form[action='/login/verify'] button").click()
             await phone.get_by_text("我的申请").wait_for()
             await assert_accessible(phone, "my applications")
-            await phone.get_by_role("link", name=re.compile("糖尿病")).click()
+
+            # The application, on the phone: the form, a PDF and a photo of the lab report.
+            await phone.get_by_role("link", name="申请门诊慢特病认定").click()
+            await phone.get_by_label("申请病种").select_option("DM")
+            await phone.get_by_label("病案号").fill("BA-2026-0412")
+            await phone.get_by_label("确诊医院").select_option("H01")
+            await phone.get_by_label("定点医院（享受待遇的医院）").select_option("H05")
+            for slot, (kind, file) in enumerate(
+                (("diagnosis_certificate", "诊断证明.pdf"), ("lab_result", "IMG_0412.jpg"))
+            ):
+                await phone.locator(f"#kind_{slot}").select_option(kind)
+                await phone.locator(f"#hospital_{slot}").select_option("H01")
+                await phone.locator(f"#issued_on_{slot}").fill(issued)
+                await phone.locator(f"#file_{slot}").set_input_files(scans / file)
+            await phone.get_by_label("手机号码（接收审核结果短信）").fill("1380398123")
+            await assert_accessible(phone, "apply")
+            await phone.screenshot(path=str(ARTIFACTS / "hall-applicant-apply.png"), full_page=True)
+            await phone.get_by_role("button", name="提交申请").click()
+            # A mistyped mobile: told in Chinese, and the two files need not be chosen again.
+            await phone.get_by_text("申请未提交，请修改以下 1 处").wait_for()
+            await phone.get_by_text("已上传：诊断证明.pdf（2 页）").wait_for()
+            await phone.get_by_text("已上传：IMG_0412.jpg（1 页）").wait_for()
+            await assert_accessible(phone, "apply refused")
+            await phone.screenshot(
+                path=str(ARTIFACTS / "hall-applicant-apply-refused.png"), full_page=True
+            )
+            await phone.get_by_label("手机号码（接收审核结果短信）").fill("13803981234")
+            await phone.get_by_role("button", name="提交申请").click()
+            await phone.get_by_text("申请已提交").wait_for()
+            await phone.screenshot(path=str(ARTIFACTS / "hall-applicant-submitted.png"))
+            submitted = await phone.inner_text("main")
+            found = re.search(r"APP-\d{8}-[0-9A-Z]{6}", submitted)
+            assert found, submitted
+            app_id = found.group(0)
+            handle = hall.client.get_workflow_handle_for(ApplicationWorkflow.run, app_id)
+            await phone.get_by_role("link", name="返回办理进度").click()
             await phone.get_by_text("办理进度").wait_for()
             await assert_accessible(phone, "timeline")
             await phone.screenshot(path=str(ARTIFACTS / "hall-applicant-timeline.png"))
@@ -844,6 +1251,20 @@ async def test_in_a_browser_the_applicant_follows_two_experts_to_the_approval(
                 await expert.screenshot(path=str(ARTIFACTS / f"hall-expert-inbox-{stage}.png"))
                 await assert_accessible(expert, "inbox")
                 await expert.get_by_role("link", name=re.compile("糖尿病")).click()
+                # The scan, inline: both pages of the PDF rendered by the hall.
+                await expert.get_by_role("link", name=re.compile("诊断证明")).click()
+                pages = expert.locator("figure.scan img")
+                await pages.nth(1).scroll_into_view_if_needed()
+                await expert.wait_for_function(
+                    "() => [...document.images].every(i => i.complete && i.naturalWidth > 0)"
+                )
+                assert await pages.count() == 2
+                await expert.screenshot(
+                    path=str(ARTIFACTS / f"hall-expert-scan-{stage}.png"), full_page=True
+                )
+                if stage == "initial":
+                    await assert_accessible(expert, "scan")
+                await expert.get_by_role("link", name="← 返回评审任务").click()
                 await expert.get_by_role("button", name="受理", exact=True).click()
                 await expert.get_by_text("已受理").wait_for()
                 await expert.goto(f"{url}/expert/tasks/{app_id}")

@@ -18,7 +18,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from chronic.cli.forms import FileArgument, name, parse_file, read, record_and_start
+from chronic.cli.forms import (
+    FileArgument,
+    name,
+    parse_file,
+    read,
+    record_and_start,
+    store_scans,
+)
 from chronic.cli.output import (
     ApplicationArg,
     CommandFailed,
@@ -64,11 +71,14 @@ def submit(file: FileArgument) -> None:
     soon as Temporal answers again (the review worker's reconciler).
     """
     form = _parse(file)
+    stored = 0
 
     async def main() -> tuple[str, str | None]:
         from chronic.settings import get_settings
         from chronic.submission import submit as submit_application
 
+        nonlocal stored
+        stored = await store_scans(form.materials, file)
         settings = get_settings()
         return await record_and_start(
             file,
@@ -76,11 +86,11 @@ def submit(file: FileArgument) -> None:
         )
 
     application_id, deferred = run(main)
-    _print_submitted(form, application_id, deferred)
+    _print_submitted(form, application_id, deferred, stored)
 
 
 def _print_submitted(
-    form: ApplicationForm, application_id: str, deferred: str | None = None
+    form: ApplicationForm, application_id: str, deferred: str | None = None, stored: int = 0
 ) -> None:
     policy = policy_of(form.region)
     applicant = form.applicant.masked()
@@ -113,6 +123,15 @@ def _print_submitted(
             else ""
         )
         + (f" · pharmacy {form.designated_pharmacy}" if form.designated_pharmacy else "")
+    )
+    console.print(
+        f"  scans      {stored} of {len(form.materials)} stored encrypted by SHA-256"
+        + (
+            f" ({len(form.materials) - stored} named files are not on this machine: "
+            "referenced by their digest only)"
+            if stored < len(form.materials)
+            else ""
+        )
     )
     if policy is not None and disease is not None:
         review = (
@@ -187,6 +206,7 @@ def resubmit(
     resubmission = Resubmission(materials=materials)
 
     async def main() -> tuple[int, Progress | None]:
+        await store_scans([MaterialRef.model_validate(m.model_dump()) for m in materials], file)
         client = await temporal()
         new_round = await send_update(
             client,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
@@ -17,7 +17,7 @@ import typer
 from temporalio.client import Client
 
 from chronic.cli.output import CommandFailed, database, fail, print_problems, temporal
-from models.application import FormError
+from models.application import FormError, MaterialRef
 
 if TYPE_CHECKING:
     from chronic.db import Database
@@ -94,3 +94,55 @@ def split_problem(problem: str) -> tuple[str | None, str]:
     """``"applicant.id_number: no insured …"`` → (path, message) when it starts with a path."""
     found = _FIELD_PATH.match(problem)
     return (found["path"], found["message"]) if found else (None, problem)
+
+
+async def store_scans(materials: Sequence[MaterialRef], form_path: str) -> int:
+    """Keep every material whose file is on this machine in the document store, as the hall
+    keeps an upload: checked by content, encrypted, addressed by its SHA-256.
+
+    A relative ``file`` is looked for beside the form file, then in the working folder. A
+    file that is not on this machine stays a reference to a scan kept elsewhere (the digest
+    as given). Returns the materials and how many files were stored; a refused file or a
+    digest that is not the file's lists every problem and exits 1, before anything is recorded.
+    """
+    from chronic.documents import DocumentRefused, DocumentStore
+    from chronic.settings import get_settings
+
+    store: DocumentStore | None = None
+    problems: list[tuple[str | None, str]] = []
+    stored = 0
+    for i, material in enumerate(materials):
+        found = _local_file(material.file, form_path)
+        if found is None:
+            continue
+        data = found.read_bytes()
+        try:
+            store = store or DocumentStore.from_settings(get_settings())
+            kept = await store.put(data)
+        except DocumentRefused as refused:
+            problems.append((f"materials[{i}].file", f"{found}: {refused.detail} — {refused.said}"))
+            continue
+        if kept.sha256 != material.sha256:
+            problems.append(
+                (
+                    f"materials[{i}].sha256",
+                    f"is not the SHA-256 of {found} (which is {kept.sha256}): copy that digest, "
+                    "or name the right file",
+                )
+            )
+        stored += 1
+    if problems:
+        print_problems(f"{name(form_path)} was not submitted", problems)
+        raise typer.Exit(1)
+    return stored
+
+
+def _local_file(file: str, form_path: str) -> Path | None:
+    """The file a material names, when it is on this machine."""
+    path = Path(file).expanduser()
+    candidates = [path] if path.is_absolute() else []
+    if not path.is_absolute():
+        if form_path != "-":
+            candidates.append(Path(form_path).parent / path)
+        candidates.append(Path.cwd() / path)
+    return next((c for c in candidates if c.is_file()), None)

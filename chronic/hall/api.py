@@ -8,14 +8,16 @@ the CSRF token (``GET /api/csrf``) in the ``X-CSRF-Token`` header.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, HTTPException, Request, Response, UploadFile
+from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 
 from chronic.actor import record_as
 from chronic.cli.output import CommandFailed
-from chronic.hall import cases, security, totp
+from chronic.documents import DocumentRefused
+from chronic.hall import applying, cases, security, totp
 from chronic.hall.accounts import authenticate
 from chronic.hall.app import (
     Applicant,
@@ -93,6 +95,11 @@ class TimelineView(BaseModel):
     live: bool
 
 
+class TaskDocumentView(BaseModel):
+    label: str
+    sha256: str = Field(description="Open its pages at documents/{sha256}/pages/{n}.")
+
+
 class TaskView(BaseModel):
     application_id: str
     disease: str
@@ -101,6 +108,92 @@ class TaskView(BaseModel):
     deadline: datetime | None
     seconds_left: int
     materials: list[str] = []
+    documents: list[TaskDocumentView] = []
+
+
+class DocumentView(BaseModel):
+    """An uploaded scan or photo, kept encrypted; name it in a form by its sha256."""
+
+    sha256: str
+    media_type: str
+    pages: int
+    size: int
+
+
+class MaterialIn(BaseModel):
+    kind: str = Field(
+        max_length=40,
+        description="diagnosis_certificate, inpatient_record, exam_report, lab_result or "
+        "discharge_summary.",
+    )
+    hospital: str = Field(max_length=16, description="Code of the issuing hospital.")
+    issued_on: str = Field(max_length=20, description="Date on the document, YYYY-MM-DD.")
+    sha256: str = Field(
+        max_length=64, description="Of a document you uploaded (POST /api/documents)."
+    )
+
+    def entry(self) -> applying.MaterialEntry:
+        return applying.MaterialEntry(
+            kind=self.kind.strip(),
+            hospital=self.hospital.strip(),
+            issued_on=self.issued_on.strip(),
+            sha256=self.sha256.strip().lower(),
+        )
+
+
+class ApplicationIn(BaseModel):
+    """The region's application form; the name and ID number come from the register."""
+
+    disease_code: str = Field(max_length=16)
+    mobile: str = Field(max_length=20, description="Mobile for the result SMS.")
+    case_number: str = Field(max_length=60, description="Case number (病案号).")
+    diagnosing_hospital: str = Field(max_length=16)
+    designated_hospital: str = Field(max_length=16)
+    address: str = Field(default="", max_length=220)
+    insured_district: str = Field(default="", max_length=60)
+    diagnosis_setting: str = Field(
+        default="", max_length=20, description="outpatient or inpatient."
+    )
+    inpatient_number: str = Field(default="", max_length=60)
+    community_health_centre: str = Field(default="", max_length=16)
+    designated_pharmacy: str = Field(default="", max_length=16)
+    out_of_area: bool = False
+    materials: list[MaterialIn] = Field(default=[], max_length=20)
+
+
+class ResubmissionIn(BaseModel):
+    materials: list[MaterialIn] = Field(default=[], max_length=20)
+
+
+class Submitted(BaseModel):
+    application_id: str
+    message: str
+    started: bool = Field(description="False: recorded; its process starts once Temporal answers.")
+
+
+class Resubmitted(BaseModel):
+    round: int
+    message: str
+
+
+class Problem(BaseModel):
+    field: str = Field(description="Path in the form, e.g. materials[0].issued_on.")
+    label: str = Field(description="The field's name on the page.")
+    message: str = Field(description="What is wrong and what to do (Chinese).")
+
+
+class Problems(BaseModel):
+    detail: list[Problem]
+
+
+def _problems(refused: applying.Refused) -> HTTPException:
+    return HTTPException(
+        422,
+        [
+            Problem(field=p, label=applying.label(p), message=m).model_dump()
+            for p, m in refused.problems
+        ],
+    )
 
 
 class ActionText(BaseModel):
@@ -256,6 +349,7 @@ def _task_view(task: cases.Task) -> TaskView:
         deadline=task.deadline,
         seconds_left=task.seconds_left,
         materials=task.materials,
+        documents=[TaskDocumentView(label=d.label, sha256=d.sha256) for d in task.documents],
     )
 
 
@@ -295,3 +389,93 @@ async def expert_action(
     except CommandFailed as refused:
         raise HTTPException(409, str(refused)) from None
     return Message(message=said)
+
+
+# ---- applying ---------------------------------------------------------------------------------
+
+
+@router.post("/documents", dependencies=[Csrf], status_code=201)
+async def upload_document(file: UploadFile, hall: HallDep, who: Applicant) -> DocumentView:
+    """Upload a scan or photo (PDF, JPEG or PNG by content; size and page limits); it is kept
+    encrypted, and only you can name it in your application by its sha256."""
+    data = await file.read(hall.documents.max_bytes + 1)
+    try:
+        kept = await applying.keep_upload(hall.documents, hall.db, who, data)
+    except DocumentRefused as refused:
+        raise HTTPException(422, refused.said) from None
+    return DocumentView(
+        sha256=kept.sha256, media_type=kept.media_type, pages=kept.pages, size=kept.size
+    )
+
+
+@router.post(
+    "/applications",
+    dependencies=[Csrf],
+    status_code=201,
+    responses={422: {"model": Problems, "description": "Not submitted: every problem."}},
+)
+async def submit_application(body: ApplicationIn, hall: HallDep, who: Applicant) -> Submitted:
+    """Submit an application of the region's form, its materials by the sha256 of documents
+    you uploaded; the rules are those of `chronic submit`."""
+    draft = applying.Draft(
+        **body.model_dump(exclude={"materials"}), materials=[m.entry() for m in body.materials]
+    )
+    try:
+        application_id, started = await applying.apply(
+            hall.db, await hall.temporal_or_none(), hall.settings, who, draft
+        )
+    except applying.Refused as refused:
+        raise _problems(refused) from None
+    return Submitted(
+        application_id=application_id,
+        started=started,
+        message="申请已提交，审核结果将以短信通知。",
+    )
+
+
+@router.post(
+    "/applications/{application_id}/resubmission",
+    dependencies=[Csrf],
+    responses={422: {"model": Problems, "description": "Not taken: every problem."}},
+)
+async def resubmit_application(
+    application_id: ApplicationId, body: ResubmissionIn, hall: HallDep, who: Applicant
+) -> Resubmitted:
+    """Bring the materials asked for to your returned or paused application (the Update of
+    `chronic resubmit`); a refusal of the process is 409 with its reason."""
+    try:
+        await cases.own_row(hall.db, who, application_id)
+    except cases.NotYours:
+        raise HTTPException(404, "没有找到该申请") from None
+    try:
+        new_round = await applying.resubmit(
+            hall.db, await hall.temporal(), who, application_id, [m.entry() for m in body.materials]
+        )
+    except applying.Refused as refused:
+        raise _problems(refused) from None
+    except CommandFailed as failed:
+        raise HTTPException(409, applying.chinese("", str(failed))) from None
+    return Resubmitted(round=new_round, message=f"补充材料已提交（第{new_round}轮），将重新审核。")
+
+
+@router.get(
+    "/expert/tasks/{application_id}/documents/{sha256}/pages/{number}",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}, "description": "The page as a PNG."}},
+)
+async def expert_document_page(
+    application_id: ApplicationId,
+    sha256: Annotated[str, PathParam(pattern=r"^[0-9a-f]{64}$")],
+    number: Annotated[int, PathParam(ge=1, le=1000)],
+    hall: HallDep,
+    who: ExpertVisitor,
+) -> Response:
+    """A page of a material while the task is offered to or held by you (else 404); each page
+    shown is in the audit trail."""
+    try:
+        png = await cases.shown_page(
+            hall.db, await hall.temporal(), hall.documents, who, application_id, sha256, number
+        )
+    except cases.NotYours:
+        raise HTTPException(404, "该材料不属于您的评审任务") from None
+    return Response(png, media_type="image/png")

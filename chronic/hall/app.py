@@ -26,6 +26,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from chronic.db import Database
+from chronic.documents import DocumentStore
 from chronic.hall import security
 from chronic.hall.sessions import Visitor, visitor_of
 from chronic.hall.signin import SignIn
@@ -47,6 +48,9 @@ CSP = (
 """The pages load nothing but the hall's own files: no inline script, no other origin."""
 
 UNAVAILABLE = "办理系统暂时无法访问，请稍后再试。"
+TOO_LARGE = "上传的文件合计太大：请压缩图片或降低扫描分辨率后重新提交。"
+MATERIAL_ROWS = 3
+"""Material rows of the application page (each may carry one upload)."""
 
 
 @dataclass
@@ -57,6 +61,7 @@ class Hall:
     db: Database
     key: bytes
     connect: Callable[[], Awaitable[Client]]
+    documents: DocumentStore
     client: Client | None = None
 
     async def temporal(self) -> Client:
@@ -194,7 +199,13 @@ def create_app(
 
         return await temporal_connect()
 
-    hall = Hall(settings, database, security.hall_key(settings), connect or default_connect)
+    hall = Hall(
+        settings,
+        database,
+        security.hall_key(settings),
+        connect or default_connect,
+        DocumentStore.from_settings(settings),
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -242,10 +253,27 @@ def create_app(
             status_code=error.status_code,
         )
 
+    # A form with every material row at the size limit, and room for the fields: anything
+    # larger is refused before its body is read (and spooled to disk).
+    largest_body = MATERIAL_ROWS * settings.document_max_bytes + 1024 * 1024
+
     @app.middleware("http")
     async def headers(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > largest_body:
+            response: Response = JSONResponse(
+                {"detail": TOO_LARGE}, status_code=413, headers={"Connection": "close"}
+            )
+            if not request.url.path.startswith("/api"):
+                response = templates.TemplateResponse(
+                    request,
+                    "error.html",
+                    {"message": TOO_LARGE, "csrf": "", "who": None},
+                    status_code=413,
+                )
+            return response
         response = await call_next(request)
         new = request.scope.get(_NEW_CSRF)
         if new and not request.cookies.get(security.CSRF_COOKIE):

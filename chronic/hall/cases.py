@@ -23,6 +23,7 @@ from temporalio.service import RPCError
 from chronic.actor import record_as
 from chronic.cli.output import CommandFailed, local, progress_of, send_update
 from chronic.db import Database
+from chronic.documents import Document, DocumentStore
 from chronic.hall.sessions import Visitor
 from chronic.settings import get_settings
 from models import search_attributes as sa
@@ -80,9 +81,16 @@ FINISHED = {
     ApplicationStatus.CLOSED,
 }
 
+WAITING_FOR_MATERIALS = {ApplicationStatus.RETURNED, ApplicationStatus.MATERIALS_REQUESTED}
+
 
 class NotYours(Exception):
     """The application is not the visitor's to see (the same answer as a missing one)."""
+
+
+class NoScan(NotYours):
+    """A material of the expert's own task whose scan is not in the store: it was submitted by
+    digest only (a file kept elsewhere), or the store cannot read it."""
 
 
 @functools.lru_cache(maxsize=16)
@@ -138,6 +146,7 @@ class Timeline:
     benefit: str = ""
     live: bool = True  # False: read from the database only (the process did not answer)
     region: str = ""
+    resubmit: bool = False  # returned or asked for materials: a new round may be brought
 
     @property
     def card(self) -> bool:
@@ -165,7 +174,7 @@ async def my_applications(db: Database, visitor: Visitor) -> list[Summary]:
     ]
 
 
-async def _own_row(db: Database, visitor: Visitor, application_id: str) -> Application:
+async def own_row(db: Database, visitor: Visitor, application_id: str) -> Application:
     async with db.session() as session:
         row = await session.get(Application, application_id)
     if row is None or visitor.person_id is None or row.person_id != visitor.person_id:
@@ -179,7 +188,7 @@ async def my_card(db: Database, visitor: Visitor, application_id: str) -> bytes:
     from chronic.certificate import CertificateError, card_fields, render_pdf
     from models.policy import load_policy
 
-    row = await _own_row(db, visitor, application_id)
+    row = await own_row(db, visitor, application_id)
     async with db.session() as session:
         try:
             fields = await card_fields(session, application_id, load_policy(row.region))
@@ -237,7 +246,7 @@ async def change_my_designation(
     from chronic.cli.benefit import update_benefit
     from workflows.benefit import BenefitWorkflow
 
-    await _own_row(db, visitor, application_id)
+    await own_row(db, visitor, application_id)
     change = ChangeDesignation(kind=kind, code=code.strip().upper(), actor=visitor.actor)
     view = await update_benefit(
         client,
@@ -261,7 +270,7 @@ async def timeline(
 ) -> Timeline:
     """The applicant's view of their application (NotYours for anybody else's); from the
     database row alone when Temporal (``client`` None) or the process does not answer."""
-    row = await _own_row(db, visitor, application_id)
+    row = await own_row(db, visitor, application_id)
     zone = zone_of(row.region)
     disease = disease_name(row.region, row.disease_code)
     progress = None
@@ -282,6 +291,7 @@ async def timeline(
             reasons=[row.outcome_reason] if row.outcome_reason and status in FINISHED else [],
             live=False,
             region=row.region,
+            resubmit=status in WAITING_FOR_MATERIALS,
         )
     return _from_progress(progress, row, disease, zone)
 
@@ -346,10 +356,19 @@ def _from_progress(progress: Progress, row: Application, disease: str, zone: tim
         reasons=reasons,
         benefit=benefit,
         region=row.region,
+        resubmit=status in WAITING_FOR_MATERIALS,
     )
 
 
 # ---- experts ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskDocument:
+    """One material of a task: what it is, and the SHA-256 of its stored scan."""
+
+    label: str
+    sha256: str
 
 
 @dataclass(frozen=True)
@@ -363,6 +382,7 @@ class Task:
     deadline: datetime | None
     deadline_text: str
     materials: list[str] = field(default_factory=list)
+    documents: list[TaskDocument] = field(default_factory=list)
 
     @property
     def seconds_left(self) -> int:
@@ -444,6 +464,11 @@ async def task(db: Database, client: Client, visitor: Visitor, application_id: s
             )
         ).all()
     found = _task(progress, offer)
+    labels = [
+        f"第{m.round}轮 · {MATERIAL_LABELS.get(m.kind, str(m.kind))} · {m.hospital_code} · "
+        f"{m.issued_on.isoformat()}"
+        for m in materials
+    ]
     return Task(
         found.application_id,
         found.disease,
@@ -451,12 +476,65 @@ async def task(db: Database, client: Client, visitor: Visitor, application_id: s
         found.status,
         found.deadline,
         found.deadline_text,
-        [
-            f"第{m.round}轮 · {MATERIAL_LABELS.get(m.kind, str(m.kind))} · {m.hospital_code} · "
-            f"{m.issued_on.isoformat()}"
-            for m in materials
-        ],
+        labels,
+        [TaskDocument(text, m.sha256) for text, m in zip(labels, materials, strict=True)],
     )
+
+
+async def task_document(
+    db: Database,
+    client: Client,
+    store: DocumentStore,
+    visitor: Visitor,
+    application_id: str,
+    sha256: str,
+) -> tuple[Task, TaskDocument, bytes, Document]:
+    """A material's scan, for the expert who is offered or holds the task (NotYours for
+    anybody else and for a digest that is not one of the application's materials; NoScan for
+    a material whose scan is not in the store). Reading it writes nothing to the process."""
+    from chronic.documents import DocumentMissing
+
+    held = await task(db, client, visitor, application_id)
+    wanted = sha256.lower()
+    document = next((d for d in held.documents if d.sha256 == wanted), None)
+    if document is None:
+        raise NotYours(application_id)
+    try:
+        data, described = await store.get(wanted)
+    except DocumentMissing:
+        raise NoScan(application_id) from None
+    return held, document, data, described
+
+
+async def shown_page(
+    db: Database,
+    client: Client,
+    store: DocumentStore,
+    visitor: Visitor,
+    application_id: str,
+    sha256: str,
+    page: int,
+) -> bytes:
+    """Page ``page`` of a material as a PNG for the expert offered or holding the task (NotYours
+    otherwise, and for a page it does not have); recorded in the audit trail as seen by them."""
+    from chronic.documents import DocumentMissing, render_page_async
+
+    _, _, data, described = await task_document(db, client, store, visitor, application_id, sha256)
+    try:
+        png = await render_page_async(data, described.media_type, page)
+    except DocumentMissing:
+        raise NotYours(application_id) from None
+    async with db.session() as session:
+        await record_as(
+            session,
+            visitor.actor,
+            "hall_document_viewed",
+            application_id,
+            expert=visitor.expert_code,
+            sha256=sha256,
+            page=page,
+        )
+    return png
 
 
 ACTIONS = ("accept", "decline", "approve", "reject", "request-materials")

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request, Response
+from fastapi import APIRouter, Form, HTTPException, Request, Response
+from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse
+from starlette.datastructures import FormData, UploadFile
 
 from chronic.actor import record_as
 from chronic.cli.output import CommandFailed
-from chronic.hall import cases, security, totp
+from chronic.documents import DocumentRefused
+from chronic.hall import applying, cases, security, totp
 from chronic.hall.accounts import authenticate
 from chronic.hall.app import (
     Applicant,
     ApplicationId,
     Csrf,
     ExpertVisitor,
+    Hall,
     HallDep,
     client_address,
     csrf_token,
@@ -171,9 +175,122 @@ async def my_applications(request: Request, hall: HallDep, who: Applicant) -> HT
     return page(request, "applications.html", who, applications=found)
 
 
-@router.get("/me/applications/{application_id}")
-async def my_timeline(
-    request: Request, hall: HallDep, who: Applicant, application_id: ApplicationId
+def _text(form: FormData, name: str, limit: int = 200) -> str:
+    value = form.get(name)
+    return value.strip()[:limit] if isinstance(value, str) else ""
+
+
+async def _materials(
+    hall: Hall, who: Applicant, form: FormData
+) -> tuple[list[applying.MaterialEntry], list[tuple[str, str]]]:
+    """The page's material rows: what was typed, files uploaded now (kept at once, so a refused
+    form loses none) or earlier (their digest carried in the page); and refused uploads."""
+    entries, refused = [], []
+    for slot in range(applying.SLOTS):
+        entry = applying.MaterialEntry(
+            kind=_text(form, f"kind_{slot}", 40),
+            hospital=_text(form, f"hospital_{slot}", 16),
+            issued_on=_text(form, f"issued_on_{slot}", 20),
+            sha256=_text(form, f"sha256_{slot}", 64),
+            name=_text(form, f"name_{slot}", 80),
+            pages=int(p) if (p := _text(form, f"pages_{slot}", 4)).isdigit() else 0,
+        )
+        upload = form.get(f"file_{slot}")
+        if isinstance(upload, UploadFile) and upload.filename:
+            data = await upload.read(hall.documents.max_bytes + 1)
+            if data:
+                try:
+                    kept = await applying.keep_upload(hall.documents, hall.db, who, data)
+                except DocumentRefused as error:
+                    refused.append((f"materials[{slot}].file", error.said))
+                    entry.sha256, entry.name, entry.pages = "", "", 0
+                else:
+                    entry.sha256, entry.pages = kept.sha256, kept.pages
+                    entry.name = upload.filename[-80:]
+        entries.append(entry)
+    return entries, refused
+
+
+def _draft(form: FormData, materials: list[applying.MaterialEntry]) -> applying.Draft:
+    return applying.Draft(
+        disease_code=_text(form, "disease_code", 16),
+        mobile=_text(form, "mobile", 20),
+        case_number=_text(form, "case_number", 60),
+        diagnosing_hospital=_text(form, "diagnosing_hospital", 16),
+        designated_hospital=_text(form, "designated_hospital", 16),
+        address=_text(form, "address", 220),
+        insured_district=_text(form, "insured_district", 60),
+        diagnosis_setting=_text(form, "diagnosis_setting", 20),
+        inpatient_number=_text(form, "inpatient_number", 60),
+        community_health_centre=_text(form, "community_health_centre", 16),
+        designated_pharmacy=_text(form, "designated_pharmacy", 16),
+        out_of_area=form.get("out_of_area") == "on",
+        materials=materials,
+    )
+
+
+def _max_mb(hall: Hall) -> str:
+    return f"{hall.documents.max_bytes / (1024 * 1024):g}"
+
+
+def _blank_rows() -> list[applying.MaterialEntry]:
+    return [applying.MaterialEntry() for _ in range(applying.SLOTS)]
+
+
+@router.get("/me/apply")
+async def apply_form(request: Request, hall: HallDep, who: Applicant) -> HTMLResponse:
+    """The application form of the applicant's region (mobile first)."""
+    person = await applying.person_of(hall.db, who)
+    draft = applying.Draft(mobile=person.mobile.removeprefix("+86"), materials=_blank_rows())
+    options = await applying.choices(hall.db, hall.settings, person.region)
+    return page(
+        request,
+        "apply.html",
+        who,
+        draft=draft,
+        options=options,
+        problems=[],
+        max_mb=_max_mb(hall),
+    )
+
+
+@router.post("/me/apply", dependencies=[Csrf])
+async def apply(request: Request, hall: HallDep, who: Applicant) -> HTMLResponse:
+    """Submit the form with its scans; a refused form comes back with everything kept."""
+    form = await request.form()
+    materials, refused = await _materials(hall, who, form)
+    draft = _draft(form, materials)
+    try:
+        application_id, started = await applying.apply(
+            hall.db, await hall.temporal_or_none(), hall.settings, who, draft, refused
+        )
+    except applying.Refused as problems:
+        person = await applying.person_of(hall.db, who)
+        options = await applying.choices(hall.db, hall.settings, person.region)
+        return page(
+            request,
+            "apply.html",
+            who,
+            draft=draft,
+            options=options,
+            problems=[(applying.label(p), m, p) for p, m in problems.problems],
+            max_mb=_max_mb(hall),
+            status_code=400,
+        )
+    said = "申请已提交，审核结果将以短信通知。" + (
+        "" if started else "办理系统暂未响应，申请已登记，将自动开始办理，无需重新提交。"
+    )
+    return outcome(request, who, application_id, said, back=f"/me/applications/{application_id}")
+
+
+async def _timeline_page(
+    request: Request,
+    hall: Hall,
+    who: Applicant,
+    application_id: str,
+    *,
+    rows: list[applying.MaterialEntry] | None = None,
+    problems: list[tuple[str, str]] | None = None,
 ) -> HTMLResponse:
     try:
         shown = await cases.timeline(hall.db, await hall.temporal_or_none(), who, application_id)
@@ -181,8 +298,63 @@ async def my_timeline(
         return page(request, "error.html", who, message="没有找到该申请。", status_code=404)
     hospitals = await cases.hospitals_of(hall.db, shown.region) if shown.card else []
     pharmacies = await cases.pharmacies_of(hall.db, shown.region) if shown.card else []
+    options = (
+        await applying.choices(hall.db, hall.settings, shown.region) if shown.resubmit else None
+    )
     return page(
-        request, "timeline.html", who, timeline=shown, hospitals=hospitals, pharmacies=pharmacies
+        request,
+        "timeline.html",
+        who,
+        timeline=shown,
+        hospitals=hospitals,
+        pharmacies=pharmacies,
+        options=options,
+        rows=rows or _blank_rows(),
+        problems=[(applying.label(p), m, p) for p, m in problems or []],
+        status_code=400 if problems else 200,
+    )
+
+
+@router.get("/me/applications/{application_id}")
+async def my_timeline(
+    request: Request, hall: HallDep, who: Applicant, application_id: ApplicationId
+) -> HTMLResponse:
+    return await _timeline_page(request, hall, who, application_id)
+
+
+@router.post("/me/applications/{application_id}/resubmit", dependencies=[Csrf])
+async def resubmit(
+    request: Request, hall: HallDep, who: Applicant, application_id: ApplicationId
+) -> HTMLResponse:
+    """Bring the materials asked for (returned, or an expert asked for more)."""
+    try:
+        await cases.own_row(hall.db, who, application_id)
+    except cases.NotYours:
+        return page(request, "error.html", who, message="没有找到该申请。", status_code=404)
+    form = await request.form()
+    rows, refused = await _materials(hall, who, form)
+    try:
+        new_round = await applying.resubmit(
+            hall.db, await hall.temporal(), who, application_id, rows, refused
+        )
+    except applying.Refused as problems:
+        return await _timeline_page(
+            request, hall, who, application_id, rows=rows, problems=problems.problems
+        )
+    except CommandFailed as failed:
+        return outcome(
+            request,
+            who,
+            application_id,
+            CommandFailed(applying.chinese("", str(failed))),
+            back=f"/me/applications/{application_id}",
+        )
+    return outcome(
+        request,
+        who,
+        application_id,
+        f"补充材料已提交（第{new_round}轮），将重新审核。",
+        back=f"/me/applications/{application_id}",
     )
 
 
@@ -272,6 +444,64 @@ async def expert_task(
             request, "error.html", who, message="该评审任务未推送给您或已结束。", status_code=404
         )
     return page(request, "task.html", who, task=shown)
+
+
+Sha256 = Annotated[
+    str, PathParam(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the material's scan.")
+]
+
+
+@router.get("/expert/tasks/{application_id}/documents/{sha256}")
+async def expert_document(
+    request: Request,
+    hall: HallDep,
+    who: ExpertVisitor,
+    application_id: ApplicationId,
+    sha256: Sha256,
+) -> HTMLResponse:
+    """A material's pages inline, only while the task is offered to or held by this expert."""
+    try:
+        task, document, _, described = await cases.task_document(
+            hall.db, await hall.temporal(), hall.documents, who, application_id, sha256
+        )
+    except cases.NoScan:
+        return page(
+            request,
+            "error.html",
+            who,
+            message="该材料没有上传电子文件（申请时只登记了文件摘要），请联系经办机构查阅原件。",
+            status_code=404,
+        )
+    except cases.NotYours:
+        return page(
+            request, "error.html", who, message="该材料不属于您的评审任务。", status_code=404
+        )
+    return page(
+        request,
+        "document.html",
+        who,
+        task=task,
+        document=document,
+        pages=range(1, described.pages + 1),
+    )
+
+
+@router.get("/expert/tasks/{application_id}/documents/{sha256}/pages/{number}.png")
+async def expert_document_page(
+    hall: HallDep,
+    who: ExpertVisitor,
+    application_id: ApplicationId,
+    sha256: Sha256,
+    number: Annotated[int, PathParam(ge=1, le=1000)],
+) -> Response:
+    """One page as a PNG; each one shown is in the audit trail."""
+    try:
+        png = await cases.shown_page(
+            hall.db, await hall.temporal(), hall.documents, who, application_id, sha256, number
+        )
+    except cases.NotYours:
+        raise HTTPException(404, "该材料不属于您的评审任务。") from None
+    return Response(png, media_type="image/png")
 
 
 @router.post("/expert/tasks/{application_id}/{action}", dependencies=[Csrf])

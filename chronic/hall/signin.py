@@ -16,17 +16,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import func
 from sqlmodel import col, delete, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
-from stdnum.cn import ric
-from stdnum.exceptions import ValidationError as StdnumError
 from temporalio.client import Client
 from temporalio.service import RPCError
 
 from chronic.db import Database
 from chronic.hall.security import keyed, new_code
 from chronic.sms.delivery import start_delivery
+from models.application import ResidentIdNumber
 from models.notifications import SmsRequest, SmsTemplate
 from models.tables import HallThrottle, InsuredPerson, SignInCode
 
@@ -67,12 +67,22 @@ class SignInRefused(Exception):
     """The request is refused; the message is for the person, in Chinese."""
 
 
+_ID_NUMBER: TypeAdapter[str] = TypeAdapter(ResidentIdNumber)
+
+
 def normalised_id_number(raw: str) -> str | None:
-    """The ID number as the register has it (upper-case X), or None when it is not one."""
+    """The ID number as the register has it (upper-case X), or None when it is not one.
+
+    The form's own rule (check digit and birth date), not ``ric.validate``: that also looks the
+    county up in stdnum's table, which lacks districts such as Wuhan's 武昌区 (420106) and
+    would keep real people out of the hall.
+    """
     value = raw.strip().replace(" ", "").upper()
+    if len(value) != 18:
+        return None
     try:
-        return str(ric.validate(value)) if len(value) == 18 else None
-    except StdnumError:
+        return _ID_NUMBER.validate_python(value)
+    except ValidationError:
         return None
 
 
