@@ -48,4 +48,5 @@ pytest_plugins = [
     "tests.fixtures.cli",
     "tests.fixtures.proof",
     "tests.fixtures.scans",
+    "tests.fixtures.dev_stack",
 ]

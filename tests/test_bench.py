@@ -15,7 +15,6 @@ import json
 import random
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from datetime import date
 from pathlib import Path
 
@@ -33,16 +32,16 @@ from chronic.seed.world import generate_bench_people, is_bench_name
 from models.domain import InsuranceStatus, InsuranceType
 from models.policy import load_policy
 from models.tables import InsuredPerson
-from tests.fixtures.dev_stack import Stack, dev_up
+from tests.fixtures.dev_stack import SharedStack, Stack
 
 APPLICATIONS = 10
 
 
-@pytest.fixture(scope="module")
-async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
-    """One `dev up` for the module's two runs (throughput, then --open)."""
-    async with dev_up(tmp_path_factory.mktemp("bench") / "dev-up.log") as stack:
-        yield stack
+@pytest.fixture
+async def stack(shared_stack: SharedStack) -> Stack:
+    """The session's shared `dev up`: the module's two runs (throughput, then --open) leave
+    nothing running on it."""
+    return await shared_stack.get()
 
 
 async def _counts(client: Client, workflow_id: str) -> tuple[int, int]:

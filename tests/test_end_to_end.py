@@ -3,7 +3,9 @@
 `dev up` starts the embedded Postgres, the Temporal dev server, the migrations, the seed and
 the five worker processes on free ports in a temporary state folder; the clerk and the experts
 use `chronic submit / status / expert …` subprocesses. The accept window is shortened to
-seconds through CHRONIC_POLICY_WINDOWS, the same knob an operator has — no code changes.
+seconds through CHRONIC_POLICY_WINDOWS, the same knob an operator has — no code changes — set
+for the submitting process: the policy a workflow runs by is the one its submission carried.
+The stack is the session's shared one (the bench's too); this test stops it at the end.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import shutil
 import signal
 import urllib.parse
 import urllib.request
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -25,7 +26,7 @@ from playwright.async_api import TimeoutError as PlaywrightTimeout
 from playwright.async_api import async_playwright
 
 from tests import support
-from tests.fixtures.dev_stack import Stack, dev_up
+from tests.fixtures.dev_stack import SharedStack, Stack
 
 pytestmark = pytest.mark.e2e
 
@@ -35,10 +36,8 @@ ACCEPT_WINDOW_SECONDS = 25
 
 
 @pytest.fixture
-async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
-    windows = json.dumps({"accept_window": f"PT{ACCEPT_WINDOW_SECONDS}S"})
-    async with dev_up(tmp_path / "dev-up.log", {"CHRONIC_POLICY_WINDOWS": windows}) as stack:
-        yield stack
+async def stack(shared_stack: SharedStack) -> Stack:
+    return await shared_stack.get()
 
 
 async def test_declined_lapsed_accepted_two_stages_one_approval_sms(
@@ -50,7 +49,10 @@ async def test_declined_lapsed_accepted_two_stages_one_approval_sms(
 
     form = support.form(support.WANG, "CHD")
     (tmp_path / "application.json").write_text(form.model_dump_json(), encoding="utf-8")
-    submitted = await stack.chronic("submit", str(tmp_path / "application.json"))
+    windows = json.dumps({"accept_window": f"PT{ACCEPT_WINDOW_SECONDS}S"})
+    submitted = await stack.chronic(
+        "submit", str(tmp_path / "application.json"), env={"CHRONIC_POLICY_WINDOWS": windows}
+    )
     application_id = submitted.stdout.strip().splitlines()[-1]
     assert application_id.startswith("APP-")
 
