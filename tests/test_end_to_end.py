@@ -5,7 +5,8 @@ the five worker processes on free ports in a temporary state folder; the clerk a
 use `chronic submit / status / expert …` subprocesses. The accept window is shortened to
 seconds through CHRONIC_POLICY_WINDOWS, the same knob an operator has — no code changes — set
 for the submitting process: the policy a workflow runs by is the one its submission carried.
-The stack is the session's shared one (the bench's too); this test stops it at the end.
+The stack is the session's shared one (tests/fixtures/dev_stack.py); how it stops (`dev down`,
+the same handler as Ctrl-C) is tests/test_supervisor.py's last test.
 """
 
 from __future__ import annotations
@@ -14,13 +15,11 @@ import asyncio
 import json
 import os
 import shutil
-import signal
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import asyncpg
-import psutil
 import pytest
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 from playwright.async_api import async_playwright
@@ -110,12 +109,6 @@ async def test_declined_lapsed_accepted_two_stages_one_approval_sms(
 
     # An operator finds it in the Temporal UI, filtered by a search attribute.
     await find_in_ui(stack, application_id)
-
-    # Ctrl-C stops everything dev up started.
-    pids = [entry["pid"] for entry in table.values()]
-    stack.process.send_signal(signal.SIGINT)
-    await asyncio.to_thread(stack.process.wait, 60)
-    assert [pid for pid in pids if psutil.pid_exists(pid)] == []
 
 
 CHROMIUM = shutil.which("chromium")  # Debian's package, installed by `make test`

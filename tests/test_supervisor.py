@@ -15,7 +15,7 @@ import re
 import signal
 import socket
 import urllib.request
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from chronic.embedded.supervisor import (
     classify,
     describe_exit,
 )
-from tests.fixtures.dev_stack import Stack, dev_up, read_log
+from tests.fixtures.dev_stack import SharedStack, Stack, read_log
 
 # ---------------------------------------------------------------- the pure parts
 
@@ -120,11 +120,11 @@ async def test_supervisor_gives_up_once_and_stops_the_rest(tmp_path: Path) -> No
 # ---------------------------------------------------------------- one real stack
 
 
-@pytest.fixture(scope="module")
-async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
-    log = tmp_path_factory.mktemp("supervisor") / "dev-up.log"
-    async with dev_up(log, through_pipe=True) as stack:
-        yield stack
+@pytest.fixture
+async def stack(shared_stack: SharedStack) -> Stack:
+    """The session's shared stack (the bench and end-to-end tests ran on it first); these
+    tests take it apart, in order, the last one with `chronic dev down`."""
+    return await shared_stack.get()
 
 
 def _log(stack: Stack) -> str:
