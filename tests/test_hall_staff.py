@@ -15,6 +15,7 @@ import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
+from urllib.parse import urlencode
 
 import httpx
 import hypothesis
@@ -274,7 +275,7 @@ async def test_a_desk_submits_for_an_applicant_with_scans_kept_through_a_refused
     """辅助申报: the desk names the applicant by ID number, uploads a real PDF and a photo;
     a form for someone insured elsewhere is refused with the uploads kept; the application is
     the hospital's, the applicant's own, and in the audit trail as the desk user's."""
-    id_number = await new_person(staff.db, 21)
+    id_number = await new_person(staff.db, 31)
     elsewhere, _ = await support.insured_person(
         staff.db, place="420106", born=date(1980, 1, 1), sequence=125, region="wuhan"
     )
@@ -502,7 +503,9 @@ async def test_every_office_desk_and_account_route_refuses_no_session_and_a_wron
                     )
                     if who is None and not api:
                         assert response.status_code == 303, (method, path, response.text)
-                        assert response.headers["location"] == "/login"
+                        assert response.headers["location"] == (
+                            "/login?" + urlencode({"next": path}) if method == "GET" else "/login"
+                        )
                     else:
                         expected = 401 if who is None else 403
                         assert response.status_code == expected, (method, path, who, response.text)
@@ -545,18 +548,22 @@ async def test_totp_enrolment_then_a_wrong_code_is_refused_and_the_right_one_sig
     assert secret not in row.totp_secret and row.totp_confirmed_at is not None
 
     async with staff.browser() as browser:
-        asked = await sign_in_staff(browser, "totp-op")
+        # The page asked for before signing in goes along through the second step.
+        asked = await sign_in_staff(browser, "totp-op", next="/office/stuck")
         assert asked.status_code == 200 and "动态验证码" in asked.text  # no session yet
+        assert 'name="next" value="/office/stuck"' in asked.text
         assert (await browser.get("/office")).status_code == 303
         token = await csrf_of(browser)
-        wrong_code = await browser.post("/login/totp", data={"csrf_token": token, "code": wrong})
+        with_next = {"csrf_token": token, "next": "/office/stuck"}
+        wrong_code = await browser.post("/login/totp", data={**with_next, "code": wrong})
         assert wrong_code.status_code == 400 and "动态验证码错误" in wrong_code.text
+        assert 'name="next" value="/office/stuck"' in wrong_code.text
         assert (await browser.get("/office")).status_code == 303
         fresh = authenticator.at(
             datetime.now(UTC).timestamp() + authenticator.interval
         )  # the next step's
-        right = await browser.post("/login/totp", data={"csrf_token": token, "code": fresh})
-        assert right.status_code == 303 and right.headers["location"] == "/office"
+        right = await browser.post("/login/totp", data={**with_next, "code": fresh})
+        assert right.status_code == 303 and right.headers["location"] == "/office/stuck"
         assert (await browser.get("/office")).status_code == 200
         # The API wants the code with the password; a used code does not work again.
         without = await browser.post(

@@ -59,16 +59,29 @@ async def home(request: Request, hall: HallDep) -> Response:
     return RedirectResponse(HOME.get(who.role, "/login") if who else "/login", status_code=303)
 
 
+Next = Annotated[str, Form(max_length=500)]
+"""The page to open once signed in (honoured only as a local path: ``security.safe_next``)."""
+
+
+def landing(role: str, wanted: str | None) -> str:
+    """Where a sign-in leads: the page asked for when it is a local path, else home."""
+    return security.safe_next(wanted) or HOME.get(role, "/")
+
+
 @router.get("/login")
-async def login(request: Request) -> HTMLResponse:
-    return page(request, "login.html")
+async def login(request: Request, next: str = "") -> HTMLResponse:
+    return page(request, "login.html", next=security.safe_next(next) or "")
 
 
 @router.post("/login/code", dependencies=[Csrf])
 async def login_code(
-    request: Request, hall: HallDep, id_number: Annotated[str, Form(max_length=40)]
+    request: Request,
+    hall: HallDep,
+    id_number: Annotated[str, Form(max_length=40)],
+    next: Next = "",
 ) -> HTMLResponse:
     """Step 1 of an applicant's sign-in: a code to the register's mobile."""
+    next = security.safe_next(next) or ""
     try:
         message = await hall.sign_in.request_code(
             await hall.temporal(), id_number, client_address(request)
@@ -78,9 +91,10 @@ async def login_code(
             request,
             "login.html",
             error=str(refused),
+            next=next,
             status_code=429 if "过多" in str(refused) else 400,
         )
-    return page(request, "login.html", sent=message, id_number=id_number.strip())
+    return page(request, "login.html", sent=message, id_number=id_number.strip(), next=next)
 
 
 @router.post("/login/verify", dependencies=[Csrf])
@@ -89,8 +103,9 @@ async def login_verify(
     hall: HallDep,
     id_number: Annotated[str, Form(max_length=40)],
     code: Annotated[str, Form(max_length=12)],
+    next: Next = "",
 ) -> Response:
-    """Step 2: the code from the SMS opens a session."""
+    """Step 2: the code from the SMS opens a session (and leads to ``next``, if local)."""
     try:
         person_id = await hall.sign_in.verify_code(id_number, code, client_address(request))
     except SignInRefused as refused:
@@ -100,12 +115,13 @@ async def login_verify(
             error=str(refused),
             sent="",
             id_number=id_number.strip(),
+            next=security.safe_next(next) or "",
             status_code=429 if "过多" in str(refused) else 400,
         )
     token = await open_session(hall.db, person_id=person_id)
     async with hall.db.session() as session:
         await record_as(session, f"applicant:#{person_id}", "hall_sign_in", None, by="sms_code")
-    response = RedirectResponse("/me", status_code=303)
+    response = RedirectResponse(landing("applicant", next), status_code=303)
     set_session_cookie(request, response, token)
     return response
 
@@ -116,23 +132,25 @@ async def login_staff(
     hall: HallDep,
     username: Annotated[str, Form(max_length=32)],
     password: Annotated[str, Form(max_length=200)],
+    next: Next = "",
 ) -> Response:
-    """Staff (experts for now) sign in with username and password."""
+    """Staff sign in with username and password (then the TOTP code, when enabled)."""
     address = client_address(request)
+    next = security.safe_next(next) or ""
     try:
         await hall.sign_in.password_attempt(username, address)
     except SignInRefused as refused:
-        return page(request, "login.html", staff_error=str(refused), status_code=429)
+        return page(request, "login.html", staff_error=str(refused), next=next, status_code=429)
     async with hall.db.session() as session:
         user = await authenticate(session, username, password)
     if user is None or user.id is None:
-        return page(request, "login.html", staff_error=WRONG_PASSWORD, status_code=400)
+        return page(request, "login.html", staff_error=WRONG_PASSWORD, next=next, status_code=400)
     if totp.enabled(user):
-        return totp.ask_code(request, hall, user)
+        return totp.ask_code(request, hall, user, next)
     token = await open_session(hall.db, user_id=user.id)
     async with hall.db.session() as session:
         await record_as(session, f"hall:{user.username}", "hall_sign_in", None, by="password")
-    response = RedirectResponse(HOME.get(user.role, "/"), status_code=303)
+    response = RedirectResponse(landing(user.role, next), status_code=303)
     set_session_cookie(request, response, token)
     return response
 
