@@ -286,12 +286,13 @@ async def test_a_desk_submits_for_an_applicant_with_scans_kept_through_a_refused
         token = await csrf_of(h01, "/desk/apply")
         refused = await h01.post(
             "/desk/apply",
-            data=_apply_fields(token, id_number=elsewhere),
+            data=_apply_fields(token, id_number=elsewhere, case_number=""),
             files={"file_0": ("诊断证明.pdf", scan, "application/pdf")},
         )
         assert refused.status_code == 400, refused.text
         page = refused.text
         assert "身份证号：该参保人不在本院所在的统筹地区参保，本院不能为其代为申报" in page
+        assert "病案号：不能为空" in page  # told together with the rest of the form
         assert _hidden(page, "sha256_0") == hashlib.sha256(scan).hexdigest()
         assert "已上传：诊断证明.pdf（1 页）" in page and f'value="{elsewhere}"' in page
         api_refused = await h01.post(

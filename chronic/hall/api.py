@@ -189,7 +189,7 @@ class Problems(BaseModel):
     detail: list[Problem]
 
 
-def _problems(refused: applying.Refused) -> HTTPException:
+def problems_answer(refused: applying.Refused) -> HTTPException:
     return HTTPException(
         422,
         [
@@ -429,7 +429,7 @@ async def submit_application(body: ApplicationIn, hall: HallDep, who: Applicant)
             hall.db, await hall.temporal_or_none(), hall.settings, who, draft
         )
     except applying.Refused as refused:
-        raise _problems(refused) from None
+        raise problems_answer(refused) from None
     return Submitted(
         application_id=application_id,
         started=started,
@@ -456,7 +456,7 @@ async def resubmit_application(
             hall.db, await hall.temporal(), who, application_id, [m.entry() for m in body.materials]
         )
     except applying.Refused as refused:
-        raise _problems(refused) from None
+        raise problems_answer(refused) from None
     except CommandFailed as failed:
         raise HTTPException(409, applying.chinese("", str(failed))) from None
     return Resubmitted(round=new_round, message=f"补充材料已提交（第{new_round}轮），将重新审核。")

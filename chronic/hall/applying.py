@@ -463,18 +463,27 @@ async def apply(
     from chronic.submission import StartDeferred, SubmissionRefused, submit
 
     desk = visitor.hospital_code if visitor.role == "hospital" else None
+    whom: list[tuple[str, str]] = []
     try:
         person = await applicant_for(db, visitor, draft)
     except Refused as refused:
-        raise Refused(_instead(list(upload_problems), refused.problems)) from None
+        if desk is None:
+            raise Refused(_instead(list(upload_problems), refused.problems)) from None
+        # A desk is told what else is wrong with the form too: it is checked as the form of
+        # someone of the desk's region, whose ID number problem is the one said above.
+        whom = refused.problems
+        region = await desk_region(db, visitor)
+        person = InsuredPerson(name="申请人", id_number=draft.id_number, mobile="", region=region)
     data, slots = form_data(person, draft, "hospital" if desk else "applicant")
     problems = _instead(
-        list(upload_problems), await _check_documents(db, visitor, _filled(draft.materials))
+        _instead(list(upload_problems), whom),
+        await _check_documents(db, visitor, _filled(draft.materials)),
     )
     try:
         form = ApplicationForm.model_validate(data, context={"policy_dir": settings.policy_dir})
     except ValidationError as error:
-        raise Refused(_merged(problems, _told(problems_of(error), slots))) from None
+        told = [t for t in _told(problems_of(error), slots) if t[0] not in dict(whom)]
+        raise Refused(_merged(problems, told)) from None
     if problems:
         raise Refused(problems)
     try:

@@ -34,7 +34,7 @@ from chronic.actor import record_as
 from chronic.cli.output import CommandFailed, local, progress_of, send_update
 from chronic.hall import applying, cases
 from chronic.hall import pages as applicant_pages
-from chronic.hall.api import ApplicationIn, Submitted, _problems
+from chronic.hall.api import ApplicationIn, Submitted, problems_answer
 from chronic.hall.app import ApplicationId, Csrf, Hall, HallDep, csrf_token, require, templates
 from chronic.hall.office import policies
 from chronic.hall.sessions import Visitor
@@ -461,7 +461,7 @@ async def api_desk_apply(body: DeskApplicationIn, hall: HallDep, who: DeskVisito
             hall.db, await hall.temporal_or_none(), hall.settings, who, draft
         )
     except applying.Refused as refused:
-        raise _problems(refused) from None
+        raise problems_answer(refused) from None
     return Submitted(
         application_id=application_id,
         started=started,
