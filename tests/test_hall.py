@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import httpx
 import pytest
@@ -38,7 +38,7 @@ from typer.testing import CliRunner, Result
 from chronic.certificate import pdf_text
 from chronic.cli import app
 from chronic.db import Database
-from chronic.hall import api, cases, pages
+from chronic.hall import api, cases, pages, security
 from chronic.hall.accounts import Role, add_user
 from chronic.hall.app import create_app
 from chronic.hall.load import end_visits, open_visits, run_load
@@ -162,15 +162,26 @@ async def csrf_of(browser: httpx.AsyncClient, path: str = "/login") -> str:
     return found.group(1)
 
 
-async def ask_code(browser: httpx.AsyncClient, id_number: str) -> httpx.Response:
-    token = await csrf_of(browser)
-    return await browser.post("/login/code", data={"csrf_token": token, "id_number": id_number})
+def _next(value: str | None) -> dict[str, str]:
+    return {} if value is None else {"next": value}
 
 
-async def enter_code(browser: httpx.AsyncClient, id_number: str, code: str) -> httpx.Response:
+async def ask_code(
+    browser: httpx.AsyncClient, id_number: str, next: str | None = None
+) -> httpx.Response:
     token = await csrf_of(browser)
     return await browser.post(
-        "/login/verify", data={"csrf_token": token, "id_number": id_number, "code": code}
+        "/login/code", data={"csrf_token": token, "id_number": id_number, **_next(next)}
+    )
+
+
+async def enter_code(
+    browser: httpx.AsyncClient, id_number: str, code: str, next: str | None = None
+) -> httpx.Response:
+    token = await csrf_of(browser)
+    return await browser.post(
+        "/login/verify",
+        data={"csrf_token": token, "id_number": id_number, "code": code, **_next(next)},
     )
 
 
@@ -183,11 +194,46 @@ async def sign_in_applicant(hall: Hall, browser: httpx.AsyncClient, id_number: s
     assert signed_in.status_code == 303 and signed_in.headers["location"] == "/me"
 
 
-async def sign_in_staff(browser: httpx.AsyncClient, username: str) -> httpx.Response:
+async def sign_in_staff(
+    browser: httpx.AsyncClient, username: str, next: str | None = None
+) -> httpx.Response:
     token = await csrf_of(browser)
     return await browser.post(
-        "/login/staff", data={"csrf_token": token, "username": username, "password": PASSWORD}
+        "/login/staff",
+        data={"csrf_token": token, "username": username, "password": PASSWORD, **_next(next)},
     )
+
+
+async def sent_to_sign_in(browser: httpx.AsyncClient, link: str, page: str) -> str:
+    """An SMS link opened without a session: to ``page``, then to the sign-in page, which
+    carries ``page`` along; returns the ``next`` the sign-in page's forms hold."""
+    first = await browser.get(link)
+    assert first.status_code == 303 and first.headers["location"] == page
+    second = await browser.get(page)
+    assert second.status_code == 303
+    assert second.headers["location"] == "/login?" + urlencode({"next": page})
+    login = await browser.get(second.headers["location"])
+    found = re.search(r'name="next" value="([^"]*)"', login.text)
+    assert found and found.group(1) == page
+    return found.group(1)
+
+
+@pytest.mark.parametrize(
+    "wanted",
+    [
+        "//evil.example",
+        "https://evil.example",
+        "/\\evil.example",
+        "/\t/evil.example",
+        "javascript:alert(1)",
+        "evil.example",
+        "/login",
+        "",
+    ],
+)
+def test_only_a_local_path_is_honoured_after_the_sign_in(wanted: str) -> None:
+    assert security.safe_next(wanted) is None
+    assert security.safe_next("/me/applications/APP-20261123-7K3QF9?x=1") is not None
 
 
 async def test_an_applicant_signs_in_with_the_code_and_sees_only_their_own_applications(
@@ -199,9 +245,12 @@ async def test_an_applicant_signs_in_with_the_code_and_sees_only_their_own_appli
     person = await hall.person_id(support.WANG)
 
     async with hall.browser() as browser:
-        asked = await ask_code(browser, support.WANG)
+        # The SMS link, opened without a session, is where the sign-in leads.
+        wanted = await sent_to_sign_in(browser, f"/a/{own}", f"/me/applications/{own}")
+        asked = await ask_code(browser, support.WANG, next=wanted)
         assert asked.status_code == 200
         assert "验证码已发送至登记的手机号码" in asked.text
+        assert f'name="next" value="{wanted}"' in asked.text
         sms = await hall.code_sms(person)
 
         # The code is in no row nor log line in clear: sealed in the outbox, masked in its
@@ -222,11 +271,12 @@ async def test_an_applicant_signs_in_with_the_code_and_sees_only_their_own_appli
         assert shown.exit_code == 0 and shown.stdout.strip() == code, shown.output
 
         wrong = "000000" if code != "000000" else "111111"
-        refused = await enter_code(browser, support.WANG, wrong)
+        refused = await enter_code(browser, support.WANG, wrong, next=wanted)
         assert refused.status_code == 400 and "验证码错误或已过期" in refused.text
+        assert f'name="next" value="{wanted}"' in refused.text
 
-        signed_in = await enter_code(browser, support.WANG, code)
-        assert signed_in.status_code == 303 and signed_in.headers["location"] == "/me"
+        signed_in = await enter_code(browser, support.WANG, code, next=wanted)
+        assert signed_in.status_code == 303 and signed_in.headers["location"] == wanted
         cookie = signed_in.headers["set-cookie"]
         assert "HttpOnly" in cookie and "SameSite=lax" in cookie.replace("samesite", "SameSite")
 
@@ -479,7 +529,8 @@ async def test_every_page_and_api_route_refuses_a_visitor_without_a_session(hall
                     assert response.status_code == 401, (method, path, response.text)
                 else:
                     assert response.status_code == 303, (method, path, response.text)
-                    assert response.headers["location"] == "/login"
+                    back = "/login?" + urlencode({"next": path}) if method == "GET" else "/login"
+                    assert response.headers["location"] == back
                 checked += 1
         assert checked >= 10
 
@@ -497,8 +548,12 @@ async def test_an_expert_acts_on_their_own_task_and_cannot_open_another_experts(
         await add_user(session, other, Role.EXPERT, PASSWORD, expert_code=other)
 
     async with hall.browser() as intruder:
-        signed_in = await sign_in_staff(intruder, other)
-        assert signed_in.status_code == 303 and signed_in.headers["location"] == "/expert"
+        # An open redirect through the sign-in leads home instead.
+        for hostile in ("https://evil.example", "//evil.example"):
+            login = await intruder.get("/login?" + urlencode({"next": hostile}))
+            assert 'name="next"' not in login.text
+            signed_in = await sign_in_staff(intruder, other, next=hostile)
+            assert signed_in.status_code == 303 and signed_in.headers["location"] == "/expert"
         assert (await intruder.get(f"/expert/tasks/{app_id}")).status_code == 404
         assert (await intruder.get(f"/api/expert/tasks/{app_id}")).status_code == 404
         token = await csrf_of(intruder, "/expert")
@@ -516,7 +571,10 @@ async def test_an_expert_acts_on_their_own_task_and_cannot_open_another_experts(
         assert (await intruder.get("/me")).status_code == 403
 
     async with hall.browser() as expert:
-        assert (await sign_in_staff(expert, offer.expert)).status_code == 303
+        # The SMS link to the task, opened without a session, lands on the task once signed in.
+        wanted = await sent_to_sign_in(expert, f"/t/{app_id}", f"/expert/tasks/{app_id}")
+        signed_in = await sign_in_staff(expert, offer.expert, next=wanted)
+        assert signed_in.status_code == 303 and signed_in.headers["location"] == wanted
         inbox = await _inbox_with(expert, app_id)
         assert "待受理" in inbox.text and "剩余" in inbox.text
         task = await expert.get(f"/expert/tasks/{app_id}")

@@ -10,10 +10,12 @@ stuck.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
+from urllib.parse import urlencode
 
 import httpx
 import hypothesis
@@ -33,13 +35,17 @@ from chronic.settings import Settings
 from chronic.submission import StartDeferred, submit
 from models.domain import ExpertStatus
 from models.messages import OfficeAccept
-from models.tables import Application, AuditEvent, Expert, HallUser
+from models.notifications import SmsTemplate
+from models.tables import Application, AuditEvent, Expert, HallUser, Material, SmsOutbox
 from tests import support
 from tests.fixtures.database import database_copy
+from tests.fixtures.scans import pdf_scan, photo
 from tests.fixtures.temporal import running_workers
 from tests.test_hall import (
     PASSWORD,
     Hall,
+    _apply_fields,
+    _hidden,
     csrf_of,
     served,
     sign_in_applicant,
@@ -263,6 +269,116 @@ async def test_a_hospital_desk_sees_only_its_own_submissions(staff: Hall) -> Non
         assert mine not in {r["application_id"] for r in listed["submitted"]}
 
 
+async def test_a_desk_submits_for_an_applicant_with_scans_kept_through_a_refused_form(
+    staff: Hall,
+) -> None:
+    """辅助申报: the desk names the applicant by ID number, uploads a real PDF and a photo;
+    a form for someone insured elsewhere is refused with the uploads kept; the application is
+    the hospital's, the applicant's own, and in the audit trail as the desk user's."""
+    id_number = await new_person(staff.db, 31)
+    elsewhere, _ = await support.insured_person(
+        staff.db, place="420106", born=date(1980, 1, 1), sequence=125, region="wuhan"
+    )
+    scan, jpeg = pdf_scan(1), photo("JPEG")
+    async with signed_in(staff, "desk-h01") as h01:
+        form = await h01.get("/desk/apply")
+        assert form.status_code == 200 and "申请人居民身份证号码" in form.text
+        token = await csrf_of(h01, "/desk/apply")
+        refused = await h01.post(
+            "/desk/apply",
+            data=_apply_fields(token, id_number=elsewhere, case_number=""),
+            files={"file_0": ("诊断证明.pdf", scan, "application/pdf")},
+        )
+        assert refused.status_code == 400, refused.text
+        page = refused.text
+        assert "身份证号：该参保人不在本院所在的统筹地区参保，本院不能为其代为申报" in page
+        assert "病案号：不能为空" in page  # told together with the rest of the form
+        assert _hidden(page, "sha256_0") == hashlib.sha256(scan).hexdigest()
+        assert "已上传：诊断证明.pdf（1 页）" in page and f'value="{elsewhere}"' in page
+        api_refused = await h01.post(
+            "/api/desk/applications",
+            json={
+                "id_number": "123",
+                "disease_code": "DM",
+                "mobile": "13803981234",
+                "case_number": "BA-1",
+                "diagnosing_hospital": "H01",
+                "designated_hospital": "H05",
+            },
+            headers={"X-CSRF-Token": token},
+        )
+        assert api_refused.status_code == 422
+        assert api_refused.json()["detail"][0]["field"] == "applicant.id_number"
+
+        token = await csrf_of(h01, "/desk/apply")
+        submitted = await h01.post(
+            "/desk/apply",
+            data=_apply_fields(
+                token,
+                id_number=id_number,
+                sha256_0=_hidden(page, "sha256_0"),
+                name_0=_hidden(page, "name_0"),
+                pages_0=_hidden(page, "pages_0"),
+            ),
+            files={"file_1": ("IMG_1.jpg", jpeg, "image/jpeg")},
+        )
+        assert submitted.status_code == 200 and "已代为提交申请" in submitted.text
+        found = re.search(r"APP-\d{8}-[0-9A-Z]{6}", submitted.text)
+        assert found
+        app_id = found.group(0)
+        listed = (await h01.get("/api/desk/applications")).json()
+        assert app_id in {r["application_id"] for r in listed["submitted"]}
+        assert app_id in (await h01.get("/desk")).text
+
+    async with staff.db.session() as session:
+        row = await session.get(Application, app_id)
+        materials = (
+            await session.exec(select(Material).where(Material.application_id == app_id))
+        ).all()
+    assert row is not None and row.submitting_hospital_code == "H01"
+    assert row.submitted_by == "hospital"
+    assert {m.sha256 for m in materials} == {
+        hashlib.sha256(scan).hexdigest(),
+        hashlib.sha256(jpeg).hexdigest(),
+    }
+    person = await staff.person_id(id_number)
+    async with staff.db.session() as session:
+        audit = (
+            await session.exec(
+                select(AuditEvent).where(
+                    AuditEvent.application_id == app_id, AuditEvent.action == "hall_submitted"
+                )
+            )
+        ).all()
+    assert [(e.actor, e.detail["for_applicant"], e.detail["hospital"]) for e in audit] == [
+        ("hall:desk-h01", f"applicant:#{person}", "H01")
+    ]
+    assert id_number not in str([e.detail for e in audit])
+    uploads = {e.detail["sha256"]: e.actor for e in await staff.audit("document_uploaded")}
+    assert uploads[hashlib.sha256(scan).hexdigest()] == "hall:desk-h01"
+    # The applicant gets the SMS of a submission, as for their own.
+    sms = await _submitted_sms(staff.db, app_id)
+    assert sms.recipient == "+8613803981234" and sms.params["link"].endswith(f"/a/{app_id}")
+
+    async with staff.browser() as browser:
+        await sign_in_applicant(staff, browser, id_number)
+        assert app_id in (await browser.get("/me")).text
+    async with signed_in(staff, "desk-h02") as h02:
+        assert (await h02.get(f"/desk/applications/{app_id}")).status_code == 404
+        listed = (await h02.get("/api/desk/applications")).json()
+        assert app_id not in {r["application_id"] for r in listed["submitted"]}
+
+
+async def _submitted_sms(db: Database, app_id: str, within: float = 20) -> SmsOutbox:
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        sent = [s for s in await support.outbox(db, app_id) if s.template == SmsTemplate.SUBMITTED]
+        if sent:
+            return sent[0]
+        assert asyncio.get_running_loop().time() < deadline, "no SUBMITTED SMS"
+        await asyncio.sleep(0.2)
+
+
 async def test_an_assessment_hospital_examines_and_gives_its_opinion_through_the_updates(
     staff: Hall,
 ) -> None:
@@ -388,7 +504,9 @@ async def test_every_office_desk_and_account_route_refuses_no_session_and_a_wron
                     )
                     if who is None and not api:
                         assert response.status_code == 303, (method, path, response.text)
-                        assert response.headers["location"] == "/login"
+                        assert response.headers["location"] == (
+                            "/login?" + urlencode({"next": path}) if method == "GET" else "/login"
+                        )
                     else:
                         expected = 401 if who is None else 403
                         assert response.status_code == expected, (method, path, who, response.text)
@@ -431,18 +549,22 @@ async def test_totp_enrolment_then_a_wrong_code_is_refused_and_the_right_one_sig
     assert secret not in row.totp_secret and row.totp_confirmed_at is not None
 
     async with staff.browser() as browser:
-        asked = await sign_in_staff(browser, "totp-op")
+        # The page asked for before signing in goes along through the second step.
+        asked = await sign_in_staff(browser, "totp-op", next="/office/stuck")
         assert asked.status_code == 200 and "动态验证码" in asked.text  # no session yet
+        assert 'name="next" value="/office/stuck"' in asked.text
         assert (await browser.get("/office")).status_code == 303
         token = await csrf_of(browser)
-        wrong_code = await browser.post("/login/totp", data={"csrf_token": token, "code": wrong})
+        with_next = {"csrf_token": token, "next": "/office/stuck"}
+        wrong_code = await browser.post("/login/totp", data={**with_next, "code": wrong})
         assert wrong_code.status_code == 400 and "动态验证码错误" in wrong_code.text
+        assert 'name="next" value="/office/stuck"' in wrong_code.text
         assert (await browser.get("/office")).status_code == 303
         fresh = authenticator.at(
             datetime.now(UTC).timestamp() + authenticator.interval
         )  # the next step's
-        right = await browser.post("/login/totp", data={"csrf_token": token, "code": fresh})
-        assert right.status_code == 303 and right.headers["location"] == "/office"
+        right = await browser.post("/login/totp", data={**with_next, "code": fresh})
+        assert right.status_code == 303 and right.headers["location"] == "/office/stuck"
         assert (await browser.get("/office")).status_code == 200
         # The API wants the code with the password; a used code does not work again.
         without = await browser.post(

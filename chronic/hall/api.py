@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, UploadFile
 from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 
@@ -28,13 +28,16 @@ from chronic.hall.app import (
     VisitorDep,
     client_address,
     csrf_token,
+    require,
     set_session_cookie,
 )
-from chronic.hall.sessions import close_session, open_session
+from chronic.hall.sessions import Visitor, close_session, open_session
 from chronic.hall.signin import WRONG_PASSWORD, SignInRefused
 from models.benefit import DesignationKind
 
 router = APIRouter(prefix="/api", tags=["hall"])
+Uploader = Annotated[Visitor, Depends(require("applicant", "hospital"))]
+"""Who may upload scans: applicants, and hospital desks submitting for one."""
 
 
 class Message(BaseModel):
@@ -186,7 +189,7 @@ class Problems(BaseModel):
     detail: list[Problem]
 
 
-def _problems(refused: applying.Refused) -> HTTPException:
+def problems_answer(refused: applying.Refused) -> HTTPException:
     return HTTPException(
         422,
         [
@@ -395,9 +398,10 @@ async def expert_action(
 
 
 @router.post("/documents", dependencies=[Csrf], status_code=201)
-async def upload_document(file: UploadFile, hall: HallDep, who: Applicant) -> DocumentView:
+async def upload_document(file: UploadFile, hall: HallDep, who: Uploader) -> DocumentView:
     """Upload a scan or photo (PDF, JPEG or PNG by content; size and page limits); it is kept
-    encrypted, and only you can name it in your application by its sha256."""
+    encrypted, and only you can name it in your application (or, at a hospital desk, in an
+    application you submit for an applicant) by its sha256."""
     data = await file.read(hall.documents.max_bytes + 1)
     try:
         kept = await applying.keep_upload(hall.documents, hall.db, who, data)
@@ -425,7 +429,7 @@ async def submit_application(body: ApplicationIn, hall: HallDep, who: Applicant)
             hall.db, await hall.temporal_or_none(), hall.settings, who, draft
         )
     except applying.Refused as refused:
-        raise _problems(refused) from None
+        raise problems_answer(refused) from None
     return Submitted(
         application_id=application_id,
         started=started,
@@ -452,7 +456,7 @@ async def resubmit_application(
             hall.db, await hall.temporal(), who, application_id, [m.entry() for m in body.materials]
         )
     except applying.Refused as refused:
-        raise _problems(refused) from None
+        raise problems_answer(refused) from None
     except CommandFailed as failed:
         raise HTTPException(409, applying.chinese("", str(failed))) from None
     return Resubmitted(round=new_round, message=f"补充材料已提交（第{new_round}轮），将重新审核。")

@@ -3,8 +3,10 @@
 ``create_app()`` is what ``chronic hall`` serves with uvicorn; tests build one on their own
 database and Temporal client. Every route takes the visitor from a dependency
 (:func:`visitor`): pages send a visitor without a session to the sign-in page (303), the API
-answers 401. Every state-changing request must carry the CSRF token bound to the browser's
-CSRF cookie (form field ``csrf_token`` or header ``X-CSRF-Token``), else 403.
+answers 401; the page's path goes along (``next``, a local path only:
+:func:`security.safe_next`), so it opens once signed in. Every state-changing request must
+carry the CSRF token bound to the browser's CSRF cookie (form field ``csrf_token`` or header
+``X-CSRF-Token``), else 403.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path as FilePath
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Request, Response
 from fastapi.exception_handlers import request_validation_exception_handler
@@ -228,7 +231,11 @@ def create_app(
 
     @app.exception_handler(NeedsSignIn)
     async def to_sign_in(request: Request, error: NeedsSignIn) -> Response:
-        return RedirectResponse("/login", status_code=303)
+        # A page asked for (an SMS link, a bookmark) is where the sign-in lands afterwards.
+        wanted = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        back = security.safe_next(wanted) if request.method == "GET" else None
+        to = f"/login?{urlencode({'next': back})}" if back else "/login"
+        return RedirectResponse(to, status_code=303)
 
     @app.exception_handler(TemporalUnavailable)
     @app.exception_handler(RPCError)

@@ -12,6 +12,12 @@ of them) and recorded in the audit trail as uploaded by the signed-in person; a 
 reference a document only its own person uploaded. What reaches the workflow of a material is
 its kind, issuing hospital, date, a neutral file name and the document's SHA-256 — never the
 name the file had on the phone.
+
+A hospital desk submits for an applicant (辅助申报) through the same :func:`apply`: the desk
+types the applicant's ID number, which is looked up in the register (:func:`applicant_for`),
+and only a person insured in the desk's own region is taken. The application is recorded as
+submitted by that hospital (``submitting_hospital_code``); the audit trail names the desk user,
+acting for the applicant (their register number, never their ID number).
 """
 
 from __future__ import annotations
@@ -67,6 +73,7 @@ class Draft:
     """Everything the applicant typed on the form (kept when the form is refused)."""
 
     disease_code: str = ""
+    id_number: str = ""  # a desk's form only: whom it submits for (the applicant's is theirs)
     mobile: str = ""
     case_number: str = ""
     diagnosing_hospital: str = ""
@@ -306,6 +313,56 @@ async def person_of(db: Database, visitor: Visitor) -> InsuredPerson:
     return person
 
 
+NOT_INSURED = (
+    "参保登记中没有该身份证号码的参保人：请核对号码，或请申请人先到医保经办机构办理参保登记。"
+)
+
+
+async def desk_region(db: Database, visitor: Visitor) -> str:
+    """The region of the desk's hospital (whose form it fills, whose insured it may serve)."""
+    async with db.session() as session:
+        hospital = (
+            await session.get(Hospital, visitor.hospital_code) if visitor.hospital_code else None
+        )
+    if hospital is None:
+        raise Refused([("", "本账号未绑定登记的医疗机构，不能代为申报：请联系运维人员。")])
+    return hospital.region
+
+
+async def applicant_for(db: Database, visitor: Visitor, draft: Draft) -> InsuredPerson:
+    """Whom the form is for: the applicant signed in, or the person a desk names by ID number
+    (in the register, and insured in the desk's region).
+
+    Raises:
+        Refused: not an ID number, not in the register, or insured in another region.
+    """
+    from chronic.hall.signin import NOT_AN_ID_NUMBER, normalised_id_number
+
+    if visitor.role != "hospital":
+        return await person_of(db, visitor)
+    region = await desk_region(db, visitor)
+    id_number = normalised_id_number(draft.id_number)
+    if id_number is None:
+        raise Refused([("applicant.id_number", NOT_AN_ID_NUMBER)])
+    async with db.session() as session:
+        person = (
+            await session.exec(select(InsuredPerson).where(InsuredPerson.id_number == id_number))
+        ).first()
+    if person is None:
+        raise Refused([("applicant.id_number", NOT_INSURED)])
+    if person.region != region:
+        raise Refused(
+            [
+                (
+                    "applicant.id_number",
+                    "该参保人不在本院所在的统筹地区参保，本院不能为其代为申报："
+                    "请申请人向参保地的定点医院或医保经办机构申请，或在网上自行申请。",
+                )
+            ]
+        )
+    return person
+
+
 @dataclass(frozen=True)
 class Choices:
     """What the page offers to choose from in the applicant's region."""
@@ -347,7 +404,9 @@ async def choices(db: Database, settings: Settings, region: str) -> Choices:
         )
 
 
-def form_data(person: InsuredPerson, draft: Draft) -> tuple[dict[str, Any], list[int]]:
+def form_data(
+    person: InsuredPerson, draft: Draft, submitted_by: str = "applicant"
+) -> tuple[dict[str, Any], list[int]]:
     """The application form of ``draft`` as ``chronic submit`` reads it, and which page row
     each of its materials came from."""
     applicant: dict[str, Any] = {
@@ -369,7 +428,7 @@ def form_data(person: InsuredPerson, draft: Draft) -> tuple[dict[str, Any], list
         "designated_hospital": draft.designated_hospital,
         "materials": [_material(slot, entry) for slot, entry in filled],
         "out_of_area": draft.out_of_area,
-        "submitted_by": "applicant",
+        "submitted_by": submitted_by,
     }
     for name in (
         "diagnosis_setting",
@@ -391,8 +450,9 @@ async def apply(
     draft: Draft,
     upload_problems: Sequence[tuple[str, str]] = (),
 ) -> tuple[str, bool]:
-    """Validate and submit the applicant's form; returns the application ID and whether its
-    process started (False: recorded, the reconciler starts it once Temporal answers).
+    """Validate and submit the applicant's form (or a desk's for an applicant); returns the
+    application ID and whether its process started (False: recorded, the reconciler starts it
+    once Temporal answers).
 
     ``upload_problems`` are the refusals of files uploaded with the form (by row): they are
     told together with every other problem, in place of "no file".
@@ -402,19 +462,34 @@ async def apply(
     """
     from chronic.submission import StartDeferred, SubmissionRefused, submit
 
-    person = await person_of(db, visitor)
-    data, slots = form_data(person, draft)
+    desk = visitor.hospital_code if visitor.role == "hospital" else None
+    whom: list[tuple[str, str]] = []
+    try:
+        person = await applicant_for(db, visitor, draft)
+    except Refused as refused:
+        if desk is None:
+            raise Refused(_instead(list(upload_problems), refused.problems)) from None
+        # A desk is told what else is wrong with the form too: it is checked as the form of
+        # someone of the desk's region, whose ID number problem is the one said above.
+        whom = refused.problems
+        region = await desk_region(db, visitor)
+        person = InsuredPerson(name="申请人", id_number=draft.id_number, mobile="", region=region)
+    data, slots = form_data(person, draft, "hospital" if desk else "applicant")
     problems = _instead(
-        list(upload_problems), await _check_documents(db, visitor, _filled(draft.materials))
+        _instead(list(upload_problems), whom),
+        await _check_documents(db, visitor, _filled(draft.materials)),
     )
     try:
         form = ApplicationForm.model_validate(data, context={"policy_dir": settings.policy_dir})
     except ValidationError as error:
-        raise Refused(_merged(problems, _told(problems_of(error), slots))) from None
+        told = [t for t in _told(problems_of(error), slots) if t[0] not in dict(whom)]
+        raise Refused(_merged(problems, told)) from None
     if problems:
         raise Refused(problems)
     try:
-        application_id = await submit(form, client=client, db=db, settings=settings)
+        application_id = await submit(
+            form, client=client, db=db, settings=settings, submitting_hospital=desk
+        )
         started = True
     except SubmissionRefused as refused:
         raise Refused(
@@ -429,6 +504,7 @@ async def apply(
             "hall_submitted",
             application_id,
             documents=[entry.sha256 for _, entry in _filled(draft.materials)],
+            **({"for_applicant": f"applicant:#{person.id}", "hospital": desk} if desk else {}),
         )
     return application_id, started
 

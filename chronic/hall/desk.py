@@ -6,6 +6,11 @@ assess now: the workflow names it as the assessment hospital, or none is named y
 one of the region's designated assessment hospitals. Any other application is answered as
 missing (404), whatever the desk asks.
 
+It submits for an applicant (辅助申报, ``/desk/apply``, ``POST /api/desk/applications``): the
+applicant's own form and code path (:func:`chronic.hall.applying.apply`), the applicant named
+by ID number and looked up in the register, only within the desk's region; the scans are
+uploaded by the desk into the same document store, with the same checks.
+
 It schedules on-site examinations and gives the assessment's opinion through the same Updates
 as ``chronic hospital examine|opinion``, with its account's hospital code: the workflow's
 validator refuses out-of-turn or foreign actions in the same words as on the CLI, before
@@ -27,7 +32,9 @@ from sqlmodel import col, select
 
 from chronic.actor import record_as
 from chronic.cli.output import CommandFailed, local, progress_of, send_update
-from chronic.hall import cases
+from chronic.hall import applying, cases
+from chronic.hall import pages as applicant_pages
+from chronic.hall.api import ApplicationIn, Submitted, problems_answer
 from chronic.hall.app import ApplicationId, Csrf, Hall, HallDep, csrf_token, require, templates
 from chronic.hall.office import policies
 from chronic.hall.sessions import Visitor
@@ -275,6 +282,40 @@ async def desk_home(request: Request, hall: HallDep, who: DeskVisitor) -> HTMLRe
     return page(request, "desk_home.html", who, submitted=submitted, to_assess=to_assess)
 
 
+@pages.get("/desk/apply")
+async def desk_apply_form(request: Request, hall: HallDep, who: DeskVisitor) -> HTMLResponse:
+    """The region's application form, to submit for an applicant (辅助申报)."""
+    draft = applying.Draft(materials=applicant_pages.blank_rows())
+    try:
+        return await applicant_pages.apply_page(request, hall, who, draft)
+    except applying.Refused as refused:
+        return page(request, "error.html", who, message=str(refused), status_code=403)
+
+
+@pages.post("/desk/apply", dependencies=[Csrf])
+async def desk_apply(request: Request, hall: HallDep, who: DeskVisitor) -> HTMLResponse:
+    """Submit for the applicant named by ID number, with the scans uploaded now or earlier; a
+    refused form comes back with everything typed and uploaded kept."""
+    form = await request.form()
+    materials, refused = await applicant_pages.materials_of(hall, who, form)
+    draft = applicant_pages.draft_of(form, materials)
+    try:
+        application_id, started = await applying.apply(
+            hall.db, await hall.temporal_or_none(), hall.settings, who, draft, refused
+        )
+    except applying.Refused as problems:
+        try:
+            return await applicant_pages.apply_page(request, hall, who, draft, problems.problems)
+        except applying.Refused as unbound:
+            return page(request, "error.html", who, message=str(unbound), status_code=403)
+    said = f"已代为提交申请（{application_id}），审核结果将以短信通知申请人。" + (
+        "" if started else "办理系统暂未响应，申请已登记，将自动开始办理，无需重新提交。"
+    )
+    return page(
+        request, "office_done.html", who, said=said, back=f"/desk/applications/{application_id}"
+    )
+
+
 @pages.get("/desk/applications/{application_id}")
 async def desk_application(
     request: Request, hall: HallDep, who: DeskVisitor, application_id: ApplicationId
@@ -393,6 +434,38 @@ async def api_desk_applications(hall: HallDep, who: DeskVisitor) -> DeskLists:
     return DeskLists(
         submitted=[DeskRow(**_row(c)) for c in submitted],
         to_assess=[DeskRow(**_row(c)) for c in to_assess],
+    )
+
+
+class DeskApplicationIn(ApplicationIn):
+    """The region's form, for the applicant named by ID number (insured in the desk's region);
+    materials name documents the desk uploaded (POST /api/documents)."""
+
+    id_number: str = Field(max_length=40, description="The applicant's resident ID number.")
+
+
+@api.post(
+    "/applications",
+    dependencies=[Csrf],
+    status_code=201,
+    responses={422: {"description": "Not submitted: every problem (field, label, message)."}},
+)
+async def api_desk_apply(body: DeskApplicationIn, hall: HallDep, who: DeskVisitor) -> Submitted:
+    """Submit for an applicant (辅助申报): the rules of the applicant's own form and of
+    `chronic submit`; recorded as submitted by this hospital."""
+    draft = applying.Draft(
+        **body.model_dump(exclude={"materials"}), materials=[m.entry() for m in body.materials]
+    )
+    try:
+        application_id, started = await applying.apply(
+            hall.db, await hall.temporal_or_none(), hall.settings, who, draft
+        )
+    except applying.Refused as refused:
+        raise problems_answer(refused) from None
+    return Submitted(
+        application_id=application_id,
+        started=started,
+        message="已代为提交申请，审核结果将以短信通知申请人。",
     )
 
 

@@ -59,16 +59,29 @@ async def home(request: Request, hall: HallDep) -> Response:
     return RedirectResponse(HOME.get(who.role, "/login") if who else "/login", status_code=303)
 
 
+Next = Annotated[str, Form(max_length=500)]
+"""The page to open once signed in (honoured only as a local path: ``security.safe_next``)."""
+
+
+def landing(role: str, wanted: str | None) -> str:
+    """Where a sign-in leads: the page asked for when it is a local path, else home."""
+    return security.safe_next(wanted) or HOME.get(role, "/")
+
+
 @router.get("/login")
-async def login(request: Request) -> HTMLResponse:
-    return page(request, "login.html")
+async def login(request: Request, next: str = "") -> HTMLResponse:
+    return page(request, "login.html", next=security.safe_next(next) or "")
 
 
 @router.post("/login/code", dependencies=[Csrf])
 async def login_code(
-    request: Request, hall: HallDep, id_number: Annotated[str, Form(max_length=40)]
+    request: Request,
+    hall: HallDep,
+    id_number: Annotated[str, Form(max_length=40)],
+    next: Next = "",
 ) -> HTMLResponse:
     """Step 1 of an applicant's sign-in: a code to the register's mobile."""
+    next = security.safe_next(next) or ""
     try:
         message = await hall.sign_in.request_code(
             await hall.temporal(), id_number, client_address(request)
@@ -78,9 +91,10 @@ async def login_code(
             request,
             "login.html",
             error=str(refused),
+            next=next,
             status_code=429 if "过多" in str(refused) else 400,
         )
-    return page(request, "login.html", sent=message, id_number=id_number.strip())
+    return page(request, "login.html", sent=message, id_number=id_number.strip(), next=next)
 
 
 @router.post("/login/verify", dependencies=[Csrf])
@@ -89,8 +103,9 @@ async def login_verify(
     hall: HallDep,
     id_number: Annotated[str, Form(max_length=40)],
     code: Annotated[str, Form(max_length=12)],
+    next: Next = "",
 ) -> Response:
-    """Step 2: the code from the SMS opens a session."""
+    """Step 2: the code from the SMS opens a session (and leads to ``next``, if local)."""
     try:
         person_id = await hall.sign_in.verify_code(id_number, code, client_address(request))
     except SignInRefused as refused:
@@ -100,12 +115,13 @@ async def login_verify(
             error=str(refused),
             sent="",
             id_number=id_number.strip(),
+            next=security.safe_next(next) or "",
             status_code=429 if "过多" in str(refused) else 400,
         )
     token = await open_session(hall.db, person_id=person_id)
     async with hall.db.session() as session:
         await record_as(session, f"applicant:#{person_id}", "hall_sign_in", None, by="sms_code")
-    response = RedirectResponse("/me", status_code=303)
+    response = RedirectResponse(landing("applicant", next), status_code=303)
     set_session_cookie(request, response, token)
     return response
 
@@ -116,23 +132,25 @@ async def login_staff(
     hall: HallDep,
     username: Annotated[str, Form(max_length=32)],
     password: Annotated[str, Form(max_length=200)],
+    next: Next = "",
 ) -> Response:
-    """Staff (experts for now) sign in with username and password."""
+    """Staff sign in with username and password (then the TOTP code, when enabled)."""
     address = client_address(request)
+    next = security.safe_next(next) or ""
     try:
         await hall.sign_in.password_attempt(username, address)
     except SignInRefused as refused:
-        return page(request, "login.html", staff_error=str(refused), status_code=429)
+        return page(request, "login.html", staff_error=str(refused), next=next, status_code=429)
     async with hall.db.session() as session:
         user = await authenticate(session, username, password)
     if user is None or user.id is None:
-        return page(request, "login.html", staff_error=WRONG_PASSWORD, status_code=400)
+        return page(request, "login.html", staff_error=WRONG_PASSWORD, next=next, status_code=400)
     if totp.enabled(user):
-        return totp.ask_code(request, hall, user)
+        return totp.ask_code(request, hall, user, next)
     token = await open_session(hall.db, user_id=user.id)
     async with hall.db.session() as session:
         await record_as(session, f"hall:{user.username}", "hall_sign_in", None, by="password")
-    response = RedirectResponse(HOME.get(user.role, "/"), status_code=303)
+    response = RedirectResponse(landing(user.role, next), status_code=303)
     set_session_cookie(request, response, token)
     return response
 
@@ -180,8 +198,8 @@ def _text(form: FormData, name: str, limit: int = 200) -> str:
     return value.strip()[:limit] if isinstance(value, str) else ""
 
 
-async def _materials(
-    hall: Hall, who: Applicant, form: FormData
+async def materials_of(
+    hall: Hall, who: Visitor, form: FormData
 ) -> tuple[list[applying.MaterialEntry], list[tuple[str, str]]]:
     """The page's material rows: what was typed, files uploaded now (kept at once, so a refused
     form loses none) or earlier (their digest carried in the page); and refused uploads."""
@@ -211,9 +229,10 @@ async def _materials(
     return entries, refused
 
 
-def _draft(form: FormData, materials: list[applying.MaterialEntry]) -> applying.Draft:
+def draft_of(form: FormData, materials: list[applying.MaterialEntry]) -> applying.Draft:
     return applying.Draft(
         disease_code=_text(form, "disease_code", 16),
+        id_number=_text(form, "id_number", 40),
         mobile=_text(form, "mobile", 20),
         case_number=_text(form, "case_number", 60),
         diagnosing_hospital=_text(form, "diagnosing_hospital", 16),
@@ -233,50 +252,73 @@ def _max_mb(hall: Hall) -> str:
     return f"{hall.documents.max_bytes / (1024 * 1024):g}"
 
 
-def _blank_rows() -> list[applying.MaterialEntry]:
+def blank_rows() -> list[applying.MaterialEntry]:
     return [applying.MaterialEntry() for _ in range(applying.SLOTS)]
 
 
-@router.get("/me/apply")
-async def apply_form(request: Request, hall: HallDep, who: Applicant) -> HTMLResponse:
-    """The application form of the applicant's region (mobile first)."""
-    person = await applying.person_of(hall.db, who)
-    draft = applying.Draft(mobile=person.mobile.removeprefix("+86"), materials=_blank_rows())
-    options = await applying.choices(hall.db, hall.settings, person.region)
+APPLICANT_FORM = {
+    "action": "/me/apply",
+    "layout": "base.html",
+    "back": ("/me", "我的申请"),
+    "heading": "申请门诊慢特病认定",
+}
+DESK_FORM = {
+    "action": "/desk/apply",
+    "layout": "office_base.html",
+    "back": ("/desk", "医院经办"),
+    "heading": "代为申报门诊慢特病认定（辅助申报）",
+}
+"""The one application page, as the applicant's (``/me/apply``) or a desk's (``/desk/apply``)."""
+
+
+async def apply_page(
+    request: Request,
+    hall: Hall,
+    who: Visitor,
+    draft: applying.Draft,
+    problems: list[tuple[str, str]] | None = None,
+) -> HTMLResponse:
+    """The application form of the region (the applicant's, or the desk's hospital's), with
+    what was typed and uploaded, and the problems (400) when it was refused."""
+    if who.role == "hospital":
+        region = await applying.desk_region(hall.db, who)
+    else:
+        region = (await applying.person_of(hall.db, who)).region
+    options = await applying.choices(hall.db, hall.settings, region)
     return page(
         request,
         "apply.html",
         who,
         draft=draft,
         options=options,
-        problems=[],
+        problems=[(applying.label(p), m, p) for p, m in problems or []],
         max_mb=_max_mb(hall),
+        desk=who.role == "hospital",
+        **(DESK_FORM if who.role == "hospital" else APPLICANT_FORM),
+        status_code=400 if problems else 200,
     )
+
+
+@router.get("/me/apply")
+async def apply_form(request: Request, hall: HallDep, who: Applicant) -> HTMLResponse:
+    """The application form of the applicant's region (mobile first)."""
+    person = await applying.person_of(hall.db, who)
+    draft = applying.Draft(mobile=person.mobile.removeprefix("+86"), materials=blank_rows())
+    return await apply_page(request, hall, who, draft)
 
 
 @router.post("/me/apply", dependencies=[Csrf])
 async def apply(request: Request, hall: HallDep, who: Applicant) -> HTMLResponse:
     """Submit the form with its scans; a refused form comes back with everything kept."""
     form = await request.form()
-    materials, refused = await _materials(hall, who, form)
-    draft = _draft(form, materials)
+    materials, refused = await materials_of(hall, who, form)
+    draft = draft_of(form, materials)
     try:
         application_id, started = await applying.apply(
             hall.db, await hall.temporal_or_none(), hall.settings, who, draft, refused
         )
     except applying.Refused as problems:
-        person = await applying.person_of(hall.db, who)
-        options = await applying.choices(hall.db, hall.settings, person.region)
-        return page(
-            request,
-            "apply.html",
-            who,
-            draft=draft,
-            options=options,
-            problems=[(applying.label(p), m, p) for p, m in problems.problems],
-            max_mb=_max_mb(hall),
-            status_code=400,
-        )
+        return await apply_page(request, hall, who, draft, problems.problems)
     said = "申请已提交，审核结果将以短信通知。" + (
         "" if started else "办理系统暂未响应，申请已登记，将自动开始办理，无需重新提交。"
     )
@@ -309,7 +351,7 @@ async def _timeline_page(
         hospitals=hospitals,
         pharmacies=pharmacies,
         options=options,
-        rows=rows or _blank_rows(),
+        rows=rows or blank_rows(),
         problems=[(applying.label(p), m, p) for p, m in problems or []],
         status_code=400 if problems else 200,
     )
@@ -332,7 +374,7 @@ async def resubmit(
     except cases.NotYours:
         return page(request, "error.html", who, message="没有找到该申请。", status_code=404)
     form = await request.form()
-    rows, refused = await _materials(hall, who, form)
+    rows, refused = await materials_of(hall, who, form)
     try:
         new_round = await applying.resubmit(
             hall.db, await hall.temporal(), who, application_id, rows, refused

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from urllib.parse import urlsplit
 
 from pwdlib import PasswordHash
 
@@ -73,3 +74,26 @@ def verify_password(password: str, hashed: str) -> bool:
 
 DUMMY_HASH = hash_password(secrets.token_hex(16))
 """Verified against when the username is unknown, so both cases take as long."""
+
+
+def safe_next(value: object) -> str | None:
+    """Where a sign-in may send the visitor on: a local path of the hall only, else None.
+
+    A ``next`` parameter (the page a visitor without a session was sent away from, e.g. an
+    SMS link) is honoured only as a path on this host: one leading ``/``, not ``//`` (another
+    host to a browser), no backslash (``/\\`` is ``//`` to some browsers), no scheme or host,
+    no control character or space (browsers drop tabs and newlines, so ``/\\t/evil`` would be
+    ``//evil``), and not the sign-in pages themselves.
+    """
+    if not isinstance(value, str) or not 1 <= len(value) <= 500:
+        return None
+    if not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return None
+    if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in value):
+        return None
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
+        return None
+    if parts.path in ("/login", "/logout") or parts.path.startswith("/login/"):
+        return None
+    return value

@@ -172,11 +172,14 @@ def _pending_value(key: bytes, user: HallUser, expires: int) -> str:
     return f"{user.id}.{expires}.{mac}"
 
 
-def ask_code(request: Request, hall: Hall, user: HallUser) -> Response:
-    """The password was right and the account has a second factor: ask for the code."""
+def ask_code(request: Request, hall: Hall, user: HallUser, next: str = "") -> Response:
+    """The password was right and the account has a second factor: ask for the code (the
+    page to open afterwards, ``next``, goes along)."""
     expires = int(time.time()) + PENDING_SECONDS
     response = templates.TemplateResponse(
-        request, "login_totp.html", {"csrf": csrf_token(request), "who": None}
+        request,
+        "login_totp.html",
+        {"csrf": csrf_token(request), "who": None, "next": security.safe_next(next) or ""},
     )
     response.set_cookie(
         PENDING_COOKIE,
@@ -207,10 +210,15 @@ async def _pending_user(hall: Hall, value: str | None) -> HallUser | None:
 
 @pages.post("/login/totp", dependencies=[Csrf])
 async def login_totp(
-    request: Request, hall: HallDep, code: Annotated[str, Form(max_length=12)]
+    request: Request,
+    hall: HallDep,
+    code: Annotated[str, Form(max_length=12)],
+    next: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
     """Step 2 of a staff sign-in with a second factor: the authenticator's code."""
-    from chronic.hall.pages import HOME
+    from chronic.hall.pages import landing
+
+    next = security.safe_next(next) or ""
 
     user = await _pending_user(hall, request.cookies.get(PENDING_COOKIE))
     if user is None or user.id is None:
@@ -220,7 +228,7 @@ async def login_totp(
         return templates.TemplateResponse(
             request,
             "login_totp.html",
-            {"csrf": csrf_token(request), "who": None, "error": message},
+            {"csrf": csrf_token(request), "who": None, "error": message, "next": next},
             status_code=status_code,
         )
 
@@ -232,7 +240,7 @@ async def login_totp(
     token = await open_session(hall.db, user_id=user.id)
     async with hall.db.session() as session:
         await record_as(session, f"hall:{user.username}", "hall_sign_in", None, by="password+totp")
-    response = RedirectResponse(HOME.get(user.role, "/"), status_code=303)
+    response = RedirectResponse(landing(user.role, next), status_code=303)
     response.delete_cookie(PENDING_COOKIE, path="/login")
     set_session_cookie(request, response, token)
     return response
