@@ -359,7 +359,7 @@ def _task_view(task: cases.Task) -> TaskView:
 @router.get("/expert/tasks")
 async def expert_inbox(hall: HallDep, who: ExpertVisitor) -> list[TaskView]:
     """The signed-in expert's inbox: offers to accept or decline, tasks to decide."""
-    return [_task_view(t) for t in await cases.inbox(await hall.temporal(), who)]
+    return [_task_view(t) for t in await cases.inbox(hall.db, await hall.temporal(), who)]
 
 
 @router.get("/expert/tasks/{application_id}")

@@ -1,11 +1,14 @@
 """What a signed-in person may see and do: an applicant's own applications and their
 timeline; an expert's offered or held review tasks and the actions on them.
 
-An applicant's timeline is read from the workflow's ``progress`` query (the database row when
-the process does not answer) and never names an expert. An expert sees an application only
-while the workflow says it is offered to or held by them, and never the applicant's name, ID
-number or mobile. Expert actions are the CLI's Updates (:func:`chronic.cli.output.send_update`),
-so the workflow's validators refuse them in the same words, before anything reaches history.
+An applicant's timeline is read from the business database while intake or the experts are at
+work, otherwise from the workflow's ``progress`` query (the database row when the process does
+not answer); it never names an expert. An expert's inbox lists what is offered
+to or held by them as the business database records it (one query; the database trails the
+workflow by an activity at most); a task page, its scans and an action ask the workflow that the
+task is theirs. An expert never sees the applicant's name, ID number or mobile. Expert actions
+are the CLI's Updates (:func:`chronic.cli.output.send_update`), so the workflow's validators
+refuse them in the same words, before anything reaches history.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -26,7 +30,6 @@ from chronic.db import Database
 from chronic.documents import Document, DocumentStore
 from chronic.hall.sessions import Visitor
 from chronic.settings import get_settings
-from models import search_attributes as sa
 from models.benefit import ChangeDesignation, DesignationKind
 from models.domain import (
     ApplicationStatus,
@@ -38,13 +41,14 @@ from models.domain import (
 from models.messages import (
     AcceptOffer,
     Decide,
+    DecisionView,
     DeclineOffer,
     OfferView,
     Progress,
     RequestMaterials,
 )
 from models.policy import FormField, PolicyProfile, load_policy
-from models.tables import Application, Hospital, Material, Pharmacy
+from models.tables import Application, Hospital, Material, Offer, Pharmacy, Review
 from workflows.application import ApplicationWorkflow
 
 STATUS_LABELS = {
@@ -265,20 +269,43 @@ async def change_my_designation(
     return f"{kind.label}已变更为 {name or change.code}，变更结果将以短信通知。"
 
 
+ON_RECORD = {
+    ApplicationStatus.INTAKE,
+    ApplicationStatus.IN_REVIEW,
+    ApplicationStatus.MATERIALS_REQUESTED,
+}
+"""Statuses whose timeline the database holds entirely (offers, decisions): read from there.
+Submitted (its process may not have started), returned (the resubmission deadline is the
+workflow's) and finished applications are read from the workflow."""
+
+FINISHED_KEPT = 10_000  # finished timelines kept per process (they no longer change)
+_finished: OrderedDict[str, Timeline] = OrderedDict()
+
+
 async def timeline(
     db: Database, client: Client | None, visitor: Visitor, application_id: str
 ) -> Timeline:
     """The applicant's view of their application (NotYours for anybody else's); from the
-    database row alone when Temporal (``client`` None) or the process does not answer."""
+    database row alone when Temporal (``client`` None) or the process does not answer.
+
+    While intake or the experts are at work (:data:`ON_RECORD`) it is read from the business
+    database — the ``offer`` and ``review`` rows the activities write — which trails the
+    workflow by an activity at most. Otherwise the workflow's ``progress`` query answers; a
+    finished application's timeline is kept once read, since it no longer changes.
+    """
     row = await own_row(db, visitor, application_id)
     zone = zone_of(row.region)
     disease = disease_name(row.region, row.disease_code)
+    status = ApplicationStatus(row.status)
+    if client is not None and status in ON_RECORD and row.closed_at is None:
+        return _from_progress(await _recorded_progress(db, row), row, disease, zone)
+    if client is not None and (kept := _finished.get(application_id)) is not None:
+        return kept
     progress = None
     if client is not None:
         with contextlib.suppress(CommandFailed, RuntimeError, RPCError):
             progress = await progress_of(client, application_id)
     if progress is None:
-        status = ApplicationStatus(row.status)
         steps = [Step("提交申请", "done", local(row.submitted_at, zone))]
         if status not in FINISHED:
             steps.append(Step(STATUS_LABELS.get(status, str(status)), "current"))
@@ -293,7 +320,67 @@ async def timeline(
             region=row.region,
             resubmit=status in WAITING_FOR_MATERIALS,
         )
-    return _from_progress(progress, row, disease, zone)
+    shown = _from_progress(progress, row, disease, zone)
+    if progress.status in FINISHED and progress.finished_at is not None:
+        _finished[application_id] = shown
+        while len(_finished) > FINISHED_KEPT:
+            _finished.popitem(last=False)
+    return shown
+
+
+async def _recorded_progress(db: Database, row: Application) -> Progress:
+    """What :func:`_from_progress` reads, from the application's rows: its offers in order and
+    the experts' decisions (a request for materials is not one, as in the workflow)."""
+    async with db.session() as session:
+        offers = (
+            await session.exec(
+                select(Offer).where(Offer.application_id == row.id).order_by(col(Offer.seq))
+            )
+        ).all()
+        reviews = (
+            await session.exec(
+                select(Review)
+                .where(
+                    Review.application_id == row.id,
+                    col(Review.decision).in_((ReviewDecision.APPROVE, ReviewDecision.REJECT)),
+                )
+                .order_by(col(Review.decided_at))
+            )
+        ).all()
+    return Progress(
+        application_id=row.id,
+        region=row.region,
+        disease_code=row.disease_code,
+        status=row.status,
+        stage=row.stage,
+        submitted_at=row.submitted_at,
+        waiting_for="",
+        offers=tuple(
+            OfferView(
+                offer_id=offer.id or 0,
+                seq=offer.seq,
+                stage=offer.stage,
+                expert=offer.expert_code,
+                pool_size=offer.pool_size,
+                status=offer.status,
+                offered_at=offer.offered_at,
+                accept_deadline=offer.accept_deadline,
+                decision_deadline=offer.decision_deadline,
+                answered_at=offer.answered_at,
+            )
+            for offer in offers
+        ),
+        decisions=tuple(
+            DecisionView(
+                stage=review.stage,
+                expert=review.expert_code,
+                decision=review.decision,
+                opinion=review.opinion,
+                at=review.decided_at,
+            )
+            for review in reviews
+        ),
+    )
 
 
 def _from_progress(progress: Progress, row: Application, disease: str, zone: timezone) -> Timeline:
@@ -425,22 +512,70 @@ def _held_by(progress: Progress, expert: str) -> OfferView | None:
     return None
 
 
-async def inbox(client: Client, visitor: Visitor) -> list[Task]:
-    """What the expert must accept, decline or decide now, soonest deadline first."""
+async def inbox(db: Database, client: Client, visitor: Visitor) -> list[Task]:
+    """What the expert must accept, decline or decide now, soonest deadline first.
+
+    Read from the business database (the ``offer`` rows the assignment activities write, and
+    the application row), not from each workflow: a page of many tasks costs one query. The
+    database trails the workflow by an activity at most — an answer the workflow took is in
+    the row once ``answer_offer`` ran (:func:`act` waits for that, so the page after an action
+    shows it). One thing only the workflow knows: after a materials round the decision
+    deadline starts again, so an accepted offer that asked for materials is read from the
+    workflow. Acting on a task still goes through the workflow (:func:`task`, :func:`act`).
+    """
     code = visitor.expert_code
     if code is None:
         return []
-    query = (
-        f"{sa.ASSIGNED_EXPERT.name} = '{code}' AND ExecutionStatus = 'Running' "
-        f"AND WorkflowType = '{ApplicationWorkflow.__name__}'"
+    async with db.session() as session:
+        found = (
+            await session.execute(
+                select(Offer, col(Application.region), col(Application.disease_code))
+                .join(Application, col(Application.id) == col(Offer.application_id))
+                .where(
+                    col(Offer.expert_code) == code,
+                    col(Offer.status).in_((OfferStatus.PENDING, OfferStatus.ACCEPTED)),
+                    col(Application.closed_at).is_(None),
+                    col(Application.status).not_in(FINISHED),
+                )
+            )
+        ).all()
+        asked = set(
+            (
+                await session.exec(
+                    select(Review.offer_id).where(
+                        col(Review.offer_id).in_([offer.id for offer, _, _ in found]),
+                        Review.decision == ReviewDecision.REQUEST_MATERIALS,
+                    )
+                )
+            ).all()
+        )
+    tasks = [
+        _row_task(offer, region, disease)
+        for offer, region, disease in found
+        if offer.id not in asked
+    ]
+    renewed = [offer.application_id for offer, _, _ in found if offer.id in asked]
+    progress = await asyncio.gather(
+        *(progress_of(client, i) for i in renewed), return_exceptions=True
     )
-    ids = [execution.id async for execution in client.list_workflows(query)]
-    found = await asyncio.gather(*(progress_of(client, i) for i in ids), return_exceptions=True)
-    tasks = []
-    for progress in found:
-        if isinstance(progress, Progress) and (offer := _held_by(progress, code)) is not None:
-            tasks.append(_task(progress, offer))
+    for one in progress:
+        if isinstance(one, Progress) and (held := _held_by(one, code)) is not None:
+            tasks.append(_task(one, held))
     return sorted(tasks, key=lambda t: t.seconds_left)
+
+
+def _row_task(offer: Offer, region: str, disease_code: str) -> Task:
+    """A task from its ``offer`` row (the inbox), as :func:`_task` makes it from the workflow."""
+    pending = offer.status == OfferStatus.PENDING
+    deadline = offer.accept_deadline if pending else offer.decision_deadline
+    return Task(
+        offer.application_id,
+        disease_name(region, disease_code),
+        STAGE_LABELS.get(offer.stage, str(offer.stage)),
+        str(offer.status),
+        deadline,
+        local(deadline, zone_of(region)),
+    )
 
 
 async def task(db: Database, client: Client, visitor: Visitor, application_id: str) -> Task:
@@ -537,6 +672,29 @@ async def shown_page(
     return png
 
 
+RECORDED_WITHIN = 5.0  # seconds an action waits for its offer row (the inbox reads the rows)
+
+
+async def _recorded(db: Database, application_id: str, expert: str, was: OfferStatus) -> None:
+    """Wait until the expert's offer row has left ``was`` (``answer_offer`` ran after the
+    workflow took the action), so the inbox after an action shows it; at most
+    :data:`RECORDED_WITHIN` seconds — the row follows later in any case."""
+    deadline = asyncio.get_running_loop().time() + RECORDED_WITHIN
+    while True:
+        async with db.session() as session:
+            status = (
+                await session.exec(
+                    select(Offer.status)
+                    .where(Offer.application_id == application_id, Offer.expert_code == expert)
+                    .order_by(col(Offer.seq).desc())
+                    .limit(1)
+                )
+            ).first()
+        if status != was or asyncio.get_running_loop().time() > deadline:
+            return
+        await asyncio.sleep(0.1)
+
+
 ACTIONS = ("accept", "decline", "approve", "reject", "request-materials")
 
 
@@ -563,6 +721,7 @@ async def act(
         await send_update(
             client, application_id, lambda h: h.execute_update(ApplicationWorkflow.accept, accepted)
         )
+        await _recorded(db, application_id, code, OfferStatus.PENDING)
         said = "已受理，请在评审期限内作出评审意见。"
     elif action == "decline":
         declined = DeclineOffer(expert=code, reason=text or None)
@@ -571,12 +730,14 @@ async def act(
             application_id,
             lambda h: h.execute_update(ApplicationWorkflow.decline, declined),
         )
+        await _recorded(db, application_id, code, OfferStatus.PENDING)
         said = "已不受理，系统将随机推送给其他专家。"
     elif action in ("approve", "reject"):
         decided = Decide(expert=code, approve=action == "approve", opinion=text)
         await send_update(
             client, application_id, lambda h: h.execute_update(ApplicationWorkflow.decide, decided)
         )
+        await _recorded(db, application_id, code, OfferStatus.ACCEPTED)
         said = "已提交评审意见：" + ("通过" if action == "approve" else "不通过")
     else:
         asked = RequestMaterials(expert=code, note=text)

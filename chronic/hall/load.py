@@ -14,6 +14,7 @@ import statistics
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from itertools import zip_longest
 
 import httpx
 from sqlmodel import col, delete, select
@@ -51,7 +52,8 @@ class LoadReport:
 
 
 async def open_visits(db: Database, sessions: int) -> list[Visit]:
-    """Sessions for applicants with applications and for enabled expert accounts, in turn."""
+    """Sessions for applicants with applications and for enabled expert accounts, taking one
+    of each in turn."""
     async with db.session() as session:
         applications = (
             await session.exec(
@@ -70,8 +72,12 @@ async def open_visits(db: Database, sessions: int) -> list[Visit]:
     people: dict[int, str] = {}
     for person_id, application_id in applications:
         people.setdefault(person_id, application_id)
-    kinds: list[tuple[str, int, str]] = [("applicant", p, a) for p, a in people.items()]
-    kinds += [("expert", user_id, "") for user_id in experts if user_id is not None]
+    applicants = [("applicant", p, a) for p, a in people.items()]
+    accounts = [("expert", user_id, "") for user_id in experts if user_id is not None]
+    # Alternately, so a stack with many applicants still puts experts on the inbox.
+    kinds: list[tuple[str, int, str]] = [
+        kind for pair in zip_longest(applicants, accounts) for kind in pair if kind is not None
+    ]
     if not kinds:
         raise LookupError("no applicant with an application and no expert account to sign in")
     visits = []

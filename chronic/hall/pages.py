@@ -471,7 +471,7 @@ async def my_card(
 
 @router.get("/expert")
 async def expert_inbox(request: Request, hall: HallDep, who: ExpertVisitor) -> HTMLResponse:
-    tasks = await cases.inbox(await hall.temporal(), who)
+    tasks = await cases.inbox(hall.db, await hall.temporal(), who)
     return page(request, "inbox.html", who, tasks=tasks)
 
 
