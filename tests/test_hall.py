@@ -54,6 +54,7 @@ from models.tables import (
     Expert,
     HallSession,
     HallThrottle,
+    Hospital,
     InsuredPerson,
     Material,
     SignInCode,
@@ -415,6 +416,12 @@ async def test_a_wuhan_applicant_changes_pharmacy_and_hospital_once_a_year_on_pa
         assert done.status_code == 200 and "定点医院已变更为" in done.json()["message"]
         more = await browser.post(url, json={"kind": "pharmacy", "code": "WP03"}, headers=headers)
         assert more.status_code == 409 and refusal in more.json()["detail"]
+        # The timeline shows the benefit as it stands now, not as it was approved.
+        now = (await browser.get(f"/me/applications/{own}")).text
+        assert "定点药店：武汉市武昌区康泰药店" in now
+        async with hall.db.session() as session:
+            erjia = await session.get(Hospital, ERJIA)
+        assert erjia is not None and f"定点医院：{erjia.name}" in now
     view = await benefit.query(BenefitWorkflow.view)
     assert (view.pharmacy_code, view.designated_hospital_code) == ("WP02", ERJIA)
     actor = f"applicant:#{await hall.person_id(person)}"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from chronic.db import Database
 from chronic.documents import Document, DocumentStore
 from chronic.hall.sessions import Visitor
 from chronic.settings import get_settings
-from models.benefit import ChangeDesignation, DesignationKind
+from models.benefit import BenefitStatus, ChangeDesignation, DesignationKind
 from models.domain import (
     ApplicationStatus,
     MaterialKind,
@@ -48,7 +49,7 @@ from models.messages import (
     RequestMaterials,
 )
 from models.policy import FormField, PolicyProfile, load_policy
-from models.tables import Application, Hospital, Material, Offer, Pharmacy, Review
+from models.tables import Application, Benefit, Hospital, Material, Offer, Pharmacy, Review
 from workflows.application import ApplicationWorkflow
 
 STATUS_LABELS = {
@@ -300,7 +301,7 @@ async def timeline(
     if client is not None and status in ON_RECORD and row.closed_at is None:
         return _from_progress(await _recorded_progress(db, row), row, disease, zone)
     if client is not None and (kept := _finished.get(application_id)) is not None:
-        return kept
+        return await _with_benefit_now(db, kept)
     progress = None
     if client is not None:
         with contextlib.suppress(CommandFailed, RuntimeError, RPCError):
@@ -325,7 +326,45 @@ async def timeline(
         _finished[application_id] = shown
         while len(_finished) > FINISHED_KEPT:
             _finished.popitem(last=False)
-    return shown
+    return await _with_benefit_now(db, shown)
+
+
+BENEFIT_NOTES = {
+    BenefitStatus.SUSPENDED: "住院期间暂停",
+    BenefitStatus.ENDED: "已到期终止",
+    BenefitStatus.REVOKED: "已撤销",
+}
+
+
+async def _with_benefit_now(db: Database, shown: Timeline) -> Timeline:
+    """The timeline with its benefit as it stands now: the application's result is fixed,
+    but a benefit's hospital, pharmacy, validity and status change after it (the benefit's
+    workflow writes each change to its row before it answers)."""
+    if not shown.benefit:
+        return shown
+    async with db.session() as session:
+        found = (
+            await session.exec(
+                select(Benefit, Hospital, Pharmacy)
+                .join(Hospital, col(Hospital.code) == col(Benefit.designated_hospital_code))
+                .join(
+                    Pharmacy,
+                    col(Pharmacy.code) == col(Benefit.pharmacy_code),
+                    isouter=True,
+                )
+                .where(col(Benefit.application_id) == shown.application_id)
+            )
+        ).first()
+    if found is None:
+        return shown
+    benefit, hospital, pharmacy = found
+    valid_to = benefit.valid_to.isoformat() if benefit.valid_to else "长期"
+    line = f"待遇有效期 {benefit.valid_from.isoformat()} 至 {valid_to}，定点医院：{hospital.name}"
+    if pharmacy is not None:
+        line += f"，定点药店：{pharmacy.name}"
+    if (note := BENEFIT_NOTES.get(BenefitStatus(benefit.status))) is not None:
+        line += f"（{note}）"
+    return dataclasses.replace(shown, benefit=line)
 
 
 async def _recorded_progress(db: Database, row: Application) -> Progress:
