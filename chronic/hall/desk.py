@@ -34,7 +34,7 @@ from chronic.actor import record_as
 from chronic.cli.output import CommandFailed, local, progress_of, send_update
 from chronic.hall import applying, cases
 from chronic.hall import pages as applicant_pages
-from chronic.hall.api import ApplicationIn, Submitted, problems_answer
+from chronic.hall.api import ApplicationIn, Submitted, apply_form
 from chronic.hall.app import ApplicationId, Csrf, Hall, HallDep, csrf_token, require, templates
 from chronic.hall.office import policies
 from chronic.hall.sessions import Visitor
@@ -453,20 +453,7 @@ class DeskApplicationIn(ApplicationIn):
 async def api_desk_apply(body: DeskApplicationIn, hall: HallDep, who: DeskVisitor) -> Submitted:
     """Submit for an applicant (辅助申报): the rules of the applicant's own form and of
     `chronic submit`; recorded as submitted by this hospital."""
-    draft = applying.Draft(
-        **body.model_dump(exclude={"materials"}), materials=[m.entry() for m in body.materials]
-    )
-    try:
-        application_id, started = await applying.apply(
-            hall.db, await hall.temporal_or_none(), hall.settings, who, draft
-        )
-    except applying.Refused as refused:
-        raise problems_answer(refused) from None
-    return Submitted(
-        application_id=application_id,
-        started=started,
-        message="已代为提交申请，审核结果将以短信通知申请人。",
-    )
+    return await apply_form(hall, who, body, "已代为提交申请，审核结果将以短信通知申请人。")
 
 
 @api.get("/applications/{application_id}")
