@@ -382,26 +382,15 @@ class Choices:
 
 
 async def choices(db: Database, settings: Settings, region: str) -> Choices:
-    from chronic.hall.cases import MATERIAL_LABELS
+    from chronic.hall.cases import MATERIAL_LABELS, register_entries
 
-    async with db.session() as session:
-        hospitals = await session.execute(
-            select(col(Hospital.code), col(Hospital.name))
-            .where(col(Hospital.region) == region)
-            .order_by(col(Hospital.code))
-        )
-        pharmacies = await session.execute(
-            select(col(Pharmacy.code), col(Pharmacy.name))
-            .where(col(Pharmacy.region) == region)
-            .order_by(col(Pharmacy.code))
-        )
-        return Choices(
-            region,
-            settings.policy(region),
-            [(c, n) for c, n in hospitals.all()],
-            [(c, n) for c, n in pharmacies.all()],
-            [(k.value, MATERIAL_LABELS[k]) for k in MaterialKind],
-        )
+    return Choices(
+        region,
+        settings.policy(region),
+        await register_entries(db, Hospital, region),
+        await register_entries(db, Pharmacy, region),
+        [(k.value, MATERIAL_LABELS[k]) for k in MaterialKind],
+    )
 
 
 def form_data(

@@ -206,11 +206,18 @@ async def my_card(db: Database, visitor: Visitor, application_id: str) -> bytes:
 
 async def hospitals_of(db: Database, region: str) -> list[tuple[str, str]]:
     """The designated hospitals an applicant may change to: the region's register."""
+    return await register_entries(db, Hospital, region)
+
+
+async def register_entries(
+    db: Database, register: type[Hospital] | type[Pharmacy], region: str
+) -> list[tuple[str, str]]:
+    """(code, name) of a register's entries in ``region``, by code."""
     async with db.session() as session:
         found = await session.execute(
-            select(col(Hospital.code), col(Hospital.name))
-            .where(col(Hospital.region) == region)
-            .order_by(col(Hospital.code))
+            select(col(register.code), col(register.name))
+            .where(col(register.region) == region)
+            .order_by(col(register.code))
         )
         return [(code, name) for code, name in found.all()]
 
@@ -221,13 +228,7 @@ async def pharmacies_of(db: Database, region: str) -> list[tuple[str, str]]:
     form = load_policy(region).form
     if FormField.DESIGNATED_PHARMACY not in (*form.required, *(form.required_out_of_area or ())):
         return []
-    async with db.session() as session:
-        found = await session.execute(
-            select(col(Pharmacy.code), col(Pharmacy.name))
-            .where(col(Pharmacy.region) == region)
-            .order_by(col(Pharmacy.code))
-        )
-        return [(code, name) for code, name in found.all()]
+    return await register_entries(db, Pharmacy, region)
 
 
 async def change_my_designation(
