@@ -24,7 +24,7 @@ import base64
 import binascii
 import dataclasses
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -199,31 +199,50 @@ def key_ring_from_settings(
 ) -> KeyRing:
     """The configured key ring, or the development key of the state folder."""
     codec_settings = codec_settings if codec_settings is not None else CodecSettings()
-    if not codec_settings.keys:
-        if codec_settings.current_key_id not in (None, DEV_KEY_ID):
-            raise ValueError(
-                f"CHRONIC_CODEC_CURRENT_KEY_ID is {codec_settings.current_key_id!r} but "
-                "CHRONIC_CODEC_KEYS is empty"
-            )
-        return KeyRing({DEV_KEY_ID: state_secret(settings, DEV_KEY_NAME)}, DEV_KEY_ID)
-    keys = {
-        key_id: decode_key(key_id, secret.get_secret_value())
-        for key_id, secret in codec_settings.keys.items()
+    return configured_key_ring(
+        codec_settings.keys,
+        codec_settings.current_key_id,
+        prefix="CHRONIC_CODEC",
+        encrypts="payloads",
+        development=lambda: state_secret(settings, DEV_KEY_NAME),
+    )
+
+
+def configured_key_ring(
+    keys: Mapping[str, SecretStr],
+    current: str | None,
+    *,
+    prefix: str,
+    encrypts: str,
+    development: Callable[[], bytes],
+) -> KeyRing:
+    """The ring of ``{prefix}_KEYS`` and ``{prefix}_CURRENT_KEY_ID`` (the payload codec's, the
+    stored documents'), or the ``development`` key under id ``dev-1`` when no key is set.
+
+    Raises:
+        ValueError: a key that is not 32 bytes of base64, or no clear current key.
+    """
+    keys_setting, current_setting = f"{prefix}_KEYS", f"{prefix}_CURRENT_KEY_ID"
+    if not keys:
+        if current not in (None, DEV_KEY_ID):
+            raise ValueError(f"{current_setting} is {current!r} but {keys_setting} is empty")
+        return KeyRing({DEV_KEY_ID: development()}, DEV_KEY_ID)
+    decoded = {
+        key_id: decode_key(key_id, secret.get_secret_value(), keys_setting)
+        for key_id, secret in keys.items()
     }
-    current = codec_settings.current_key_id
+    ids = ", ".join(sorted(decoded))
     if current is None:
-        if len(keys) != 1:
+        if len(decoded) != 1:
             raise ValueError(
-                "CHRONIC_CODEC_CURRENT_KEY_ID must name the key that encrypts new payloads "
-                f"(key ids: {', '.join(sorted(keys))})"
+                f"{current_setting} must name the key that encrypts new {encrypts} (key ids: {ids})"
             )
-        (current,) = keys
-    if current not in keys:
+        (current,) = decoded
+    if current not in decoded:
         raise ValueError(
-            f"CHRONIC_CODEC_CURRENT_KEY_ID {current!r} is not a key of CHRONIC_CODEC_KEYS "
-            f"(key ids: {', '.join(sorted(keys))})"
+            f"{current_setting} {current!r} is not a key of {keys_setting} (key ids: {ids})"
         )
-    return KeyRing(keys, current)
+    return KeyRing(decoded, current)
 
 
 def codec_from_settings(

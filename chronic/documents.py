@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from obstore.exceptions import NotFoundError
 from obstore.store import LocalStore, S3Store
 
-from chronic.codec import NONCE_SIZE, KeyRing, decode_key
+from chronic.codec import NONCE_SIZE, KeyRing, configured_key_ring
 from chronic.privacy import state_secret
 from chronic.settings import Settings
 
@@ -50,7 +50,6 @@ JPEG = "image/jpeg"
 PNG = "image/png"
 MEDIA_TYPES = (PDF, JPEG, PNG)
 EXTENSIONS = {PDF: "pdf", JPEG: "jpg", PNG: "png"}
-DEV_KEY_ID = "dev-1"
 DEV_KEY_NAME = "document-key-dev"
 _HEADER = b"chronic-document:1:"
 _MAX_IMAGE_PIXELS = 60_000_000
@@ -251,21 +250,13 @@ async def render_page_async(data: bytes, media_type: str, page: int) -> bytes:
 def key_ring(settings: Settings) -> KeyRing:
     """``CHRONIC_DOCUMENT_KEYS`` / ``CHRONIC_DOCUMENT_CURRENT_KEY_ID``, else a development key
     generated into the state folder (key id ``dev-1``)."""
-    if not settings.document_keys:
-        return KeyRing({DEV_KEY_ID: state_secret(settings, DEV_KEY_NAME)}, DEV_KEY_ID)
-    keys = {
-        key_id: decode_key(key_id, secret.get_secret_value(), "CHRONIC_DOCUMENT_KEYS")
-        for key_id, secret in settings.document_keys.items()
-    }
-    current = settings.document_current_key_id
-    if current is None:
-        if len(keys) != 1:
-            raise ValueError(
-                "CHRONIC_DOCUMENT_CURRENT_KEY_ID must name the key that encrypts new documents "
-                f"(key ids: {', '.join(sorted(keys))})"
-            )
-        (current,) = keys
-    return KeyRing(keys, current)
+    return configured_key_ring(
+        settings.document_keys,
+        settings.document_current_key_id,
+        prefix="CHRONIC_DOCUMENT",
+        encrypts="documents",
+        development=lambda: state_secret(settings, DEV_KEY_NAME),
+    )
 
 
 def object_store(settings: Settings) -> ObjectStore:

@@ -108,6 +108,9 @@ async def test_keys_rotate_old_documents_stay_readable(tmp_path: Path) -> None:
     )
     data, _ = await after.get(kept.sha256)
     assert hashlib.sha256(data).hexdigest() == kept.sha256
+    # A current key id that names no configured key is said at start, not at the first upload.
+    with pytest.raises(ValueError, match="CHRONIC_DOCUMENT_CURRENT_KEY_ID '2027-01' is not a key"):
+        _store(tmp_path, document_keys={"2026-01": old}, document_current_key_id="2027-01")
 
 
 async def test_documents_go_to_a_real_s3_compatible_server_encrypted(
