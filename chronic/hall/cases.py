@@ -20,8 +20,10 @@ import functools
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 from sqlmodel import col, select
+from sqlmodel.sql.expression import SelectOfScalar
 from temporalio.client import Client
 from temporalio.service import RPCError
 
@@ -712,25 +714,32 @@ async def shown_page(
     return png
 
 
-RECORDED_WITHIN = 5.0  # seconds an action waits for its offer row (the inbox reads the rows)
+RECORDED_WITHIN = 5.0  # seconds an action waits for its row (the inbox and timeline read rows)
 
 
-async def _recorded(db: Database, application_id: str, expert: str, was: OfferStatus) -> None:
-    """Wait until the expert's offer row has left ``was`` (``answer_offer`` ran after the
-    workflow took the action), so the inbox after an action shows it; at most
+def _offer_status(application_id: str, expert: str) -> SelectOfScalar[OfferStatus]:
+    """The status of the expert's latest offer on the application."""
+    return (
+        select(col(Offer.status))
+        .where(Offer.application_id == application_id, Offer.expert_code == expert)
+        .order_by(col(Offer.seq).desc())
+        .limit(1)
+    )
+
+
+def _application_status(application_id: str) -> SelectOfScalar[ApplicationStatus]:
+    return select(col(Application.status)).where(Application.id == application_id)
+
+
+async def _recorded(db: Database, status: SelectOfScalar[Any], was: str) -> None:
+    """Wait until the row read by ``status`` has left ``was`` (the activity after the
+    workflow took the action ran), so the inbox or timeline after an action shows it; at most
     :data:`RECORDED_WITHIN` seconds — the row follows later in any case."""
     deadline = asyncio.get_running_loop().time() + RECORDED_WITHIN
     while True:
         async with db.session() as session:
-            status = (
-                await session.exec(
-                    select(Offer.status)
-                    .where(Offer.application_id == application_id, Offer.expert_code == expert)
-                    .order_by(col(Offer.seq).desc())
-                    .limit(1)
-                )
-            ).first()
-        if status != was or asyncio.get_running_loop().time() > deadline:
+            now = (await session.exec(status)).first()
+        if now != was or asyncio.get_running_loop().time() > deadline:
             return
         await asyncio.sleep(0.1)
 
@@ -761,7 +770,7 @@ async def act(
         await send_update(
             client, application_id, lambda h: h.execute_update(ApplicationWorkflow.accept, accepted)
         )
-        await _recorded(db, application_id, code, OfferStatus.PENDING)
+        await _recorded(db, _offer_status(application_id, code), OfferStatus.PENDING)
         said = "已受理，请在评审期限内作出评审意见。"
     elif action == "decline":
         declined = DeclineOffer(expert=code, reason=text or None)
@@ -770,14 +779,14 @@ async def act(
             application_id,
             lambda h: h.execute_update(ApplicationWorkflow.decline, declined),
         )
-        await _recorded(db, application_id, code, OfferStatus.PENDING)
+        await _recorded(db, _offer_status(application_id, code), OfferStatus.PENDING)
         said = "已不受理，系统将随机推送给其他专家。"
     elif action in ("approve", "reject"):
         decided = Decide(expert=code, approve=action == "approve", opinion=text)
         await send_update(
             client, application_id, lambda h: h.execute_update(ApplicationWorkflow.decide, decided)
         )
-        await _recorded(db, application_id, code, OfferStatus.ACCEPTED)
+        await _recorded(db, _offer_status(application_id, code), OfferStatus.ACCEPTED)
         said = "已提交评审意见：" + ("通过" if action == "approve" else "不通过")
     else:
         asked = RequestMaterials(expert=code, note=text)
@@ -786,6 +795,8 @@ async def act(
             application_id,
             lambda h: h.execute_update(ApplicationWorkflow.request_materials, asked),
         )
+        # The applicant's timeline reads the row: its resubmission form shows once it moved.
+        await _recorded(db, _application_status(application_id), ApplicationStatus.IN_REVIEW)
         said = "已通知申请人补充材料。"
     async with db.session() as session:
         await record_as(
