@@ -158,7 +158,15 @@ async def test_a_second_run_while_the_first_is_open_picks_other_people(
     """The same seed twice: the people of the first, still open, batch are not chosen again."""
     settings = Settings(state_dir=tmp_path)
     quiet = Console(file=io.StringIO(), width=160)
-    cut_short = replace(FAST, timeout=0.5, seed=11)
+    # Experts who think for minutes and a run cut at 4 s: every application is submitted
+    # (however slow the machine) and the reviewed ones are still open when the second starts.
+    cut_short = replace(
+        FAST,
+        accept_window=timedelta(minutes=10),
+        think_seconds=(120, 120),
+        timeout=4,
+        seed=11,
+    )
     async with running_workers(dev_server.client, seeded_database, settings):
         first = await run_demo(
             settings,
@@ -170,6 +178,7 @@ async def test_a_second_run_while_the_first_is_open_picks_other_people(
             console=quiet,
         )
         try:
+            assert len(first.submitted) == 4
             assert first.timed_out and not first.all_finished
             second = await run_demo(
                 settings,
