@@ -78,6 +78,12 @@ class Settings(BaseSettings):
         description="How long a worker waits for in-flight activities on SIGINT/SIGTERM "
         "before cancelling them (they are then retried by another worker).",
     )
+    dev_restart_delay_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="`chronic dev up`: delay before restarting a process that died; it doubles "
+        "with each death in a row (at most 30 s), and the fifth gives up.",
+    )
     applicant_key_secret: SecretStr | None = Field(
         default=None,
         description="Key of the HMAC that stands for an ID number in Temporal (ApplicantKey). "

@@ -31,7 +31,7 @@ pytestmark = pytest.mark.e2e
 
 # Long enough for a status poll and an accept (CLI processes of 1–3 s each on a busy 2-core
 # machine) to answer in time; the test waits one whole window for the lapse.
-ACCEPT_WINDOW_SECONDS = 25
+ACCEPT_WINDOW_SECONDS = 15
 
 
 @pytest.fixture

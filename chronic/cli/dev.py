@@ -24,7 +24,7 @@ from chronic import migrate, schedules
 from chronic.codec_server import codec_token
 from chronic.db import Database
 from chronic.embedded.postgres import EmbeddedPostgres
-from chronic.embedded.supervisor import ChildSpec, Supervisor, alive, classify
+from chronic.embedded.supervisor import ChildSpec, RestartPolicy, Supervisor, alive, classify
 from chronic.embedded.temporal import DevServer
 from chronic.seed import load_references, seed_world
 from chronic.settings import Settings, get_settings
@@ -95,7 +95,12 @@ async def _up(demo: bool) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    supervisor = Supervisor(_process_table(), say=_say, on_line=_child_line)
+    supervisor = Supervisor(
+        _process_table(),
+        policy=RestartPolicy(first_delay=settings.dev_restart_delay_seconds),
+        say=_say,
+        on_line=_child_line,
+    )
     try:
 
         async def temporal_ready() -> None:
