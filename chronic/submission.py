@@ -148,15 +148,15 @@ def application_input(
     The track is chosen here, where the register is at hand: Wuhan's track A needs the
     diagnosing hospital to be a 三甲 one.
     """
-    disease = policy.disease(disease_code)
-    if disease is None:
-        raise ValueError(f"disease {disease_code} is not in the {policy.region} catalogue")
+    case_rules = policy.for_case(disease_code)  # refuses a disease not in the catalogue
     track = policy.track_for(
-        disease, diagnosed_at_grade_3a=diagnosed_at_grade_3a, out_of_area=out_of_area
+        case_rules.catalogue[0],
+        diagnosed_at_grade_3a=diagnosed_at_grade_3a,
+        out_of_area=out_of_area,
     )
     return ApplicationInput(
         application_id=application_id,
-        policy=policy,
+        policy=case_rules,
         disease_code=disease_code,
         applicant_key=applicant_key(id_number, settings),
         submitted_at=submitted_at,

@@ -40,7 +40,10 @@ class ApplicationInput(_Message):
     """Start argument of the application workflow; the record itself is already in Postgres."""
 
     application_id: str
-    policy: PolicyProfile = Field(description="The rules in force at submission.")
+    policy: PolicyProfile = Field(
+        description="The rules in force at submission, the catalogue cut to the disease "
+        "(`PolicyProfile.for_case`); earlier runs carry the whole edition."
+    )
     disease_code: str
     applicant_key: str = Field(description="HMAC of the ID number, for the ApplicantKey filter.")
     submitted_at: datetime

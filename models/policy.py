@@ -313,6 +313,19 @@ class PolicyProfile(BaseModel):
         """The catalogue entry for ``code``, or None when the region does not list it."""
         return next((d for d in self.catalogue if d.code == code), None)
 
+    def for_case(self, disease_code: str) -> PolicyProfile:
+        """The rules one application is decided by: this edition with its catalogue cut to the
+        application's disease (and that catalogue's provenance dropped).
+
+        No step of a case reads another disease's entry, and the catalogue is some 70 % of a
+        profile: the workflow's input, its cached state and every intake request carry this
+        cut copy. The whole edition stays on record under its digest (``policy_version``).
+        """
+        disease = self.disease(disease_code)
+        if disease is None:
+            raise ValueError(f"disease {disease_code} is not in the {self.region} catalogue")
+        return self.model_copy(update={"catalogue": (disease,), "catalogue_source": ""})
+
     @property
     def categories(self) -> tuple[str, ...]:
         return tuple(sorted({d.category for d in self.catalogue}))

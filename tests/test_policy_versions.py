@@ -8,6 +8,7 @@ file cannot reach a running case; tests/test_reconciler.py shows a deferred star
 from __future__ import annotations
 
 import tomllib
+from datetime import UTC, datetime
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from chronic.cli import app
 from chronic.db import Database
 from chronic.policies import edition
 from chronic.settings import Settings, get_settings
-from chronic.submission import StartDeferred, submit
+from chronic.submission import StartDeferred, application_input, submit
 from models.policy import PolicyFileError, PolicyProfile, load_policy, read_policy_file
 from models.policy_diff import differences
 from models.tables import Application, PolicyVersion
@@ -215,3 +216,27 @@ async def test_each_application_keeps_the_edition_it_was_submitted_under(
         assert (
             await session.scalar(sa.select(sa.func.count()).select_from(PolicyVersion)) == editions
         )
+
+
+def test_a_case_carries_its_rules_with_only_its_own_disease(tmp_path: Path) -> None:
+    """The workflow's input (and so its cached state and each intake request) holds the one
+    catalogue entry the case is decided by, not the region's whole catalogue."""
+    policy = load_policy("wuhan")
+    request = application_input(
+        "APP-TEST",
+        policy=policy,
+        disease_code="DM",
+        id_number=support.WANG,
+        submitted_at=datetime(2026, 11, 30, 9, tzinfo=UTC),
+        settings=Settings(state_dir=tmp_path),
+    )
+    assert [d.code for d in request.policy.catalogue] == ["DM"]
+    assert request.policy.disease("DM") == policy.disease("DM")
+    whole, cut = len(policy.model_dump_json()), len(request.model_dump_json())
+    assert cut < whole / 2, (cut, whole)
+    # Every rule but the catalogue is the edition's own.
+    assert request.policy.model_dump(
+        exclude={"catalogue", "catalogue_source"}
+    ) == policy.model_dump(exclude={"catalogue", "catalogue_source"})
+    with pytest.raises(ValueError, match="XX is not in the wuhan catalogue"):
+        policy.for_case("XX")
