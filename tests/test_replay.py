@@ -41,7 +41,13 @@ from models.messages import (
 from tests import support
 from tests.fixtures.world import World
 from workflows import WORKFLOWS
-from workflows.application import ApplicationWorkflow
+from workflows.application import (
+    BENEFIT_WORKFLOW_PATCH,
+    EXPERT_SMS_PATCH,
+    GENERATION,
+    ApplicationWorkflow,
+)
+from workflows.sms import AS_ACTIVITY
 from workflows.benefit import BenefitWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -60,6 +66,25 @@ async def test_recorded_history_replays(name: str) -> None:
 
 def test_every_region_has_recorded_histories() -> None:
     assert {name.split("/")[0] for name in RECORDED} >= {"sanmenxia", "wuhan", "jilin"}
+
+
+def _patch_markers(name: str) -> list[str]:
+    history = WorkflowHistory.from_json(name, RECORDED[name])
+    return [
+        e.marker_recorded_event_attributes.details["patch-data"].payloads[0].data.decode()
+        for e in history.events
+        if e.marker_recorded_event_attributes.marker_name == "core_patch"
+    ]
+
+
+def test_a_run_of_this_release_records_one_patch_for_all_its_changes() -> None:
+    """Earlier runs recorded a marker (and a search-attribute upsert) per change they met; a
+    run of the generation records the generation's only, and both replay (above)."""
+    earlier = _patch_markers("sanmenxia/expert-reminded-then-approves")
+    assert len(earlier) == 3 and not any(GENERATION.marker in m for m in earlier), earlier
+    [marker] = _patch_markers("sanmenxia/generation-2026-12-two-stage-approval")
+    assert GENERATION.marker in marker
+    assert GENERATION.changes == {AS_ACTIVITY, BENEFIT_WORKFLOW_PATCH, EXPERT_SMS_PATCH}
 
 
 # ---- recording -------------------------------------------------------------------------------
@@ -238,6 +263,7 @@ LIVING = {"jilin/benefit-stay-and-change"}
 SCENARIOS: dict[str, Callable[[World], Awaitable[WorkflowHandle[Any, Any]]]] = {
     "sanmenxia/two-stage-approval": _two_stage_approval,
     "sanmenxia/instant-track": _instant_track,
+    "sanmenxia/generation-2026-12-two-stage-approval": _two_stage_approval,
     "sanmenxia/materials-requested-then-rejected": _materials_requested_then_rejected,
     "sanmenxia/returned-never-resubmitted": _returned_and_never_resubmitted,
     "sanmenxia/lapse-then-office-close": _lapse_then_office_close,

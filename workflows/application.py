@@ -99,7 +99,8 @@ with workflow.unsafe.imports_passed_through():
     from models.roles.assignment import AssignmentRole
     from models.roles.intake import IntakeRole
     from models.roles.review import BenefitRole, ReviewRole
-    from workflows.sms import Deliveries
+    from workflows.patches import Generation
+    from workflows.sms import AS_ACTIVITY, Deliveries
     from workflows.steps import cause, run_step
 
 BENEFIT_WORKFLOW_PATCH = "benefit-workflow"
@@ -107,6 +108,11 @@ BENEFIT_WORKFLOW_PATCH = "benefit-workflow"
 EXPERT_SMS_PATCH = "expert-offer-sms"
 """Offers from this release on are pushed to the expert by SMS, with one reminder before the
 accept window closes (offers before it were only in the inbox)."""
+GENERATION = Generation(
+    "application-2026-12", AS_ACTIVITY, BENEFIT_WORKFLOW_PATCH, EXPERT_SMS_PATCH
+)
+"""The changes in force on every application started from this release: one marker in its
+history instead of one per change."""
 
 _UNSET = object()  # "never published", distinct from a published None (attribute unset)
 _REVIEW_STAGES = (
@@ -206,7 +212,7 @@ class ApplicationWorkflow:
         self._assignment: AssignExpert | None = None
         self._assignment_outcome: OfferView | str | None = None
         self._notices = 0
-        self._deliveries = Deliveries()
+        self._deliveries = Deliveries(GENERATION)
         self._published: dict[SearchAttributeKey[Any], Any] = {}
         if request.resume is not None:
             self._restore(request.resume)
@@ -563,7 +569,7 @@ class ApplicationWorkflow:
             return offer.status != OfferStatus.PENDING or offer.withdrawn is not None
 
         window = f"accept window for expert {expert}, {_human(self._policy.accept_window)}"
-        if not workflow.patched(EXPERT_SMS_PATCH):
+        if not GENERATION.applies(EXPERT_SMS_PATCH):
             return await self._until(settled, deadline, summary=window)
         await self._offer_sms(SmsTemplate.EXPERT_OFFER, offer)
         lead = self._policy.accept_reminder_before
@@ -865,7 +871,7 @@ class ApplicationWorkflow:
                 valid_to=self._benefit.valid_to.isoformat() if self._benefit.valid_to else "长期",
                 hospital=self._benefit.designated_hospital_name,
             )
-            if workflow.patched(BENEFIT_WORKFLOW_PATCH):
+            if GENERATION.applies(BENEFIT_WORKFLOW_PATCH):
                 await self._start_benefit()
         else:
             await self._set_status(

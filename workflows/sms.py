@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
     from models.notifications import SmsRequest, SmsResult
     from models.roles.notification import NotificationRole
     from models.roles.orchestration import QUEUE as APPLICATIONS
+    from workflows.patches import NO_GENERATION, Generation
     from workflows.steps import cause
 
 WORKFLOW_TYPE = "SmsDelivery"
@@ -144,13 +145,14 @@ class Deliveries:
     does not hold back the next.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, generation: Generation = NO_GENERATION) -> None:
+        self._generation = generation
         self._pending: list[tuple[str, Awaitable[Any]]] = []
         self._last: asyncio.Task[SmsResult] | None = None
 
     async def send(self, request: SmsRequest) -> None:
         """Hand ``request`` over and go on."""
-        if workflow.patched(AS_ACTIVITY):
+        if self._generation.applies(AS_ACTIVITY):
             self._last = asyncio.create_task(self._in_turn(self._last, request))
             self._pending.append((request.dedup_key, self._last))
             return
