@@ -8,8 +8,8 @@ file cannot reach a running case; tests/test_reconciler.py shows a deferred star
 from __future__ import annotations
 
 import tomllib
-from datetime import UTC, datetime
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest

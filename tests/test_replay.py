@@ -47,8 +47,8 @@ from workflows.application import (
     GENERATION,
     ApplicationWorkflow,
 )
-from workflows.sms import AS_ACTIVITY
 from workflows.benefit import BenefitWorkflow
+from workflows.sms import AS_ACTIVITY
 
 HISTORIES = Path(__file__).parent / "histories"
 RECORDED = {
