@@ -373,7 +373,7 @@ async def test_a_desk_files_for_an_applicant_of_its_region_only(hall: Hall) -> N
         }
         refused = await h01.post(
             "/desk/filing",
-            data=fields(token, id_number=elsewhere, **referral),
+            data=fields(token, id_number=elsewhere, start_date="", **referral),
             files={
                 "file_0": ("身份证.pdf", id_card, "application/pdf"),
                 "file_1": ("住院证.pdf", admission, "application/pdf"),
@@ -382,6 +382,7 @@ async def test_a_desk_files_for_an_applicant_of_its_region_only(hall: Hall) -> N
         assert refused.status_code == 400, refused.text
         page = refused.text
         assert "身份证号：该参保人不在本院所在的统筹地区参保，本院不能为其代为申报" in page
+        assert "备案开始日期：未填写：请选择备案开始日期。" in page  # told with the rest
         assert "已上传：身份证.pdf（1 页）" in page and "已上传：住院证.pdf（2 页）" in page
         assert await rows_of(hall.db, elsewhere) == []
 
@@ -501,3 +502,14 @@ async def test_every_filing_route_refuses_no_session_and_a_wrong_role(hall: Hall
     assert {"/api/filings", "/api/desk/filings"} <= set(document["paths"])
     assert set(document["paths"]["/api/filings"]) == {"get", "post"}
     assert not any(p.startswith(("/me", "/desk")) for p in document["paths"])
+
+
+async def test_jilins_application_form_leads_a_remote_resident_to_the_filing(hall: Hall) -> None:
+    """Seed 003: Jilin's remote residents need a valid long-term filing to apply."""
+    jilin = await person(hall.db, 641, place="220102", region="jilin")
+    async with hall.browser() as browser:
+        await sign_in_applicant(hall, browser, jilin)
+        form = (await browser.get("/me/apply")).text
+        assert 'name="out_of_area"' in form and 'href="/me/filing"' in form
+        filing_form = await browser.get("/me/filing")
+        assert filing_form.status_code == 200 and "吉林省省直" in filing_form.text

@@ -377,9 +377,6 @@ def _told(problems: list[FormProblem], slots: list[int]) -> list[tuple[str, str]
         found = _UPLOAD_PATH.match(path)
         if found and int(found[1]) < len(slots):
             path = f"uploads[{slots[int(found[1])]}]" + (f".{found[2]}" if found[2] else "")
-        if path == "start_date" and problem.message.startswith("required field"):
-            told.append((path, "未填写：请选择备案开始日期。"))
-            continue
         told.append((path, chinese(path, problem.message)))
     return told
 
@@ -428,6 +425,8 @@ async def file(
     problems = _merged(list(upload_problems), whom)
     problems = _merged(problems, await _document_problems(db, visitor, filled))
     problems = _merged(problems, _required_problem(draft.filing_type, filled))
+    if not draft.start_date:
+        problems = _merged(problems, [("start_date", "未填写：请选择备案开始日期。")])
     name_problem = text.problem(draft.contact_name, field="the contact's name", max_length=40)
     if name_problem is not None and draft.contact_name:
         problems = _merged(problems, [("contact.name", chinese("contact.name", name_problem))])
