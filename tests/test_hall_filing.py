@@ -181,9 +181,12 @@ async def test_an_applicant_files_with_uploads_kept_through_a_refused_form_and_s
         assert "备案结束日期：长期备案没有结束日期：请清空结束日期" in page
         assert "联系人手机号码：不是能接收短信的大陆手机号码" in page
         assert (
-            "备案材料：缺少居住证明（居住证或个人承诺书）：异地长期居住人员备案需要上传此材料"
+            "备案材料：缺少「居住证明（居住证或个人承诺书）」：异地长期居住人员备案需要上传此材料"
             in page
         )
+        # Told in the order of the page's fields.
+        told = [page.index(f"<li>{t}：") for t in ("备案结束日期", "联系人手机号码", "备案材料")]
+        assert told == sorted(told)
         assert "已上传：身份证正反面.jpg" in page
         assert _hidden(page, "sha256_0") == hashlib.sha256(id_card).hexdigest()
         assert f'value="{end}"' in page and 'value="浙江省" selected' in page

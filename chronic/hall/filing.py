@@ -322,7 +322,8 @@ def _required_problem(kind: str, filled: list[tuple[int, UploadEntry]]) -> list[
         return []
     present = {e.kind for _, e in filled}
     lacking = [
-        "或".join(UPLOAD_KINDS[k] for k in one_of)
+        f"「{'或'.join(UPLOAD_KINDS[k] for k in one_of)}"
+        + ("（任选其一）」" if len(one_of) > 1 else "」")
         for one_of in REQUIRED_UPLOADS[filing_type]
         if not present.intersection(k.value for k in one_of)
     ]
@@ -331,10 +332,38 @@ def _required_problem(kind: str, filled: list[tuple[int, UploadEntry]]) -> list[
     return [
         (
             "uploads",
-            f"缺少{'、'.join(lacking)}：{FILING_TYPES[filing_type]}备案需要上传"
+            f"缺少{''.join(lacking)}：{FILING_TYPES[filing_type]}备案需要上传"
             f"{'这些材料' if len(lacking) > 1 else '此材料'}，请选择材料类型并上传扫描件或照片。",
         )
     ]
+
+
+_PAGE_ORDER = (
+    "applicant",
+    "insured_place",
+    "applicant.mobile",
+    "insurance_type",
+    "filing_type",
+    "destination",
+    "start_date",
+    "end_date",
+    "contact",
+    "uploads",
+)
+
+
+def _in_page_order(problems: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The problems in the order of the page's fields (the form-wide ones first)."""
+
+    def place(problem: tuple[str, str]) -> tuple[int, str]:
+        path = problem[0]
+        found = _UPLOAD_PATH.match(path)
+        if found:
+            return len(_PAGE_ORDER) + int(found[1]), path
+        fitting = [i for i, p in enumerate(_PAGE_ORDER) if path == p or path.startswith(p + ".")]
+        return (max(fitting) if fitting else -1), ""
+
+    return sorted(problems, key=place)
 
 
 # ---- filing -----------------------------------------------------------------------------------
@@ -434,9 +463,9 @@ async def file(
         form = FilingForm.model_validate(data)
     except ValidationError as error:
         told = [t for t in _told(problems_of(error), slots) if t[0] not in dict(whom)]
-        raise applying.Refused(_merged(problems, told)) from None
+        raise applying.Refused(_in_page_order(_merged(problems, told))) from None
     if problems:
-        raise applying.Refused(problems)
+        raise applying.Refused(_in_page_order(problems))
     try:
         filing_id = await submit_filing(
             form, client=client, db=db, settings=settings, actor=visitor.actor
