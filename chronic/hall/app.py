@@ -300,7 +300,7 @@ def create_app(
             response.headers.setdefault("Content-Security-Policy", CSP)
         return response
 
-    from chronic.hall import api, desk, links, office, pages, totp
+    from chronic.hall import api, desk, filing, links, office, pages, totp
 
     app.include_router(pages.router)
     app.include_router(api.router)
@@ -309,6 +309,8 @@ def create_app(
     app.include_router(office.api)
     app.include_router(desk.pages)
     app.include_router(desk.api)
+    app.include_router(filing.pages)
+    app.include_router(filing.api)
     app.include_router(totp.pages)
     app.include_router(totp.api)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
