@@ -25,17 +25,18 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 from sqlmodel import col, select
+from starlette.datastructures import FormData, UploadFile
 from temporalio.client import Client
 
 from chronic.actor import record_as
 from chronic.cli.forms import split_problem
 from chronic.cli.output import send_update
 from chronic.db import Database
-from chronic.documents import Document, DocumentStore
+from chronic.documents import Document, DocumentRefused, DocumentStore
 from chronic.hall.app import MATERIAL_ROWS
 from chronic.hall.sessions import Visitor
 from chronic.settings import Settings
@@ -253,6 +254,38 @@ async def keep_upload(
             pages=document.pages,
         )
     return document
+
+
+def form_text(form: FormData, name: str, limit: int = 200) -> str:
+    """A text field of a posted page, trimmed and cut to ``limit``; "" when absent."""
+    value = form.get(name)
+    return value.strip()[:limit] if isinstance(value, str) else ""
+
+
+class _FileRow(Protocol):
+    sha256: str
+    name: str
+    pages: int
+
+
+async def keep_row_file(
+    store: DocumentStore, db: Database, visitor: Visitor, form: FormData, slot: int, row: _FileRow
+) -> str | None:
+    """Keep the file posted in row ``slot`` of a page (``file_<slot>``) at once, so a refused
+    form loses none, and note it in ``row``; the refusal's words when the file is refused."""
+    upload = form.get(f"file_{slot}")
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        return None
+    data = await upload.read(store.max_bytes + 1)
+    if not data:
+        return None
+    try:
+        kept = await keep_upload(store, db, visitor, data)
+    except DocumentRefused as error:
+        row.sha256, row.name, row.pages = "", "", 0
+        return error.said
+    row.sha256, row.pages, row.name = kept.sha256, kept.pages, upload.filename[-80:]
+    return None
 
 
 async def uploaded_by(db: Database, visitor: Visitor, digests: set[str]) -> set[str]:

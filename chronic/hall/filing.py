@@ -31,14 +31,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field, ValidationError
-from starlette.datastructures import FormData, UploadFile
+from starlette.datastructures import FormData
 from temporalio.client import Client
 
 from chronic.actor import record_as
 from chronic.cli.forms import split_problem
 from chronic.cli.output import local
 from chronic.db import Database
-from chronic.documents import DocumentRefused
 from chronic.hall import applying
 from chronic.hall.api import Problems
 from chronic.hall.app import Csrf, Hall, HallDep, csrf_token, require, templates
@@ -242,9 +241,7 @@ def reason_in_chinese(reason: str) -> str:
 # ---- uploads ----------------------------------------------------------------------------------
 
 
-def _text(form: FormData, name: str, limit: int) -> str:
-    value = form.get(name)
-    return value.strip()[:limit] if isinstance(value, str) else ""
+_text = applying.form_text
 
 
 async def uploads_of(
@@ -260,18 +257,9 @@ async def uploads_of(
             name=_text(form, f"name_{slot}", 80),
             pages=int(p) if (p := _text(form, f"pages_{slot}", 4)).isdigit() else 0,
         )
-        upload = form.get(f"file_{slot}")
-        if isinstance(upload, UploadFile) and upload.filename:
-            data = await upload.read(hall.documents.max_bytes + 1)
-            if data:
-                try:
-                    kept = await applying.keep_upload(hall.documents, hall.db, who, data)
-                except DocumentRefused as error:
-                    refused.append((f"uploads[{slot}].file", error.said))
-                    entry.sha256, entry.name, entry.pages = "", "", 0
-                else:
-                    entry.sha256, entry.pages = kept.sha256, kept.pages
-                    entry.name = upload.filename[-80:]
+        said = await applying.keep_row_file(hall.documents, hall.db, who, form, slot, entry)
+        if said is not None:
+            refused.append((f"uploads[{slot}].file", said))
         entries.append(entry)
     return entries, refused
 

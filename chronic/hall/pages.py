@@ -7,11 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, HTTPException, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse
-from starlette.datastructures import FormData, UploadFile
+from starlette.datastructures import FormData
 
 from chronic.actor import record_as
 from chronic.cli.output import CommandFailed
-from chronic.documents import DocumentRefused
 from chronic.hall import applying, cases, security, totp
 from chronic.hall.accounts import authenticate
 from chronic.hall.app import (
@@ -193,9 +192,7 @@ async def my_applications(request: Request, hall: HallDep, who: Applicant) -> HT
     return page(request, "applications.html", who, applications=found)
 
 
-def _text(form: FormData, name: str, limit: int = 200) -> str:
-    value = form.get(name)
-    return value.strip()[:limit] if isinstance(value, str) else ""
+_text = applying.form_text
 
 
 async def materials_of(
@@ -213,18 +210,9 @@ async def materials_of(
             name=_text(form, f"name_{slot}", 80),
             pages=int(p) if (p := _text(form, f"pages_{slot}", 4)).isdigit() else 0,
         )
-        upload = form.get(f"file_{slot}")
-        if isinstance(upload, UploadFile) and upload.filename:
-            data = await upload.read(hall.documents.max_bytes + 1)
-            if data:
-                try:
-                    kept = await applying.keep_upload(hall.documents, hall.db, who, data)
-                except DocumentRefused as error:
-                    refused.append((f"materials[{slot}].file", error.said))
-                    entry.sha256, entry.name, entry.pages = "", "", 0
-                else:
-                    entry.sha256, entry.pages = kept.sha256, kept.pages
-                    entry.name = upload.filename[-80:]
+        said = await applying.keep_row_file(hall.documents, hall.db, who, form, slot, entry)
+        if said is not None:
+            refused.append((f"materials[{slot}].file", said))
         entries.append(entry)
     return entries, refused
 
