@@ -165,39 +165,16 @@ class AssignmentActivities(AssignmentRole):
                         f"our system was unavailable when the window closed (recorded "
                         f"{_minutes(late)} late): withdrawn without a strike"
                     )
-            if offer.status in _FROM_STATES[status]:
-                offer.status = status
-                metrics.offer_outcome(status.value)
-                if status in (OfferStatus.ACCEPTED, OfferStatus.DECLINED):
-                    offer.answered_at = answer.at
-                if answer.decision_deadline is not None:
-                    offer.decision_deadline = answer.decision_deadline
-                if reason:
-                    offer.decline_reason = reason[:500]
-                if status == OfferStatus.ACCEPTED:
-                    expert.consecutive_strikes = 0
-                elif status in _STRIKES:
-                    expert.consecutive_strikes += 1
-                    if (
-                        expert.consecutive_strikes >= answer.strikes_to_disqualify
-                        and expert.status == ExpertStatus.ACTIVE
-                    ):
-                        expert.status = ExpertStatus.DISQUALIFIED
-                        expert.disqualified_at = answer.at
-                        metrics.expert_disqualified()
-                await audit.record(
-                    session,
-                    step_key=f"{offer.application_id}:offer:{offer.seq}:{status}",
-                    application_id=offer.application_id,
-                    actor=f"expert:{expert.code}"
-                    if status in (OfferStatus.ACCEPTED, OfferStatus.DECLINED)
-                    else "system",
-                    action=f"offer_{status}",
-                    at=answer.at,
-                    expert=expert.code,
-                    strikes=expert.consecutive_strikes,
-                    reason=reason,
-                )
+            await _move(
+                session,
+                offer,
+                expert,
+                status,
+                at=answer.at,
+                reason=reason,
+                decision_deadline=answer.decision_deadline,
+                strikes_to_disqualify=answer.strikes_to_disqualify,
+            )
             disqualified = expert.status == ExpertStatus.DISQUALIFIED
             elsewhere: list[str] = []
             if disqualified:
@@ -223,6 +200,70 @@ class AssignmentActivities(AssignmentRole):
                 disqualified_at=expert.disqualified_at if disqualified else None,
                 open_offers_elsewhere=tuple(elsewhere),
             )
+
+
+async def complete_offer(session: AsyncSession, offer_id: int, at: datetime) -> OfferStatus:
+    """The expert's decision ends the accepted offer ``offer_id`` (completed); its status after.
+
+    For the review role, which records the decision in the same transaction. An offer taken
+    back meanwhile (its expert disqualified elsewhere) stays withdrawn; a retry changes nothing.
+    """
+    offer = await session.get(Offer, offer_id, with_for_update=True)
+    if offer is None:
+        raise missing_record("offer", offer_id)
+    expert = await session.get(Expert, offer.expert_code, with_for_update=True)
+    assert expert is not None  # foreign key
+    await _move(session, offer, expert, OfferStatus.COMPLETED, at=at)
+    return offer.status
+
+
+async def _move(
+    session: AsyncSession,
+    offer: Offer,
+    expert: Expert,
+    status: OfferStatus,
+    *,
+    at: datetime,
+    reason: str | None = None,
+    decision_deadline: datetime | None = None,
+    strikes_to_disqualify: int = 0,
+) -> None:
+    """Move ``offer`` to ``status`` if it may go there from where it is (else it is a retry of
+    an applied answer), with the expert's strikes and the audit event."""
+    if offer.status not in _FROM_STATES[status]:
+        return
+    offer.status = status
+    metrics.offer_outcome(status.value)
+    if status in (OfferStatus.ACCEPTED, OfferStatus.DECLINED):
+        offer.answered_at = at
+    if decision_deadline is not None:
+        offer.decision_deadline = decision_deadline
+    if reason:
+        offer.decline_reason = reason[:500]
+    if status == OfferStatus.ACCEPTED:
+        expert.consecutive_strikes = 0
+    elif status in _STRIKES:
+        expert.consecutive_strikes += 1
+        if (
+            expert.consecutive_strikes >= strikes_to_disqualify
+            and expert.status == ExpertStatus.ACTIVE
+        ):
+            expert.status = ExpertStatus.DISQUALIFIED
+            expert.disqualified_at = at
+            metrics.expert_disqualified()
+    await audit.record(
+        session,
+        step_key=f"{offer.application_id}:offer:{offer.seq}:{status}",
+        application_id=offer.application_id,
+        actor=f"expert:{expert.code}"
+        if status in (OfferStatus.ACCEPTED, OfferStatus.DECLINED)
+        else "system",
+        action=f"offer_{status}",
+        at=at,
+        expert=expert.code,
+        strikes=expert.consecutive_strikes,
+        reason=reason,
+    )
 
 
 async def _codes(session: AsyncSession, query: Select[str]) -> list[str]:

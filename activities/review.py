@@ -12,8 +12,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 
 from activities import audit, metrics
+from activities.assignment import complete_offer
 from activities.errors import missing_record
 from chronic.db import Database
+from models.domain import OfferStatus
 from models.messages import (
     BenefitIssued,
     BenefitRequest,
@@ -34,9 +36,14 @@ class ReviewActivities(ReviewRole):
         self.db = db
 
     @activity.defn
-    async def record_review(self, review: ReviewRecord) -> None:
-        """Store an expert's decision (or materials request) on one offer."""
+    async def record_review(self, review: ReviewRecord) -> OfferStatus | None:
+        """Store an expert's decision (or materials request) on one offer; with
+        ``completes_offer``, the decision also ends the offer, in the same transaction, and
+        the offer's status after is returned."""
         async with self.db.session() as session:
+            status = None
+            if review.completes_offer:  # the offer row first: the lock order of answer_offer
+                status = await complete_offer(session, review.offer_id, review.decided_at)
             await session.exec(
                 insert(Review)
                 .values(
@@ -61,6 +68,7 @@ class ReviewActivities(ReviewRole):
                 stage=review.stage.value,
                 opinion=review.opinion,
             )
+            return status
 
     @activity.defn
     async def change_status(self, change: StatusChange) -> bool:

@@ -223,6 +223,11 @@ class ReviewRecord(_Message):
     decision: ReviewDecision
     opinion: str
     decided_at: datetime
+    completes_offer: bool = Field(
+        default=False,
+        description="A decision that ends its offer: the offer is marked completed in the same "
+        "transaction (runs before the change ended it with answer_offer, a second step).",
+    )
 
 
 CLOSE_SEQ = 1_000_000

@@ -43,6 +43,7 @@ from tests.fixtures.world import World
 from workflows import WORKFLOWS
 from workflows.application import (
     BENEFIT_WORKFLOW_PATCH,
+    DECISION_IN_ONE_STEP,
     EXPERT_SMS_PATCH,
     GENERATION,
     ApplicationWorkflow,
@@ -84,7 +85,12 @@ def test_a_run_of_this_release_records_one_patch_for_all_its_changes() -> None:
     assert len(earlier) == 3 and not any(GENERATION.marker in m for m in earlier), earlier
     [marker] = _patch_markers("sanmenxia/generation-2026-12-two-stage-approval")
     assert GENERATION.marker in marker
-    assert GENERATION.changes == {AS_ACTIVITY, BENEFIT_WORKFLOW_PATCH, EXPERT_SMS_PATCH}
+    assert GENERATION.changes == {
+        AS_ACTIVITY,
+        BENEFIT_WORKFLOW_PATCH,
+        EXPERT_SMS_PATCH,
+        DECISION_IN_ONE_STEP,
+    }
 
 
 # ---- recording -------------------------------------------------------------------------------

@@ -108,8 +108,15 @@ BENEFIT_WORKFLOW_PATCH = "benefit-workflow"
 EXPERT_SMS_PATCH = "expert-offer-sms"
 """Offers from this release on are pushed to the expert by SMS, with one reminder before the
 accept window closes (offers before it were only in the inbox)."""
+DECISION_IN_ONE_STEP = "decision-completes-offer"
+"""A decision is recorded and ends its offer in one step (before: record_review, then
+answer_offer)."""
 GENERATION = Generation(
-    "application-2026-12", AS_ACTIVITY, BENEFIT_WORKFLOW_PATCH, EXPERT_SMS_PATCH
+    "application-2026-12",
+    AS_ACTIVITY,
+    BENEFIT_WORKFLOW_PATCH,
+    EXPERT_SMS_PATCH,
+    DECISION_IN_ONE_STEP,
 )
 """The changes in force on every application started from this release: one marker in its
 history instead of one per change."""
@@ -1001,9 +1008,14 @@ class ApplicationWorkflow:
     async def _record_decision(self, offer: _Offer, decide: Decide) -> DecisionView:
         decision = ReviewDecision.APPROVE if decide.approve else ReviewDecision.REJECT
         now = workflow.now()
-        await self._review_record(offer, decision, decide.opinion)
-        offer.status = OfferStatus.COMPLETED
-        await self._answer(offer)
+        if GENERATION.applies(DECISION_IN_ONE_STEP):
+            after = await self._review_record(offer, decision, decide.opinion, completes=True)
+            offer.status = after or OfferStatus.COMPLETED
+            offer.recorded = True
+        else:
+            await self._review_record(offer, decision, decide.opinion)
+            offer.status = OfferStatus.COMPLETED
+            await self._answer(offer)
         self._current = None
         offer.outcome = DecisionView(
             stage=offer.stage,
@@ -1014,9 +1026,11 @@ class ApplicationWorkflow:
         )
         return offer.outcome
 
-    async def _review_record(self, offer: _Offer, decision: ReviewDecision, opinion: str) -> None:
+    async def _review_record(
+        self, offer: _Offer, decision: ReviewDecision, opinion: str, *, completes: bool = False
+    ) -> OfferStatus | None:
         offer.reviews += 1
-        await run_step(
+        return await run_step(
             ReviewRole.record_review,
             ReviewRecord(
                 application_id=self._request.application_id,
@@ -1027,6 +1041,7 @@ class ApplicationWorkflow:
                 decision=decision,
                 opinion=opinion,
                 decided_at=workflow.now(),
+                completes_offer=completes,
             ),
             queue=ReviewRole.QUEUE,
             summary=f"{offer.stage}: {decision} by {offer.made.expert_code}",

@@ -15,6 +15,7 @@ from models.benefit import (
     RenewalCheck,
     RenewalFound,
 )
+from models.domain import OfferStatus
 from models.filing import FilingStatusChange
 from models.messages import (
     BenefitIssued,
@@ -37,7 +38,7 @@ class ReviewRole(Protocol):
     QUEUE: ClassVar[str] = QUEUE
 
     @activity.defn
-    async def record_review(self, review: ReviewRecord) -> None: ...
+    async def record_review(self, review: ReviewRecord) -> OfferStatus | None: ...
 
     @activity.defn
     async def change_status(self, change: StatusChange) -> bool: ...
