@@ -163,7 +163,7 @@ class Timeline:
 
 
 async def my_applications(db: Database, visitor: Visitor) -> list[Summary]:
-    async with db.session() as session:
+    async with db.reading() as session:
         rows = (
             await session.exec(
                 select(Application)
@@ -183,7 +183,7 @@ async def my_applications(db: Database, visitor: Visitor) -> list[Summary]:
 
 
 async def own_row(db: Database, visitor: Visitor, application_id: str) -> Application:
-    async with db.session() as session:
+    async with db.reading() as session:
         return await _own(session, visitor, application_id)
 
 
@@ -220,7 +220,7 @@ async def register_entries(
     db: Database, register: type[Hospital] | type[Pharmacy], region: str
 ) -> list[tuple[str, str]]:
     """(code, name) of a register's entries in ``region``, by code."""
-    async with db.session() as session:
+    async with db.reading() as session:
         return await _entries(session, register, region)
 
 
@@ -254,7 +254,7 @@ async def designations_of(
 ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """:func:`hospitals_of` and :func:`pharmacies_of` in one transaction (a benefit's
     timeline offers both changes)."""
-    async with db.session() as session:
+    async with db.reading() as session:
         hospitals = await _entries(session, Hospital, region)
         pharmacies = (
             await _entries(session, Pharmacy, region) if _designates_pharmacy(region) else []
@@ -328,7 +328,7 @@ async def timeline(
     """
     # One transaction for what the database answers (the row, and its offers and decisions
     # or a kept timeline's benefit); none is held while the workflow is asked.
-    async with db.session() as session:
+    async with db.reading() as session:
         row = await _own(session, visitor, application_id)
         zone = zone_of(row.region)
         disease = disease_name(row.region, row.disease_code)
@@ -363,7 +363,7 @@ async def timeline(
             _finished.popitem(last=False)
     if not shown.benefit:
         return shown
-    async with db.session() as session:
+    async with db.reading() as session:
         return await _with_benefit_now(session, shown)
 
 
@@ -609,7 +609,7 @@ async def inbox(db: Database, client: Client, visitor: Visitor) -> list[Task]:
         )
         .exists()
     )
-    async with db.session() as session:
+    async with db.reading() as session:
         rows = (
             await session.execute(
                 select(

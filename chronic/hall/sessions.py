@@ -65,7 +65,7 @@ async def visitor_of(db: Database, token: str | None) -> Visitor | None:
     """
     if not token or len(token) > 100:
         return None
-    async with db.session() as session:
+    async with db.reading() as session:
         found = (
             await session.execute(
                 select(
