@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Executable, event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -88,8 +88,9 @@ class Database:
         self._sessions = async_sessionmaker(
             self.engine, class_=AsyncSession, expire_on_commit=False
         )
+        self._read_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._reads = async_sessionmaker(
-            self.engine.execution_options(isolation_level="AUTOCOMMIT"),
+            self._read_engine,
             class_=AsyncSession,
             expire_on_commit=False,
         )
@@ -125,6 +126,16 @@ class Database:
         would in :meth:`session`. Not for writes: each would be committed at once."""
         async with self._reads() as session:
             yield session
+
+    async def read_row(
+        self, statement: Executable, params: dict[str, Any]
+    ) -> tuple[Any, ...] | None:
+        """The first row of a Core ``statement`` on an autocommit connection (as
+        :meth:`reading`), without an ORM session around it: for the one query every request
+        makes."""
+        async with self._read_engine.connect() as connection:
+            row = (await connection.execute(statement, params)).first()
+        return None if row is None else tuple(row)
 
     async def dispose(self) -> None:
         await self.engine.dispose()
