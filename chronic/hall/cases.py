@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+from sqlalchemy import bindparam, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
@@ -162,15 +163,19 @@ class Timeline:
         return bool(self.benefit)
 
 
+_MINE = (
+    select(Application)
+    .where(col(Application.person_id) == bindparam("person_id"))
+    .order_by(col(Application.submitted_at).desc())
+)
+"""An applicant's applications, newest first. The statements every page runs are built
+once: SQLAlchemy then reuses their cache key and compiled form instead of building and
+hashing a new statement per request (about half of its cost per query)."""
+
+
 async def my_applications(db: Database, visitor: Visitor) -> list[Summary]:
     async with db.reading() as session:
-        rows = (
-            await session.exec(
-                select(Application)
-                .where(Application.person_id == visitor.person_id)
-                .order_by(col(Application.submitted_at).desc())
-            )
-        ).all()
+        rows = (await session.exec(_MINE, params={"person_id": visitor.person_id})).all()
     return [
         Summary(
             row.id,
@@ -404,24 +409,30 @@ async def _with_benefit_now(session: AsyncSession, shown: Timeline) -> Timeline:
     return dataclasses.replace(shown, benefit=line)
 
 
+_OFFERS = (
+    select(Offer)
+    .where(col(Offer.application_id) == bindparam("application_id"))
+    .order_by(col(Offer.seq))
+)
+_DECISIONS = (
+    select(Review)
+    .where(
+        col(Review.application_id) == bindparam("application_id"),
+        or_(
+            col(Review.decision) == ReviewDecision.APPROVE,
+            col(Review.decision) == ReviewDecision.REJECT,
+        ),
+    )
+    .order_by(col(Review.decided_at))
+)
+"""An application's offers in order, and its experts' decisions (built once, as _MINE)."""
+
+
 async def _recorded_progress(session: AsyncSession, row: Application) -> Progress:
     """What :func:`_from_progress` reads, from the application's rows: its offers in order and
     the experts' decisions (a request for materials is not one, as in the workflow)."""
-    offers = (
-        await session.exec(
-            select(Offer).where(Offer.application_id == row.id).order_by(col(Offer.seq))
-        )
-    ).all()
-    reviews = (
-        await session.exec(
-            select(Review)
-            .where(
-                Review.application_id == row.id,
-                col(Review.decision).in_((ReviewDecision.APPROVE, ReviewDecision.REJECT)),
-            )
-            .order_by(col(Review.decided_at))
-        )
-    ).all()
+    offers = (await session.exec(_OFFERS, params={"application_id": row.id})).all()
+    reviews = (await session.exec(_DECISIONS, params={"application_id": row.id})).all()
     return Progress(
         application_id=row.id,
         region=row.region,
@@ -587,6 +598,31 @@ def _held_by(progress: Progress, expert: str) -> OfferView | None:
     return None
 
 
+OPEN_OFFERS = (OfferStatus.PENDING, OfferStatus.ACCEPTED)
+_INBOX = (
+    select(
+        Offer,
+        col(Application.region),
+        col(Application.disease_code),
+        select(Review.id)
+        .where(
+            col(Review.offer_id) == col(Offer.id),
+            col(Review.decision) == ReviewDecision.REQUEST_MATERIALS,
+        )
+        .exists(),
+    )
+    .join(Application, col(Application.id) == col(Offer.application_id))
+    .where(
+        col(Offer.expert_code) == bindparam("expert"),
+        or_(*(col(Offer.status) == status for status in OPEN_OFFERS)),
+        col(Application.closed_at).is_(None),
+        *(col(Application.status) != status for status in FINISHED),
+    )
+)
+"""An expert's open offers with their application's region and disease, and whether the
+offer asked for materials (no expanding IN lists: each of those is rewritten per call)."""
+
+
 async def inbox(db: Database, client: Client, visitor: Visitor) -> list[Task]:
     """What the expert must accept, decline or decide now, soonest deadline first.
 
@@ -601,32 +637,8 @@ async def inbox(db: Database, client: Client, visitor: Visitor) -> list[Task]:
     code = visitor.expert_code
     if code is None:
         return []
-    asked_for_materials = (
-        select(Review.id)
-        .where(
-            col(Review.offer_id) == col(Offer.id),
-            Review.decision == ReviewDecision.REQUEST_MATERIALS,
-        )
-        .exists()
-    )
     async with db.reading() as session:
-        rows = (
-            await session.execute(
-                select(
-                    Offer,
-                    col(Application.region),
-                    col(Application.disease_code),
-                    asked_for_materials,
-                )
-                .join(Application, col(Application.id) == col(Offer.application_id))
-                .where(
-                    col(Offer.expert_code) == code,
-                    col(Offer.status).in_((OfferStatus.PENDING, OfferStatus.ACCEPTED)),
-                    col(Application.closed_at).is_(None),
-                    col(Application.status).not_in(FINISHED),
-                )
-            )
-        ).all()
+        rows = (await session.execute(_INBOX, {"expert": code})).all()
     tasks = [
         _row_task(offer, region, disease) for offer, region, disease, asked in rows if not asked
     ]
