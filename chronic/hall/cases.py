@@ -257,7 +257,7 @@ async def pharmacies_of(db: Database, region: str) -> list[tuple[str, str]]:
 async def designations_of(
     db: Database, region: str
 ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """:func:`hospitals_of` and :func:`pharmacies_of` in one transaction (a benefit's
+    """:func:`hospitals_of` and :func:`pharmacies_of` on one connection (a benefit's
     timeline offers both changes)."""
     async with db.reading() as session:
         hospitals = await _entries(session, Hospital, region)
@@ -331,8 +331,9 @@ async def timeline(
     workflow by an activity at most. Otherwise the workflow's ``progress`` query answers; a
     finished application's timeline is kept once read, since it no longer changes.
     """
-    # One transaction for what the database answers (the row, and its offers and decisions
-    # or a kept timeline's benefit); none is held while the workflow is asked.
+    # One reading session (one pooled connection, no BEGIN/COMMIT) for what the database
+    # answers: the row, and its offers and decisions or a kept timeline's benefit. None is
+    # held while the workflow is asked.
     async with db.reading() as session:
         row = await _own(session, visitor, application_id)
         zone = zone_of(row.region)
