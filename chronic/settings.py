@@ -138,6 +138,28 @@ class Settings(BaseSettings):
         "SMS links to an applicant's timeline and an expert's task start with it. Unset: "
         "http://<hall_host>:<hall_port>, right for one machine only.",
     )
+    hall_workers: int = Field(
+        default=1,
+        ge=1,
+        le=32,
+        description="Processes serving the hall (`chronic hall`; `--workers` overrides it). "
+        "Sessions, rate limits and every page's data are in the database, so any process "
+        "answers any request. 1 suits a 2-core machine that also runs Postgres, Temporal "
+        "and the workers; give the hall a process per core it may have to itself.",
+    )
+    hall_db_pool_size: int = Field(
+        default=10,
+        ge=1,
+        description="Database connections each hall process keeps open; a page holds one "
+        "for each of its (one or two) queries' transactions, so 10 serve dozens of pages "
+        "in flight. Mind Postgres' max_connections: processes × (pool + overflow).",
+    )
+    hall_db_max_overflow: int = Field(
+        default=10,
+        ge=0,
+        description="Connections a hall process may open beyond its pool at a peak (closed "
+        "again once returned).",
+    )
     hall_secret: SecretStr | None = Field(
         default=None,
         description="Key of the hall's CSRF tokens and of the keyed hashes of sign-in codes "

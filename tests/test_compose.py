@@ -456,9 +456,15 @@ def test_the_business_postgres_takes_every_pool_at_once(
         for name, role in workers(services).items()
         if uses_database(role)
     )
-    # The workers' and the hall's pools full, migrate and two operators' CLIs, Postgres'
-    # reserved slots.
-    assert (replicas + 4) * per_process + 3 <= limit
+    hall = services[HALL]
+    hall_settings = settings_of(monkeypatch, hall)
+    hall_processes = int(hall["command"][hall["command"].index("--workers") + 1])
+    hall_pools = hall_processes * (
+        hall_settings.hall_db_pool_size + hall_settings.hall_db_max_overflow
+    )
+    # The workers' and each hall process's pools full, migrate and two operators' CLIs,
+    # Postgres' reserved slots.
+    assert (replicas + 3) * per_process + hall_pools + 3 <= limit
 
 
 def test_every_process_shares_one_key_ring(

@@ -17,8 +17,12 @@ def hall(
         "--proxy-headers",
         help="Behind a TLS-terminating proxy: trust X-Forwarded-Proto/For (secure cookies).",
     ),
-    workers: int = typer.Option(
-        1, min=1, max=32, help="Processes serving the hall (sessions live in the database)."
+    workers: int | None = typer.Option(
+        None,
+        min=1,
+        max=32,
+        help="Processes serving the hall (default CHRONIC_HALL_WORKERS, 1; sessions live in "
+        "the database).",
     ),
 ) -> None:
     """Serve the hall until Ctrl-C: applicants sign in with an SMS code, experts review."""
@@ -29,6 +33,7 @@ def hall(
     settings = get_settings()
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
     bind, listen = host or settings.hall_host, port or settings.hall_port
+    workers = workers or settings.hall_workers
     typer.echo(f"hall on http://{bind}:{listen}  (pages /, API /api, OpenAPI /api/openapi.json)")
     uvicorn.run(
         # Several processes each build their own app from the factory.

@@ -25,6 +25,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import Client
 from temporalio.service import RPCError
 
@@ -187,6 +189,64 @@ def set_session_cookie(request: Request, response: Response, token: str) -> None
     )
 
 
+class HallHeaders:
+    """Every answer's security headers and the new CSRF cookie; a body larger than
+    ``largest_body`` is refused (413) before it is read.
+
+    Plain ASGI rather than ``@app.middleware("http")``: Starlette's ``BaseHTTPMiddleware``
+    runs each request through a task group and a memory stream, a fixed cost on every page.
+    """
+
+    def __init__(self, app: ASGIApp, largest_body: int) -> None:
+        self.app = app
+        self.largest_body = largest_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > self.largest_body:
+            refused: Response = JSONResponse(
+                {"detail": TOO_LARGE}, status_code=413, headers={"Connection": "close"}
+            )
+            if not request.url.path.startswith("/api"):
+                refused = templates.TemplateResponse(
+                    request,
+                    "error.html",
+                    {"message": TOO_LARGE, "csrf": "", "who": None},
+                    status_code=413,
+                )
+            await refused(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                new = scope.get(_NEW_CSRF)
+                if new and not request.cookies.get(security.CSRF_COOKIE):
+                    cookie = Response()
+                    cookie.set_cookie(
+                        security.CSRF_COOKIE,
+                        new,
+                        httponly=True,
+                        samesite="lax",
+                        secure=secure_cookies(request),
+                        path="/",
+                    )
+                    headers.append("set-cookie", cookie.headers["set-cookie"])
+                headers.setdefault("X-Frame-Options", "DENY")
+                headers.setdefault("X-Content-Type-Options", "nosniff")
+                headers.setdefault("Referrer-Policy", "same-origin")
+                headers.setdefault("Cache-Control", "no-store")
+                if not request.url.path.startswith("/api/docs"):  # Swagger UI: its CDN
+                    headers.setdefault("Content-Security-Policy", CSP)
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
 def create_app(
     settings: Settings | None = None,
     db: Database | None = None,
@@ -195,7 +255,7 @@ def create_app(
     """The hall. Without arguments: the process's settings, database and Temporal."""
     settings = settings or get_settings()
     own_db = db is None
-    database = db or Database.from_settings()
+    database = db or Database.for_hall(settings)
 
     async def default_connect() -> Client:
         from chronic.temporal_client import connect as temporal_connect
@@ -264,41 +324,7 @@ def create_app(
     # larger is refused before its body is read (and spooled to disk).
     largest_body = MATERIAL_ROWS * settings.document_max_bytes + 1024 * 1024
 
-    @app.middleware("http")
-    async def headers(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > largest_body:
-            response: Response = JSONResponse(
-                {"detail": TOO_LARGE}, status_code=413, headers={"Connection": "close"}
-            )
-            if not request.url.path.startswith("/api"):
-                response = templates.TemplateResponse(
-                    request,
-                    "error.html",
-                    {"message": TOO_LARGE, "csrf": "", "who": None},
-                    status_code=413,
-                )
-            return response
-        response = await call_next(request)
-        new = request.scope.get(_NEW_CSRF)
-        if new and not request.cookies.get(security.CSRF_COOKIE):
-            response.set_cookie(
-                security.CSRF_COOKIE,
-                new,
-                httponly=True,
-                samesite="lax",
-                secure=secure_cookies(request),
-                path="/",
-            )
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault("Cache-Control", "no-store")
-        if not request.url.path.startswith("/api/docs"):  # Swagger UI loads from its CDN
-            response.headers.setdefault("Content-Security-Policy", CSP)
-        return response
+    app.add_middleware(HallHeaders, largest_body=largest_body)
 
     from chronic.hall import api, desk, filing, links, office, pages, totp
 

@@ -326,8 +326,9 @@ async def _timeline_page(
         shown = await cases.timeline(hall.db, await hall.temporal_or_none(), who, application_id)
     except cases.NotYours:
         return page(request, "error.html", who, message="没有找到该申请。", status_code=404)
-    hospitals = await cases.hospitals_of(hall.db, shown.region) if shown.card else []
-    pharmacies = await cases.pharmacies_of(hall.db, shown.region) if shown.card else []
+    hospitals, pharmacies = (
+        await cases.designations_of(hall.db, shown.region) if shown.card else ([], [])
+    )
     options = (
         await applying.choices(hall.db, hall.settings, shown.region) if shown.resubmit else None
     )
