@@ -1365,9 +1365,13 @@ async def test_fifty_signed_in_sessions_on_the_inbox_and_timeline_pages(hall: Ha
     assert {v.pages[0] for v in visits} == {"/me", "/expert"}
     async with served(hall) as url:
         report = await run_load(url, visits, rounds=4)
+        # At a person's pace: each page is asked for after a pause of 0.1–0.3 s.
+        paced = await run_load(url, visits[:6], rounds=2, pause=0.2)
     await end_visits(hall.db, visits)
     for page in sorted(report.times):
         print(report.line(page))
     assert report.errors == 0 and report.requests == 50 * 4 * 2 - 20 * 4
+    assert paced.errors == 0 and paced.requests == 6 * 2 * 2 - 2 * 2  # 4 applicants, 2 experts
+    assert paced.seconds >= 2 * 2 * 0.1  # an applicant's four pages, each after its pause
     async with hall.db.session() as session:
         assert (await session.exec(select(HallSession))).all() == []

@@ -51,6 +51,13 @@ def hall_load(
     url: str | None = typer.Option(None, help="The hall (default: CHRONIC_HALL_HOST:PORT)."),
     sessions: int = typer.Option(50, min=1, max=1000, help="Signed-in sessions at once."),
     rounds: int = typer.Option(10, min=1, help="Times each session asks for its pages."),
+    pause: float = typer.Option(
+        0.0,
+        min=0.0,
+        max=60.0,
+        help="Seconds a session reads a page before the next (a person's pace, ±50 %); "
+        "0: flat out, the hall saturated.",
+    ),
 ) -> None:
     """Load check: SESSIONS signed-in sessions on the timeline and inbox pages at once; prints
     p50 / p95 / max page times. Development stacks only (SMS gateway `log`): the sessions are
@@ -76,11 +83,12 @@ def hall_load(
                     f"{error}: submit applications first (`chronic demo`)"
                 ) from None
             try:
-                report = await run_load(base, visits, rounds)
+                report = await run_load(base, visits, rounds, pause=pause)
             finally:
                 await end_visits(db, visits)
+        pace = f"{pause:g} s between pages" if pause else "flat out"
         lines = [
-            f"{report.sessions} sessions × {rounds} rounds: {report.requests} pages in "
+            f"{report.sessions} sessions × {rounds} rounds, {pace}: {report.requests} pages in "
             f"{report.seconds:.1f} s ({report.requests / report.seconds:.0f}/s), "
             f"{report.errors} not 200"
         ]

@@ -11,6 +11,7 @@ The sessions are ended afterwards.
 from __future__ import annotations
 
 import asyncio
+import random
 import ssl
 import statistics
 import time
@@ -112,8 +113,14 @@ async def run_load(
     visits: list[Visit],
     rounds: int,
     transport: httpx.AsyncBaseTransport | None = None,
+    pause: float = 0.0,
 ) -> LoadReport:
     """Every visit asks for its pages ``rounds`` times, all visits at once.
+
+    ``pause`` is a person's pace: the seconds a visit reads a page before asking for the next
+    (each pause drawn between half and one and a half times it, and the visits' first pages
+    spread over one pause, so they do not ask in step); 0 asks flat out, which measures the
+    hall saturated rather than a room of people using it.
 
     The browsers are made first (one TLS context for all: each would load the CA bundle,
     tens of milliseconds that stall every request in flight), and each visit asks for its
@@ -138,9 +145,15 @@ async def run_load(
         for path in visit.pages:
             await browser.get(path)
 
+    pace = random.Random(len(visits))  # the same pauses for the same sessions, run after run
+
     async def one(browser: httpx.AsyncClient, visit: Visit) -> None:
+        if pause:
+            await asyncio.sleep(pace.uniform(0, pause))
         for _ in range(rounds):
             for path in visit.pages:
+                if pause:
+                    await asyncio.sleep(pace.uniform(0.5 * pause, 1.5 * pause))
                 started = time.perf_counter()
                 response = await browser.get(path)
                 report.times[_kind(path)].append(time.perf_counter() - started)
