@@ -1,7 +1,7 @@
 # The two commands of a fresh machine (only Python and PyPI needed):
 #   make demo   — the whole stack on its embedded default, and the demo through it
 #   make test   — ruff, mypy and the test suite
-#   make proof  — the proof tests: faults under load and one role scaled out (marker `faults`)
+#   make proof  — the proof tests: faults under load, scale-out, the bench, `dev up`'s kills
 SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 
@@ -48,6 +48,8 @@ test: install browser
 	  exit $$(( suite || checked ))
 
 # Four loads of 100 applications on one `dev up` stack: kill -9 of each worker role, of
-# Temporal and of Postgres mid-load, and the assignment role on four processes (README, Tests).
+# Temporal and of Postgres mid-load, and the assignment role on four processes; `chronic bench`
+# and `dev up` supervising on a stack of their own: a worker, Temporal, a crash loop killed.
 proof: install
-	$(UV) run pytest -m faults -q
+	$(UV) run pytest -m "faults or proof" -q tests/test_bench.py tests/test_supervisor.py \
+	  tests/test_faults.py

@@ -61,6 +61,7 @@ async def _counts(client: Client, workflow_id: str) -> tuple[int, int]:
 
 
 @pytest.mark.e2e
+@pytest.mark.proof
 async def test_bench_reports_every_figure_against_a_faithful_baseline(
     stack: Stack, tmp_path: Path
 ) -> None:
@@ -130,6 +131,7 @@ async def test_bench_reports_every_figure_against_a_faithful_baseline(
 
 
 @pytest.mark.e2e
+@pytest.mark.proof
 async def test_bench_open_measures_waiting_applications_and_closes_them(
     stack: Stack, tmp_path: Path
 ) -> None:

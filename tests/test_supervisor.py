@@ -4,6 +4,8 @@ The pure parts (restart policy, exit statuses, status classification) are tested
 processes; the Supervisor itself on `sh -c "exit 3"`; then one real `dev up` stack (output
 through a pipe) is shared by the checks in file order: a worker killed, Temporal killed, a
 real crash loop (Temporal's port taken by someone else), the log's shape, and `dev down`.
+The three kills are proof tests (marker ``proof``, `make proof`, on the stack the bench's
+tests used there); `make test` runs the rest on the stack the end-to-end test used.
 """
 
 from __future__ import annotations
@@ -180,6 +182,7 @@ async def _poller_pids(client: Client, queue: str) -> set[int]:
 
 
 @pytest.mark.e2e
+@pytest.mark.proof
 async def test_a_killed_worker_is_reported_and_restarted(stack: Stack) -> None:
     old = _table(stack)["worker intake"]["pid"]
     os.kill(old, signal.SIGKILL)
@@ -208,6 +211,7 @@ async def test_a_killed_worker_is_reported_and_restarted(stack: Stack) -> None:
 
 
 @pytest.mark.e2e
+@pytest.mark.proof
 async def test_a_killed_temporal_is_not_running_until_restarted_on_its_database(
     stack: Stack,
 ) -> None:
@@ -240,6 +244,7 @@ async def test_a_killed_temporal_is_not_running_until_restarted_on_its_database(
 
 
 @pytest.mark.e2e
+@pytest.mark.proof
 async def test_a_crash_loop_gives_up_once_and_the_rest_keeps_running(stack: Stack) -> None:
     """Temporal killed and its port taken by another program: every start fails at once."""
     host, _, port = stack.env["CHRONIC_TEMPORAL_DEFAULT_ADDRESS"].rpartition(":")
@@ -262,6 +267,9 @@ async def test_a_crash_loop_gives_up_once_and_the_rest_keeps_running(stack: Stac
     assert statuses.pop("temporal").startswith("gave up"), result.stdout
     assert len(statuses) == 9, result.stdout  # dev up, Postgres, codec server, hall, 5 workers
     assert all(says.startswith("running") for says in statuses.values()), result.stdout
+    # Nothing can use a stack whose Temporal gave up: down it goes (a later test gets a new one).
+    await stack.chronic("dev", "down")
+    await asyncio.to_thread(stack.process.wait, 60)
 
 
 async def _take_port(host: str, port: int) -> socket.socket:
