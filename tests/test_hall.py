@@ -38,9 +38,9 @@ from typer.testing import CliRunner, Result
 from chronic.certificate import pdf_text
 from chronic.cli import app
 from chronic.db import Database
-from chronic.hall import api, cases, pages, security
+from chronic.hall import cases, links, security
 from chronic.hall.accounts import Role, add_user
-from chronic.hall.app import create_app
+from chronic.hall.app import create_app, routers
 from chronic.hall.load import end_visits, open_visits, run_load
 from chronic.settings import Settings
 from chronic.sms.sealed import unseal
@@ -507,6 +507,7 @@ SIGN_IN = {
     "/login/code",
     "/login/verify",
     "/login/staff",
+    "/login/totp",  # the second factor of a password that was right (a pending sign-in)
     "/api/session/code",
     "/api/session",
     "/api/session/staff",
@@ -516,13 +517,18 @@ SIGN_IN = {
 async def test_every_page_and_api_route_refuses_a_visitor_without_a_session(hall: Hall) -> None:
     async with hall.browser() as browser:
         token = await csrf_of(browser)
-        routes = [r for r in (*pages.router.routes, *api.router.routes) if isinstance(r, APIRoute)]
+        # Every router the hall serves (chronic.hall.app.routers): a new route is checked too.
+        routes = [r for router in routers() for r in router.routes if isinstance(r, APIRoute)]
         checked = 0
         for route in routes:
             if route.path in OPEN or route.path in SIGN_IN:
                 continue
             path = route.path.format(
-                application_id="APP-20261123-7K3QF9", action="accept", sha256="a" * 64, number=1
+                application_id="APP-20261123-7K3QF9",
+                action="accept",
+                sha256="a" * 64,
+                number=1,
+                code="E001",
             )
             for method in sorted(route.methods or ()):
                 response = await browser.request(
@@ -534,12 +540,18 @@ async def test_every_page_and_api_route_refuses_a_visitor_without_a_session(hall
                 )
                 if path.startswith("/api"):
                     assert response.status_code == 401, (method, path, response.text)
+                elif route in links.router.routes:  # an SMS link: to its page, which asks
+                    page = response.headers["location"]
+                    assert page.startswith(("/me/", "/expert/")), (path, page)
+                    response = await browser.get(page)
+                    assert response.status_code == 303, (path, page)
+                    assert response.headers["location"] == "/login?" + urlencode({"next": page})
                 else:
                     assert response.status_code == 303, (method, path, response.text)
                     back = "/login?" + urlencode({"next": path}) if method == "GET" else "/login"
                     assert response.headers["location"] == back
                 checked += 1
-        assert checked >= 10
+        assert checked >= 60
 
 
 async def test_an_expert_acts_on_their_own_task_and_cannot_open_another_experts(

@@ -19,7 +19,7 @@ from pathlib import Path as FilePath
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import Depends, FastAPI, HTTPException, Path, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request, Response
 from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
@@ -247,6 +247,25 @@ class HallHeaders:
         await self.app(scope, receive, with_headers)
 
 
+def routers() -> list[APIRouter]:
+    """Every router of the hall's pages and API (the tests check each route's door)."""
+    from chronic.hall import api, desk, filing, links, office, pages, totp
+
+    return [
+        pages.router,
+        api.router,
+        links.router,
+        office.pages,
+        office.api,
+        desk.pages,
+        desk.api,
+        filing.pages,
+        filing.api,
+        totp.pages,
+        totp.api,
+    ]
+
+
 def create_app(
     settings: Settings | None = None,
     db: Database | None = None,
@@ -326,18 +345,7 @@ def create_app(
 
     app.add_middleware(HallHeaders, largest_body=largest_body)
 
-    from chronic.hall import api, desk, filing, links, office, pages, totp
-
-    app.include_router(pages.router)
-    app.include_router(api.router)
-    app.include_router(links.router)
-    app.include_router(office.pages)
-    app.include_router(office.api)
-    app.include_router(desk.pages)
-    app.include_router(desk.api)
-    app.include_router(filing.pages)
-    app.include_router(filing.api)
-    app.include_router(totp.pages)
-    app.include_router(totp.api)
+    for router in routers():
+        app.include_router(router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     return app
