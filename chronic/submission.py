@@ -149,8 +149,9 @@ def application_input(
     diagnosing hospital to be a 三甲 one.
     """
     case_rules = policy.for_case(disease_code)  # refuses a disease not in the catalogue
+    [disease] = case_rules.catalogue
     track = policy.track_for(
-        case_rules.catalogue[0],
+        disease,
         diagnosed_at_grade_3a=diagnosed_at_grade_3a,
         out_of_area=out_of_area,
     )

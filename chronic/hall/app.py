@@ -178,15 +178,16 @@ def secure_cookies(request: Request) -> bool:
     return request.url.scheme == "https"
 
 
-def set_session_cookie(request: Request, response: Response, token: str) -> None:
+def set_hall_cookie(request: Request, response: Response, name: str, value: str) -> None:
+    """A cookie of the whole hall (the session, the CSRF token): HttpOnly, SameSite=Lax,
+    Secure whenever the page came over HTTPS."""
     response.set_cookie(
-        security.SESSION_COOKIE,
-        token,
-        httponly=True,
-        samesite="lax",
-        secure=secure_cookies(request),
-        path="/",
+        name, value, httponly=True, samesite="lax", secure=secure_cookies(request), path="/"
     )
+
+
+def set_session_cookie(request: Request, response: Response, token: str) -> None:
+    set_hall_cookie(request, response, security.SESSION_COOKIE, token)
 
 
 class HallHeaders:
@@ -227,14 +228,7 @@ class HallHeaders:
                 new = scope.get(_NEW_CSRF)
                 if new and not request.cookies.get(security.CSRF_COOKIE):
                     cookie = Response()
-                    cookie.set_cookie(
-                        security.CSRF_COOKIE,
-                        new,
-                        httponly=True,
-                        samesite="lax",
-                        secure=secure_cookies(request),
-                        path="/",
-                    )
+                    set_hall_cookie(request, cookie, security.CSRF_COOKIE, new)
                     headers.append("set-cookie", cookie.headers["set-cookie"])
                 headers.setdefault("X-Frame-Options", "DENY")
                 headers.setdefault("X-Content-Type-Options", "nosniff")
