@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from pydantic import ValidationError
 from sqlmodel import col, select
@@ -263,9 +263,17 @@ def form_text(form: FormData, name: str, limit: int = 200) -> str:
 
 
 class _FileRow(Protocol):
+    """A row of a page's form that carries a file (a material, a filing's upload)."""
+
     sha256: str
     name: str
     pages: int
+
+    @property
+    def blank(self) -> bool: ...
+
+
+Row = TypeVar("Row", bound=_FileRow)
 
 
 async def keep_row_file(
@@ -304,18 +312,22 @@ async def uploaded_by(db: Database, visitor: Visitor, digests: set[str]) -> set[
         return {str(digest) for digest in found.all()}
 
 
-async def _check_documents(
-    db: Database, visitor: Visitor, entries: list[tuple[int, MaterialEntry]]
+async def file_problems(
+    db: Database,
+    visitor: Visitor,
+    entries: Sequence[tuple[int, _FileRow]],
+    rows: str = "materials",
 ) -> list[tuple[str, str]]:
-    """Problems with the files of ``entries``: none uploaded, or not this person's."""
+    """Problems with the files of ``entries`` (by ``<rows>[slot].file``): none uploaded, or
+    not this person's."""
     problems: list[tuple[str, str]] = []
     mine = await uploaded_by(db, visitor, {e.sha256.lower() for _, e in entries if e.sha256})
     for slot, entry in entries:
         if not entry.sha256:
-            problems.append((f"materials[{slot}].file", "未上传文件：请选择扫描件或照片。"))
+            problems.append((f"{rows}[{slot}].file", "未上传文件：请选择扫描件或照片。"))
         elif entry.sha256.lower() not in mine:
             problems.append(
-                (f"materials[{slot}].file", "找不到您上传的这份文件：请重新选择文件上传。")
+                (f"{rows}[{slot}].file", "找不到您上传的这份文件：请重新选择文件上传。")
             )
     return problems
 
@@ -331,8 +343,9 @@ def _material(slot: int, entry: MaterialEntry) -> dict[str, Any]:
     }
 
 
-def _filled(materials: list[MaterialEntry]) -> list[tuple[int, MaterialEntry]]:
-    return [(slot, entry) for slot, entry in enumerate(materials) if not entry.blank]
+def filled_rows(rows: Sequence[Row]) -> list[tuple[int, Row]]:
+    """The rows the person filled in, with their place on the page."""
+    return [(slot, entry) for slot, entry in enumerate(rows) if not entry.blank]
 
 
 # ---- applying ---------------------------------------------------------------------------------
@@ -440,7 +453,7 @@ def form_data(
         applicant["address"] = draft.address
     if draft.insured_district.strip():
         applicant["insured_district"] = draft.insured_district
-    filled = _filled(draft.materials)
+    filled = filled_rows(draft.materials)
     data: dict[str, Any] = {
         "region": person.region,
         "applicant": applicant,
@@ -499,7 +512,7 @@ async def apply(
     data, slots = form_data(person, draft, "hospital" if desk else "applicant")
     problems = _instead(
         _instead(list(upload_problems), whom),
-        await _check_documents(db, visitor, _filled(draft.materials)),
+        await file_problems(db, visitor, filled_rows(draft.materials)),
     )
     try:
         form = ApplicationForm.model_validate(data, context={"policy_dir": settings.policy_dir})
@@ -525,7 +538,7 @@ async def apply(
             visitor.actor,
             "hall_submitted",
             application_id,
-            documents=[entry.sha256 for _, entry in _filled(draft.materials)],
+            documents=[entry.sha256 for _, entry in filled_rows(draft.materials)],
             **({"for_applicant": f"applicant:#{person.id}", "hospital": desk} if desk else {}),
         )
     return application_id, started
@@ -567,8 +580,8 @@ async def resubmit(
         Refused: a material is incomplete, a file missing or not theirs (by row, in Chinese).
         CommandFailed: the workflow's validator refused (its words).
     """
-    filled = _filled(materials)
-    problems = _instead(list(upload_problems), await _check_documents(db, visitor, filled))
+    filled = filled_rows(materials)
+    problems = _instead(list(upload_problems), await file_problems(db, visitor, filled))
     items: list[MaterialItem] = []
     told: list[tuple[str, str]] = []
     if not filled and not problems:

@@ -280,28 +280,6 @@ def draft_of(form: FormData, uploads: list[UploadEntry]) -> FilingDraft:
     )
 
 
-def _filled(uploads: list[UploadEntry]) -> list[tuple[int, UploadEntry]]:
-    return [(slot, entry) for slot, entry in enumerate(uploads) if not entry.blank]
-
-
-async def _document_problems(
-    db: Database, visitor: Visitor, filled: list[tuple[int, UploadEntry]]
-) -> list[tuple[str, str]]:
-    """Rows without a file, or naming a file this person did not upload."""
-    problems: list[tuple[str, str]] = []
-    mine = await applying.uploaded_by(
-        db, visitor, {e.sha256.lower() for _, e in filled if e.sha256}
-    )
-    for slot, entry in filled:
-        if not entry.sha256:
-            problems.append((f"uploads[{slot}].file", "未上传文件：请选择扫描件或照片。"))
-        elif entry.sha256.lower() not in mine:
-            problems.append(
-                (f"uploads[{slot}].file", "找不到您上传的这份文件：请重新选择文件上传。")
-            )
-    return problems
-
-
 def _required_problem(kind: str, filled: list[tuple[int, UploadEntry]]) -> list[tuple[str, str]]:
     """The uploads the filing type needs and the rows lack (the process's rule, told first)."""
     try:
@@ -367,7 +345,7 @@ def form_data(
 ) -> tuple[dict[str, Any], list[int]]:
     """The filing form of ``draft`` as ``chronic filing submit`` reads it, and the page row of
     each of its uploads."""
-    filled = _filled(draft.uploads)
+    filled = applying.filled_rows(draft.uploads)
     data: dict[str, Any] = {
         "applicant": {"name": person.name, "id_number": person.id_number, "mobile": draft.mobile},
         "insured_place": place.code if place is not None else person.region,
@@ -438,9 +416,9 @@ async def file(
     if place is None:
         raise applying.Refused([("insured_place", "本系统暂不办理您参保地的异地就医备案。")])
     data, slots = form_data(person, place, draft)
-    filled = _filled(draft.uploads)
+    filled = applying.filled_rows(draft.uploads)
     problems = _merged(list(upload_problems), whom)
-    problems = _merged(problems, await _document_problems(db, visitor, filled))
+    problems = _merged(problems, await applying.file_problems(db, visitor, filled, rows="uploads"))
     problems = _merged(problems, _required_problem(draft.filing_type, filled))
     if not draft.start_date:
         problems = _merged(problems, [("start_date", "未填写：请选择备案开始日期。")])
