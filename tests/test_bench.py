@@ -25,7 +25,9 @@ from stdnum.cn import ric
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
+from chronic.bench.driver import half_load
 from chronic.bench.people import free_bench_people, plan_applications
+from chronic.cli.bench import parse_sweep
 from chronic.db import Database
 from chronic.demo import plan_batch, plan_scenarios
 from chronic.seed.world import generate_bench_people, is_bench_name
@@ -67,7 +69,7 @@ async def test_bench_reports_every_figure_against_a_faithful_baseline(
 ) -> None:
     out = tmp_path / "bench.json"
     command = [sys.executable, "-m", "chronic", "bench"]
-    command += ["--applications", str(APPLICATIONS), "--concurrency", "5"]
+    command += ["--applications", str(APPLICATIONS), "--sweep", "1,5"]
     command += ["--sample", "5", "--json", str(out)]
     result = await asyncio.to_thread(
         subprocess.run,
@@ -76,10 +78,24 @@ async def test_bench_reports_every_figure_against_a_faithful_baseline(
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     figures = json.loads(out.read_text())
+    # The sweep: both flows at each concurrency; the detailed figures are the faster level's.
+    sweep = figures["sweep"]
+    assert [row["concurrency"] for row in sweep] == [1, 5]
+    for row in sweep:
+        assert row["full_flow"]["completed"] == row["baseline"]["completed"] == APPLICATIONS
+        assert row["full_flow"]["cpu_ms_per_workflow"] > 0
+        assert row["full_flow"]["update_round_trip_ms"]["n"] == 4 * APPLICATIONS
+    fastest = max(sweep, key=lambda row: row["full_flow"]["per_second"])
+    assert figures["settings"]["concurrency"] == fastest["concurrency"]
+    assert figures["ratio"] == fastest["ratio"]
+    half = figures["half_load"]
+    assert half["saturating_per_second"] == fastest["full_flow"]["per_second"]
+    assert half["update_round_trip_ms"]["p99"] > 0
+    assert "saturating load" in result.stdout
     # The figures start with the ratio; progress lines went to standard error.
     assert result.stdout.splitlines()[0].startswith("ratio ")
     assert "probe" in result.stderr
@@ -104,6 +120,11 @@ async def test_bench_reports_every_figure_against_a_faithful_baseline(
         assert history["events"] > 0 and history["payload_bytes"] > 0
         assert history["activities"] > 0 and history["updates"] == 4
         assert flow["cpu_percent"]["temporal"] > 0
+        cpu_ms = flow["cpu_ms_per_workflow"]
+        assert cpu_ms["temporal"] > 0
+        assert cpu_ms["total"] == pytest.approx(
+            sum(v for k, v in cpu_ms.items() if k != "total"), abs=1
+        )
     assert figures["server_cpu_percent"]["full_flow"] > 0
     assert figures["server_cpu_percent"]["baseline"] > 0
     for role in ("orchestration", "intake", "assignment", "review", "notification", "temporal"):
@@ -161,6 +182,28 @@ async def test_bench_open_measures_waiting_applications_and_closes_them(
         'WorkflowType="ApplicationWorkflow" AND ExecutionStatus="Running"'
     )
     assert running.count == 0
+
+
+def test_bench_sweep_names_its_levels_and_finds_half_the_saturating_load() -> None:
+    assert parse_sweep("1, 2,5") == (1, 2, 5) and parse_sweep(None) == ()
+    for wrong, said in (("2", "at least two"), ("1,x", "whole numbers"), ("0,5", "from 1"),
+                        ("2,2", "each concurrency once")):  # fmt: skip
+        with pytest.raises(ValueError, match=said):
+            parse_sweep(wrong)
+
+    def row(concurrency: int, per_second: float, p99: float) -> dict[str, object]:
+        updates = {"n": 4, "p50": p99 / 2, "p99": p99, "max": p99}
+        flow = {"per_second": per_second, "update_round_trip_ms": updates}
+        return {"concurrency": concurrency, "full_flow": flow}
+
+    rows = [row(1, 0.7, 120), row(2, 1.3, 150), row(5, 2.2, 300), row(10, 2.8, 450)]
+    half = half_load(rows)
+    assert half is not None
+    assert (half["saturating_per_second"], half["saturating_concurrency"]) == (2.8, 10)
+    # 1.3/s is nearest 1.4: the round trip at half load is that level's.
+    assert (half["concurrency"], half["update_round_trip_ms"]["p99"]) == (2, 150)
+    assert half["share_of_saturation"] == 0.46
+    assert half_load(rows[:1]) is None
 
 
 def test_bench_people_are_valid_marked_and_stable() -> None:

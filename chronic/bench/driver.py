@@ -28,7 +28,7 @@ import socket
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableSet
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableSet, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -81,6 +81,13 @@ class BenchOptions:
     timeout: float = 1800.0
     """Seconds a phase may take before the bench stops waiting."""
     seed: int | None = None
+    sweep: tuple[int, ...] = ()
+    """Concurrencies to run one after the other (each a baseline and a full flow of
+    ``applications``); empty: ``concurrency`` alone."""
+
+    @property
+    def levels(self) -> tuple[int, ...]:
+        return self.sweep or (self.concurrency,)
 
 
 class BenchError(Exception):
@@ -259,6 +266,89 @@ def _batch_figures(batch: Batch) -> dict[str, Any]:
     }
 
 
+def cpu_per_completed(batch: Batch, cpu_percent: Mapping[str, float]) -> dict[str, float]:
+    """CPU milliseconds each process spent per completed workflow, and their ``total``.
+
+    What a flow costs the machine whatever the load: at saturation the throughput of a
+    2-core machine is about 2,000 ms over this total.
+    """
+    if not batch.completed:
+        return {}
+    per = {
+        name: round(percent * 10 * batch.elapsed / batch.completed, 1)
+        for name, percent in cpu_percent.items()
+    }
+    return {**per, "total": round(sum(per.values()), 1)}
+
+
+@dataclass
+class Level:
+    """Both flows run at one concurrency."""
+
+    concurrency: int
+    task_queue: str
+    """The baseline's task queue at this level."""
+    full: Batch
+    full_updates: UpdateFigures
+    full_cpu: dict[str, float]
+    full_times: dict[str, Any]
+    base: Batch
+    base_updates: UpdateFigures
+    base_cpu: dict[str, float]
+    base_times: dict[str, Any]
+
+    @property
+    def ratio(self) -> float | None:
+        return self.full.per_second / self.base.per_second if self.base.per_second else None
+
+    def cpu_ratio(self) -> float | None:
+        """Baseline CPU per workflow over the full flow's per application."""
+        full = cpu_per_completed(self.full, self.full_cpu).get("total")
+        base = cpu_per_completed(self.base, self.base_cpu).get("total")
+        return round(base / full, 3) if full and base else None
+
+    def row(self) -> dict[str, Any]:
+        """One line of a sweep."""
+
+        def flow(batch: Batch, updates: UpdateFigures, cpu: dict[str, float]) -> dict[str, Any]:
+            return {
+                "per_second": round(batch.per_second, 3),
+                "completed": batch.completed,
+                "latency_ms": spread(batch.latencies, scale=1000, digits=0),
+                "update_round_trip_ms": spread(updates.all_round_trips(), scale=1000, digits=1),
+                "cpu_ms_per_workflow": cpu_per_completed(batch, cpu).get("total"),
+            }
+
+        return {
+            "concurrency": self.concurrency,
+            "ratio": None if self.ratio is None else round(self.ratio, 3),
+            "cpu_ratio": self.cpu_ratio(),
+            "full_flow": flow(self.full, self.full_updates, self.full_cpu),
+            "baseline": flow(self.base, self.base_updates, self.base_cpu),
+        }
+
+
+def half_load(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """The saturating load (the highest full-flow rate of the sweep) and the level whose rate
+    is nearest half of it, with its Update round trip: the figures of issue 9's latency
+    target. None with fewer than two levels."""
+    if len(rows) < 2:
+        return None
+    top = max(rows, key=lambda row: row["full_flow"]["per_second"])
+    saturating = top["full_flow"]["per_second"]
+    half = min(rows, key=lambda row: abs(row["full_flow"]["per_second"] - saturating / 2))
+    return {
+        "saturating_per_second": saturating,
+        "saturating_concurrency": top["concurrency"],
+        "concurrency": half["concurrency"],
+        "per_second": half["full_flow"]["per_second"],
+        "share_of_saturation": round(half["full_flow"]["per_second"] / saturating, 2)
+        if saturating
+        else None,
+        "update_round_trip_ms": half["full_flow"]["update_round_trip_ms"],
+    }
+
+
 class _Bench:
     def __init__(
         self,
@@ -318,7 +408,9 @@ class _Bench:
             interval=self.options.poll_interval,
         )
 
-    async def full_flow(self, plans: list[PlannedApplication]) -> tuple[Batch, UpdateFigures]:
+    async def full_flow(
+        self, plans: list[PlannedApplication], concurrency: int
+    ) -> tuple[Batch, UpdateFigures]:
         watched: set[str] = set()
 
         async def start(index: int) -> str:
@@ -337,7 +429,7 @@ class _Bench:
         async with answering(self.real_experts(watched)) as experts:
             batch = await run_batch(
                 len(plans),
-                self.options.concurrency,
+                concurrency,
                 start=start,
                 finish=finish,
                 watched=watched,
@@ -348,7 +440,7 @@ class _Bench:
     # -- the baseline --
 
     async def baseline(
-        self, program: str, task_queue: str, feed: NotedOffers
+        self, program: str, task_queue: str, feed: NotedOffers, concurrency: int
     ) -> tuple[Batch, UpdateFigures]:
         client = self.client
 
@@ -382,7 +474,7 @@ class _Bench:
         async with answering(experts):
             batch = await run_batch(
                 self.options.applications,
-                self.options.concurrency,
+                concurrency,
                 start=start,
                 finish=finish,
                 watched=set(),
@@ -392,90 +484,123 @@ class _Bench:
 
     # -- the run --
 
-    async def run(self) -> dict[str, Any]:
-        options = self.options
-        rng = random.Random(options.seed)
-        self.say(f"planning {options.applications + 1} applications of bench persons …")
-        plans, registered = await plan_applications(
-            self.db, self.policy, options.applications + 1, rng=rng
-        )
-        problems: list[str] = []
-        task_queue = f"bench-baseline-{self.run_id}"
+    async def level(self, concurrency: int, plans: list[PlannedApplication], program: str) -> Level:
+        """The baseline, then the full flow, at ``concurrency``; CPU and task times of each."""
+        n = self.options.applications
+        task_queue = f"bench-baseline-{self.run_id}-c{concurrency}"
         feed = NotedOffers()
         log_path = self.settings.state_path / "bench-baseline-worker.log"
-        with RssSampler(self.processes) as rss:
-            async with baseline_worker(task_queue, feed, log_path, self.baseline_metrics) as pid:
-                self.processes.add("baseline worker", pid)
-                self.say("probe: one application through the whole process …")
-                probe, probe_updates = await self.full_flow(plans[:1])
-                if probe.outcomes.get("approved") != 1:
-                    raise BenchError(
-                        f"the probe application did not end approved: {dict(probe.outcomes)} "
-                        + "; ".join(probe.errors + probe_updates.failed)
-                    )
-                probe_cost, program = await workflow_cost(self.client, probe.ids[0])
-                self.say(
-                    f"probe {probe.ids[0]}: {probe_cost.activities} activities, "
-                    f"{probe_cost.updates} updates → baseline program {program}"
-                )
-                meter = CpuMeter(self.processes)
-                self.say(f"baseline: {options.applications} workflows …")
-                meter.start()
-                before = await scrape(self.endpoints)
-                base, base_updates = await self.baseline(program, task_queue, feed)
-                base_times = means(before, await scrape(self.endpoints))
-                base_cpu = meter.stop()
-            self.say(f"full flow: {options.applications} applications …")
+        meter = CpuMeter(self.processes)
+        async with baseline_worker(task_queue, feed, log_path, self.baseline_metrics) as pid:
+            self.processes.add("baseline worker", pid)
+            self.say(f"baseline: {n} workflows, {concurrency} in flight …")
             meter.start()
             before = await scrape(self.endpoints)
-            full, full_updates = await self.full_flow(plans[1:])
-            full_times = means(before, await scrape(self.endpoints))
-            full_cpu = meter.stop()
+            base, base_updates = await self.baseline(program, task_queue, feed, concurrency)
+            base_times = means(before, await scrape(self.endpoints))
+            base_cpu = meter.stop()
+        self.say(f"full flow: {n} applications, {concurrency} in flight …")
+        meter.start()
+        before = await scrape(self.endpoints)
+        full, full_updates = await self.full_flow(plans, concurrency)
+        full_times = means(before, await scrape(self.endpoints))
+        full_cpu = meter.stop()
+        level = Level(
+            concurrency, task_queue, full, full_updates, full_cpu, full_times,
+            base, base_updates, base_cpu, base_times,
+        )  # fmt: skip
+        self.say(
+            f"  concurrency {concurrency}: full flow {full.per_second:.2f}/s, baseline "
+            f"{base.per_second:.2f}/s, ratio {level.ratio or 0:.2f}"
+        )
+        return level
+
+    async def run(self) -> dict[str, Any]:
+        options = self.options
+        n = options.applications
+        rng = random.Random(options.seed)
+        levels = options.levels
+        self.say(f"planning {n * len(levels) + 1} applications of bench persons …")
+        plans, registered = await plan_applications(
+            self.db, self.policy, n * len(levels) + 1, rng=rng
+        )
+        problems: list[str] = []
+        with RssSampler(self.processes) as rss:
+            self.say("probe: one application through the whole process …")
+            probe, probe_updates = await self.full_flow(plans[:1], 1)
+            if probe.outcomes.get("approved") != 1:
+                raise BenchError(
+                    f"the probe application did not end approved: {dict(probe.outcomes)} "
+                    + "; ".join(probe.errors + probe_updates.failed)
+                )
+            probe_cost, program = await workflow_cost(self.client, probe.ids[0])
+            self.say(
+                f"probe {probe.ids[0]}: {probe_cost.activities} activities, "
+                f"{probe_cost.updates} updates → baseline program {program}"
+            )
+            done: list[Level] = []
+            for index, concurrency in enumerate(levels):
+                share = plans[1 + index * n : 1 + (index + 1) * n]
+                done.append(await self.level(concurrency, share, program))
+        # The detailed figures are those of the saturating level (the only one without a sweep).
+        main = max(done, key=lambda level: level.full.per_second)
+        full, base = main.full, main.base
         self.say("reading histories …")
         full_cost = await cost_summary(self.client, full.ids or probe.ids, sample=options.sample)
         base_cost = await cost_summary(self.client, base.ids, sample=options.sample)
-        for name, batch in (("full flow", full), ("baseline", base)):
-            if batch.completed < options.applications:
-                problems.append(
-                    f"{name}: {batch.completed} of {options.applications} completed "
-                    f"({dict(batch.outcomes)}); {'; '.join(batch.errors[:3])}"
-                )
-        for name, updates in (("full flow", full_updates), ("baseline", base_updates)):
-            problems += [f"{name} update given up: {line}" for line in updates.failed[:3]]
+        for level in done:
+            at = f" (concurrency {level.concurrency})" if len(done) > 1 else ""
+            for name, batch in (("full flow", level.full), ("baseline", level.base)):
+                if batch.completed < n:
+                    problems.append(
+                        f"{name}{at}: {batch.completed} of {n} completed "
+                        f"({dict(batch.outcomes)}); {'; '.join(batch.errors[:3])}"
+                    )
+            for name, updates in (
+                ("full flow", level.full_updates),
+                ("baseline", level.base_updates),
+            ):
+                problems += [f"{name}{at} update given up: {line}" for line in updates.failed[:3]]
         end = rss.processes.rss()
-        ratio = full.per_second / base.per_second if base.per_second else None
+        rows = [level.row() for level in done]
         return {
             "kind": "throughput",
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "machine": machine(),
             "settings": {
-                "applications": options.applications,
-                "concurrency": options.concurrency,
+                "applications": n,
+                "concurrency": main.concurrency,
+                "sweep": list(options.sweep),
                 "poll_interval_s": options.poll_interval,
                 "history_sample": options.sample,
                 "region": self.policy.region,
                 "temporal": self.client.service_client.config.target_host,
                 "namespace": self.client.namespace,
             },
-            "ratio": None if ratio is None else round(ratio, 3),
+            "ratio": None if main.ratio is None else round(main.ratio, 3),
+            "cpu_ratio": main.cpu_ratio(),
             "full_flow": {
                 **_batch_figures(full),
-                "updates": _update_figures(full_updates),
+                "updates": _update_figures(main.full_updates),
                 "history": full_cost.as_json(),
-                "cpu_percent": full_cpu,
-                "task_times_ms": full_times,
+                "cpu_percent": main.full_cpu,
+                "cpu_ms_per_workflow": cpu_per_completed(full, main.full_cpu),
+                "task_times_ms": main.full_times,
                 "application_ids": full.ids,
             },
             "baseline": {
                 **_batch_figures(base),
-                "updates": _update_figures(base_updates),
+                "updates": _update_figures(main.base_updates),
                 "history": base_cost.as_json(),
-                "cpu_percent": base_cpu,
-                "task_times_ms": base_times,
+                "cpu_percent": main.base_cpu,
+                "cpu_ms_per_workflow": cpu_per_completed(base, main.base_cpu),
+                "task_times_ms": main.base_times,
                 "program": program,
-                "task_queue": task_queue,
+                "task_queue": main.task_queue,
                 "workflow_ids": base.ids,
             },
+            "sweep": rows,
+            "half_load": half_load(rows),
             "probe": {
                 "application_id": probe.ids[0],
                 "latency_ms": spread(probe.latencies, scale=1000, digits=0),
@@ -484,8 +609,8 @@ class _Bench:
                 "events": probe_cost.events,
             },
             "server_cpu_percent": {
-                "full_flow": full_cpu.get("temporal"),
-                "baseline": base_cpu.get("temporal"),
+                "full_flow": main.full_cpu.get("temporal"),
+                "baseline": main.base_cpu.get("temporal"),
             },
             "rss_mib": {
                 name: {"end": mib(end[name]) if name in end else None, "peak": mib(peak)}

@@ -58,9 +58,20 @@ def print_throughput(figures: Mapping[str, Any], console: Console) -> None:
         f"[bold]{_fmt(full['per_second'], '', 2)}[/] applications/s vs baseline "
         f"{_fmt(base['per_second'], '', 2)} workflows/s "
         f"({full['completed']}/{full['count']} and {base['completed']}/{base['count']} "
-        f"completed, concurrency {figures['settings']['concurrency']})",
+        f"completed, concurrency {figures['settings']['concurrency']}"
+        + (", the sweep's saturating level)" if len(figures.get("sweep", [])) > 1 else ")"),
         highlight=False,
     )
+    full_cpu_ms = full.get("cpu_ms_per_workflow", {}).get("total")
+    base_cpu_ms = base.get("cpu_ms_per_workflow", {}).get("total")
+    if full_cpu_ms and base_cpu_ms:
+        console.print(
+            f"CPU per workflow, all processes: full flow {_fmt(full_cpu_ms, ' ms', 0)}, baseline "
+            f"{_fmt(base_cpu_ms, ' ms', 0)} (ratio {_fmt(figures.get('cpu_ratio'), '', 2)}: "
+            "the throughput ratio once both saturate the machine)",
+            highlight=False,
+        )
+    _print_sweep(figures, console)
     table = Table(title="chronic bench", title_justify="left")
     table.add_column("figure")
     table.add_column("full flow", justify="right")
@@ -97,11 +108,26 @@ def print_throughput(figures: Mapping[str, Any], console: Console) -> None:
         ),
         ("workflow tasks / app", _fmt(fh["workflow_tasks"]), _fmt(bh["workflow_tasks"])),
     ]
+    # Per process: share of one core over the phase, and CPU ms per completed workflow.
     full_cpu, base_cpu = full.get("cpu_percent", {}), base.get("cpu_percent", {})
+    full_ms, base_ms = full.get("cpu_ms_per_workflow", {}), base.get("cpu_ms_per_workflow", {})
+
+    def cpu(percent: Mapping[str, float], ms: Mapping[str, float], name: str) -> str:
+        if name not in percent and name not in ms:
+            return "-"
+        return f"{_fmt(percent.get(name), ' %')} · {_fmt(ms.get(name), ' ms', 0)}"
+
     for name in sorted(set(full_cpu) | set(base_cpu), key=_process_order):
         rows.append(
-            (f"CPU % {name}", _fmt(full_cpu.get(name), " %"), _fmt(base_cpu.get(name), " %"))
+            (f"CPU {name} (% · per wf)", cpu(full_cpu, full_ms, name), cpu(base_cpu, base_ms, name))
         )
+    rows.append(
+        (
+            "CPU all processes per wf",
+            _fmt(full_ms.get("total"), " ms", 0),
+            _fmt(base_ms.get("total"), " ms", 0),
+        )
+    )
     for label, full_value, base_value in rows:
         table.add_row(label, full_value, base_value)
     console.print(table)
@@ -116,6 +142,52 @@ def print_throughput(figures: Mapping[str, Any], console: Console) -> None:
         )
     for line in figures.get("problems", []):
         console.print(f"[yellow]problem[/] {line}", highlight=False, markup=False)
+
+
+def _print_sweep(figures: Mapping[str, Any], console: Console) -> None:
+    """With ``--sweep``: one row per concurrency, then the Update round trip at half load."""
+    rows = figures.get("sweep", [])
+    if len(rows) < 2:
+        return
+    table = Table(
+        title="sweep (ms; each level: N baseline runs, then N applications)", title_justify="left"
+    )
+    for label in (
+        "in flight",
+        "full / s",
+        "base / s",
+        "ratio",
+        "CPU ms full",
+        "CPU ms base",
+        "result p50/p99 full",
+        "update p50/p99 full",
+        "update p50/p99 base",
+    ):
+        table.add_column(label, justify="right")
+    for row in rows:
+        full, base = row["full_flow"], row["baseline"]
+        table.add_row(
+            str(row["concurrency"]),
+            _fmt(full["per_second"], "", 2),
+            _fmt(base["per_second"], "", 2),
+            _fmt(row["ratio"], "", 2),
+            _fmt(full["cpu_ms_per_workflow"], "", 0),
+            _fmt(base["cpu_ms_per_workflow"], "", 0),
+            _pair(full["latency_ms"], "", 0),
+            _pair(full["update_round_trip_ms"], "", 0),
+            _pair(base["update_round_trip_ms"], "", 0),
+        )
+    console.print(table)
+    half = figures.get("half_load")
+    if half:
+        console.print(
+            f"saturating load {_fmt(half['saturating_per_second'], '', 2)} applications/s "
+            f"(concurrency {half['saturating_concurrency']}); nearest half of it: "
+            f"{_fmt(half['per_second'], '', 2)}/s at concurrency {half['concurrency']} "
+            f"({_fmt(half['share_of_saturation'], '', 2)} of saturation), Update round trip "
+            f"p50 / p99 [bold]{_pair(half['update_round_trip_ms'], ' ms', 0)}[/]",
+            highlight=False,
+        )
 
 
 _ORDER = ("temporal", "postgres", "orchestration", "intake", "assignment", "review")

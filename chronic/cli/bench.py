@@ -17,6 +17,21 @@ from chronic.demo import DemoPlanError
 from chronic.settings import get_settings
 
 
+def parse_sweep(text: str | None) -> tuple[int, ...]:
+    """``"1,2,5"`` → ``(1, 2, 5)``; raises ValueError saying what to write instead."""
+    if text is None:
+        return ()
+    try:
+        levels = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ValueError("write whole numbers separated by commas, e.g. 1,2,5,10") from None
+    if len(levels) < 2 or any(not 1 <= level <= 2_000 for level in levels):
+        raise ValueError("give at least two concurrencies, each from 1 to 2000, e.g. 1,2,5,10")
+    if len(set(levels)) != len(levels):
+        raise ValueError("each concurrency once")
+    return levels
+
+
 def bench(
     applications: int = typer.Option(
         200, "--applications", "-n", min=1, max=100_000, help="Applications (and baseline runs)."
@@ -48,6 +63,12 @@ def bench(
         IDLE_SECONDS, min=0.5, help="With --open: seconds of idle CPU measured before and after."
     ),
     seed: int | None = typer.Option(None, help="Seed of the planned forms, to repeat a run."),
+    sweep: str | None = typer.Option(
+        None,
+        help="Concurrencies to run one after the other, e.g. 1,2,5,10,20 (instead of "
+        "--concurrency): the ratio at each, the saturating load and the Update round trip "
+        "at about half of it. N applications and N baseline runs per level.",
+    ),
 ) -> None:
     """Measure the running stack: the whole process beside a bare Temporal baseline.
 
@@ -65,6 +86,12 @@ def bench(
     registered as needed; their applications stay on record.
     """
     settings = get_settings()
+    errors = Console(stderr=True, highlight=False, soft_wrap=True)
+    try:
+        levels = parse_sweep(sweep)
+    except ValueError as error:
+        errors.print(f"chronic bench: --sweep {sweep!r}: {error}", markup=False)
+        raise typer.Exit(2) from None
     options = BenchOptions(
         applications=applications,
         concurrency=concurrency,
@@ -72,11 +99,11 @@ def bench(
         sample=sample,
         timeout=timeout,
         seed=seed,
+        sweep=levels,
     )
     console = Console(highlight=False)
     if not console.is_terminal:
         console = Console(highlight=False, width=max(console.width, 120))
-    errors = Console(stderr=True, highlight=False, soft_wrap=True)
     progress = Console(stderr=True, highlight=False)  # stdout starts with the figures
 
     async def main() -> dict[str, object]:
