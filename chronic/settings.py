@@ -119,12 +119,14 @@ class Settings(BaseSettings):
         "the reconciler never races a submission in flight.",
     )
     log_level: str = Field(default="INFO")
-    workflow_sandbox: Literal["shared", "strict"] = Field(
+    workflow_sandbox: Literal["shared", "strict", "off"] = Field(
         default="shared",
         description="strict: every workflow run re-imports the workflow code in its own "
         "sandbox (about 280 KiB a cached workflow more); shared: the workflow code is imported "
-        "once and shared, the sandbox still isolating everything else. The test suite runs "
-        "strict, so a non-deterministic call in workflow code fails there.",
+        "once and shared, the sandbox still isolating everything else; off: no sandbox, "
+        "about a third less CPU in the orchestration worker and no interception of a "
+        "non-deterministic call at run time. The test suite runs strict, so such a call in "
+        "workflow code fails there.",
     )
     hall_port: int = Field(
         default=8090, description="Port of the online service hall (`chronic hall`)."

@@ -21,10 +21,11 @@ import sys
 from temporalio import activity
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from chronic.bench.baseline import NOOP, OFFER, BaselineWorkflow, OfferNote, StepNote
+from chronic.settings import get_settings
 from chronic.temporal_client import connect
+from workers.orchestration import workflow_runner
 
 OFFER_LINE = "offer "
 READY_LINE = "ready"
@@ -70,9 +71,8 @@ async def main(task_queue: str, metrics: str | None = None) -> None:
         # Like the application's activities, which run on other roles' queues, every one goes
         # through the server's task queue: no eager dispatch in the workflow task's response.
         disable_eager_activity_execution=True,
-        workflow_runner=SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_modules("stdnum")
-        ),
+        # The orchestration role's runner, whatever CHRONIC_WORKFLOW_SANDBOX says.
+        workflow_runner=workflow_runner(get_settings().workflow_sandbox),
     )
     async with worker:
         sys.stdout.write(READY_LINE + "\n")

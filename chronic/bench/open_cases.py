@@ -215,6 +215,13 @@ async def run_open(
         after = rss.sample()
         health_open = await server_health(client)
         cache_open = await cache()
+        held = min(len(pending), WORKFLOW_CACHE_SIZE)
+        grown = after.get("orchestration", 0) - before.get("orchestration", 0)
+        say(
+            f"orchestration worker {mib(before.get('orchestration', 0)):.0f} → "
+            f"{mib(after.get('orchestration', 0)):.0f} MiB with {len(pending)} open"
+            + (f", {grown / 1024 / held:.0f} KiB per cached workflow" if held else "")
+        )
 
         say(f"timing accept on {min(update_samples, len(pending))} of them, one at a time …")
         updates = UpdateFigures()
@@ -254,8 +261,6 @@ async def run_open(
     if left_open:
         problems.append(f"{left_open} applications still open after closing")
     problems += errors[:3] + close_errors[:3] + updates.failed[:3]
-    cached = min(len(pending), WORKFLOW_CACHE_SIZE)
-    grew = after.get("orchestration", 0) - before.get("orchestration", 0)
     return {
         "kind": "open",
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -274,7 +279,7 @@ async def run_open(
                 "before": mib(before.get("orchestration", 0)),
                 "after": mib(after.get("orchestration", 0)),
             },
-            "kib_per_cached_workflow": round(grew / 1024 / cached, 1) if cached else None,
+            "kib_per_cached_workflow": round(grown / 1024 / held, 1) if held else None,
             "update_round_trip_ms": spread(updates.all_round_trips(), scale=1000, digits=1),
             "updates_refused": updates.refused,
             "server_health_before": health_before,
