@@ -282,49 +282,66 @@ def cpu_per_completed(batch: Batch, cpu_percent: Mapping[str, float]) -> dict[st
 
 
 @dataclass
+class Phase:
+    """One flow's run at one concurrency: its batch, Updates, CPU and task times."""
+
+    batch: Batch
+    updates: UpdateFigures
+    cpu: dict[str, float]
+    times: dict[str, Any]
+
+    def cpu_ms(self) -> dict[str, float]:
+        return cpu_per_completed(self.batch, self.cpu)
+
+    def figures(self) -> dict[str, Any]:
+        """The detailed figures (without history costs)."""
+        return {
+            **_batch_figures(self.batch),
+            "updates": _update_figures(self.updates),
+            "cpu_percent": self.cpu,
+            "cpu_ms_per_workflow": self.cpu_ms(),
+            "task_times_ms": self.times,
+        }
+
+    def row(self) -> dict[str, Any]:
+        """This flow's part of a sweep's line."""
+        return {
+            "per_second": round(self.batch.per_second, 3),
+            "completed": self.batch.completed,
+            "latency_ms": spread(self.batch.latencies, scale=1000, digits=0),
+            "update_round_trip_ms": spread(self.updates.all_round_trips(), scale=1000, digits=1),
+            "cpu_ms_per_workflow": self.cpu_ms().get("total"),
+        }
+
+
+@dataclass
 class Level:
     """Both flows run at one concurrency."""
 
     concurrency: int
     task_queue: str
     """The baseline's task queue at this level."""
-    full: Batch
-    full_updates: UpdateFigures
-    full_cpu: dict[str, float]
-    full_times: dict[str, Any]
-    base: Batch
-    base_updates: UpdateFigures
-    base_cpu: dict[str, float]
-    base_times: dict[str, Any]
+    full: Phase
+    base: Phase
 
     @property
     def ratio(self) -> float | None:
-        return self.full.per_second / self.base.per_second if self.base.per_second else None
+        full, base = self.full.batch.per_second, self.base.batch.per_second
+        return full / base if base else None
 
     def cpu_ratio(self) -> float | None:
         """Baseline CPU per workflow over the full flow's per application."""
-        full = cpu_per_completed(self.full, self.full_cpu).get("total")
-        base = cpu_per_completed(self.base, self.base_cpu).get("total")
+        full, base = self.full.cpu_ms().get("total"), self.base.cpu_ms().get("total")
         return round(base / full, 3) if full and base else None
 
     def row(self) -> dict[str, Any]:
         """One line of a sweep."""
-
-        def flow(batch: Batch, updates: UpdateFigures, cpu: dict[str, float]) -> dict[str, Any]:
-            return {
-                "per_second": round(batch.per_second, 3),
-                "completed": batch.completed,
-                "latency_ms": spread(batch.latencies, scale=1000, digits=0),
-                "update_round_trip_ms": spread(updates.all_round_trips(), scale=1000, digits=1),
-                "cpu_ms_per_workflow": cpu_per_completed(batch, cpu).get("total"),
-            }
-
         return {
             "concurrency": self.concurrency,
             "ratio": None if self.ratio is None else round(self.ratio, 3),
             "cpu_ratio": self.cpu_ratio(),
-            "full_flow": flow(self.full, self.full_updates, self.full_cpu),
-            "baseline": flow(self.base, self.base_updates, self.base_cpu),
+            "full_flow": self.full.row(),
+            "baseline": self.base.row(),
         }
 
 
@@ -497,18 +514,15 @@ class _Bench:
             meter.start()
             before = await scrape(self.endpoints)
             base, base_updates = await self.baseline(program, task_queue, feed, concurrency)
-            base_times = means(before, await scrape(self.endpoints))
-            base_cpu = meter.stop()
+            times = means(before, await scrape(self.endpoints))
+            base_phase = Phase(base, base_updates, cpu=meter.stop(), times=times)
         self.say(f"full flow: {n} applications, {concurrency} in flight …")
         meter.start()
         before = await scrape(self.endpoints)
         full, full_updates = await self.full_flow(plans, concurrency)
-        full_times = means(before, await scrape(self.endpoints))
-        full_cpu = meter.stop()
-        level = Level(
-            concurrency, task_queue, full, full_updates, full_cpu, full_times,
-            base, base_updates, base_cpu, base_times,
-        )  # fmt: skip
+        times = means(before, await scrape(self.endpoints))
+        full_phase = Phase(full, full_updates, cpu=meter.stop(), times=times)
+        level = Level(concurrency, task_queue, full_phase, base_phase)
         self.say(
             f"  concurrency {concurrency}: full flow {full.per_second:.2f}/s, baseline "
             f"{base.per_second:.2f}/s, ratio {level.ratio or 0:.2f}"
@@ -543,22 +557,22 @@ class _Bench:
                 share = plans[1 + index * n : 1 + (index + 1) * n]
                 done.append(await self.level(concurrency, share, program))
         # The detailed figures are those of the saturating level (the only one without a sweep).
-        main = max(done, key=lambda level: level.full.per_second)
-        full, base = main.full, main.base
+        main = max(done, key=lambda level: level.full.batch.per_second)
+        full, base = main.full.batch, main.base.batch
         self.say("reading histories …")
         full_cost = await cost_summary(self.client, full.ids or probe.ids, sample=options.sample)
         base_cost = await cost_summary(self.client, base.ids, sample=options.sample)
         for level in done:
             at = f" (concurrency {level.concurrency})" if len(done) > 1 else ""
-            for name, batch in (("full flow", level.full), ("baseline", level.base)):
+            for name, batch in (("full flow", level.full.batch), ("baseline", level.base.batch)):
                 if batch.completed < n:
                     problems.append(
                         f"{name}{at}: {batch.completed} of {n} completed "
                         f"({dict(batch.outcomes)}); {'; '.join(batch.errors[:3])}"
                     )
             for name, updates in (
-                ("full flow", level.full_updates),
-                ("baseline", level.base_updates),
+                ("full flow", level.full.updates),
+                ("baseline", level.base.updates),
             ):
                 problems += [f"{name}{at} update given up: {line}" for line in updates.failed[:3]]
         end = rss.processes.rss()
@@ -580,21 +594,13 @@ class _Bench:
             "ratio": None if main.ratio is None else round(main.ratio, 3),
             "cpu_ratio": main.cpu_ratio(),
             "full_flow": {
-                **_batch_figures(full),
-                "updates": _update_figures(main.full_updates),
+                **main.full.figures(),
                 "history": full_cost.as_json(),
-                "cpu_percent": main.full_cpu,
-                "cpu_ms_per_workflow": cpu_per_completed(full, main.full_cpu),
-                "task_times_ms": main.full_times,
                 "application_ids": full.ids,
             },
             "baseline": {
-                **_batch_figures(base),
-                "updates": _update_figures(main.base_updates),
+                **main.base.figures(),
                 "history": base_cost.as_json(),
-                "cpu_percent": main.base_cpu,
-                "cpu_ms_per_workflow": cpu_per_completed(base, main.base_cpu),
-                "task_times_ms": main.base_times,
                 "program": program,
                 "task_queue": main.task_queue,
                 "workflow_ids": base.ids,
@@ -609,8 +615,8 @@ class _Bench:
                 "events": probe_cost.events,
             },
             "server_cpu_percent": {
-                "full_flow": main.full_cpu.get("temporal"),
-                "baseline": main.base_cpu.get("temporal"),
+                "full_flow": main.full.cpu.get("temporal"),
+                "baseline": main.base.cpu.get("temporal"),
             },
             "rss_mib": {
                 name: {"end": mib(end[name]) if name in end else None, "peak": mib(peak)}
