@@ -124,7 +124,7 @@ class Settings(BaseSettings):
         description="strict: every workflow run re-imports the workflow code in its own "
         "sandbox (about 280 KiB a cached workflow more); shared: the workflow code is imported "
         "once and shared, the sandbox still isolating everything else; off: no sandbox, "
-        "about a third less CPU in the orchestration worker and no interception of a "
+        "a quarter to a third less CPU in the orchestration worker and no interception of a "
         "non-deterministic call at run time. The test suite runs strict, so such a call in "
         "workflow code fails there.",
     )

@@ -25,7 +25,7 @@ from temporalio.worker import Worker
 from chronic.bench.baseline import NOOP, OFFER, BaselineWorkflow, OfferNote, StepNote
 from chronic.settings import get_settings
 from chronic.temporal_client import connect
-from workers.orchestration import workflow_runner
+from workers.sandbox import workflow_runner
 
 OFFER_LINE = "offer "
 READY_LINE = "ready"

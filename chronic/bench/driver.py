@@ -269,8 +269,8 @@ def _batch_figures(batch: Batch) -> dict[str, Any]:
 def cpu_per_completed(batch: Batch, cpu_percent: Mapping[str, float]) -> dict[str, float]:
     """CPU milliseconds each process spent per completed workflow, and their ``total``.
 
-    What a flow costs the machine whatever the load: at saturation the throughput of a
-    2-core machine is about 2,000 ms over this total.
+    At saturation, what a workflow costs the machine (a 2-core machine's rate is then about
+    2,000 ms over the total); at a light load it also holds the stack's idle CPU.
     """
     if not batch.completed:
         return {}
@@ -326,8 +326,9 @@ class Level:
 
     @property
     def ratio(self) -> float | None:
+        """Full-flow rate over the baseline's, to 3 places."""
         full, base = self.full.batch.per_second, self.base.batch.per_second
-        return full / base if base else None
+        return round(full / base, 3) if base else None
 
     def cpu_ratio(self) -> float | None:
         """Baseline CPU per workflow over the full flow's per application."""
@@ -338,7 +339,7 @@ class Level:
         """One line of a sweep."""
         return {
             "concurrency": self.concurrency,
-            "ratio": None if self.ratio is None else round(self.ratio, 3),
+            "ratio": self.ratio,
             "cpu_ratio": self.cpu_ratio(),
             "full_flow": self.full.row(),
             "baseline": self.base.row(),
@@ -591,7 +592,7 @@ class _Bench:
                 "temporal": self.client.service_client.config.target_host,
                 "namespace": self.client.namespace,
             },
-            "ratio": None if main.ratio is None else round(main.ratio, 3),
+            "ratio": main.ratio,
             "cpu_ratio": main.cpu_ratio(),
             "full_flow": {
                 **main.full.figures(),
