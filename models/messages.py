@@ -8,8 +8,9 @@ where activities look them up.
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from models.domain import (
     ApplicationStatus,
@@ -19,7 +20,7 @@ from models.domain import (
     ReviewDecision,
     ReviewStage,
 )
-from models.policy import PolicyProfile
+from models.policy import PolicyProfile, shared
 
 
 class _Message(BaseModel):
@@ -36,11 +37,17 @@ class MaterialItem(_Message):
     sha256: str
 
 
+SharedPolicy = Annotated[PolicyProfile, AfterValidator(shared)]
+"""A profile decoded into the process's one instance equal to it (:func:`models.policy.shared`).
+The SDK keeps a workflow's start argument for as long as the run is cached: decoded this way,
+thousands of cached applications of one region hold no copy of their own."""
+
+
 class ApplicationInput(_Message):
     """Start argument of the application workflow; the record itself is already in Postgres."""
 
     application_id: str
-    policy: PolicyProfile = Field(
+    policy: SharedPolicy = Field(
         description="The rules in force at submission, the catalogue cut to the disease "
         "(`PolicyProfile.for_case`); earlier runs carry the whole edition."
     )

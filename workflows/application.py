@@ -85,7 +85,6 @@ with workflow.unsafe.imports_passed_through():
         task_path,
     )
     from models.policy import human_duration as _human
-    from models.policy import shared
     from models.process import (
         ExpertReview,
         HospitalAssessment,
@@ -175,7 +174,6 @@ class _Offer:
 class ApplicationWorkflow:
     @workflow.init
     def __init__(self, request: ApplicationInput) -> None:
-        request = request.model_copy(update={"policy": shared(request.policy)})
         self._request = request
         self._policy = request.policy
         disease = request.policy.disease(request.disease_code)
