@@ -128,6 +128,15 @@ class Settings(BaseSettings):
         "non-deterministic call at run time. The test suite runs strict, so such a call in "
         "workflow code fails there.",
     )
+    workflow_cache_size: int = Field(
+        default=1000,
+        ge=0,
+        description="Runs an orchestration worker keeps in memory (its sticky cache; the "
+        "SDK's default). Each costs some 170-200 KiB at the accept stage, so the worker's "
+        "memory is bounded by this, not by the number of open applications; a run not held "
+        "is replayed from its history when it next has work. 0 holds none: every task "
+        "replays.",
+    )
     hall_port: int = Field(
         default=8090, description="Port of the online service hall (`chronic hall`)."
     )

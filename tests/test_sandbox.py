@@ -7,7 +7,7 @@ both review stages and a continue-free path to the SMS, on workers built the pro
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from temporalio.contrib.pydantic import pydantic_data_converter
 
@@ -17,6 +17,8 @@ from models.policy import load_policy
 from tests import support
 from tests.fixtures.world import World
 from tests.test_application_workflow import accept_and_decide
+from workers import orchestration
+from workers.resources import Resources
 
 
 async def test_a_whole_application_runs_on_shared_workflow_code(world: World) -> None:
@@ -61,3 +63,16 @@ def test_cached_applications_of_one_disease_hold_one_profile() -> None:
     assert decoded[0].application_id != decoded[1].application_id
     assert decoded[0].policy == rules.for_case(disease)
     assert decoded[0].policy is decoded[1].policy
+
+
+async def test_the_cache_size_setting_bounds_the_orchestration_workers_cache(world: World) -> None:
+    """`CHRONIC_WORKFLOW_CACHE_SIZE` is what an operator lowers when the orchestration worker
+    needs less memory: it must reach the worker the role builds."""
+    await world.stop_workers()  # the role's queue takes one worker per client
+    settings = world.settings.model_copy(update={"workflow_cache_size": 7})
+    client = world.env.client
+    worker = orchestration.build(
+        client, Resources(settings, client=client), graceful_shutdown=timedelta(seconds=1)
+    )
+    async with worker:
+        assert worker.config()["max_cached_workflows"] == 7

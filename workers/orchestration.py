@@ -21,5 +21,6 @@ def build(client: Client, resources: Resources, *, graceful_shutdown: timedelta)
         task_queue=TASK_QUEUE,
         workflows=WORKFLOWS,
         workflow_runner=workflow_runner(resources.settings.workflow_sandbox),
+        max_cached_workflows=resources.settings.workflow_cache_size,
         graceful_shutdown_timeout=graceful_shutdown,
     )

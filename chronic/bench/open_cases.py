@@ -6,9 +6,10 @@ stage with a 24-hour window: a workflow in the orchestration worker's cache (up 
 a timer and an offer row. With them open the bench reports:
 
 * the orchestration worker's resident memory before and after, and per cached workflow
-  ``(after - before) / min(N, cache size)`` (the worker's ``temporal_sticky_cache_size``
-  says how many it really holds); every role's and the server's memory. Python seldom gives
-  memory back, so "before" is best taken on a freshly started stack;
+  ``(after - before) / min(N, CHRONIC_WORKFLOW_CACHE_SIZE)`` (the worker's
+  ``temporal_sticky_cache_size`` says how many it really holds); every role's and the
+  server's memory. Python seldom gives memory back, so "before" is best taken on a freshly
+  started stack;
 * server health: the gRPC health check, ``DescribeNamespace`` and a visibility count of the
   running applications, each timed 10 times; the server's CPU while opening, and idle
   (``--idle-seconds``, 10) before and with the applications open;
@@ -23,7 +24,6 @@ does, audited as the operator running the bench): rows closed, CLOSED SMS, nothi
 from __future__ import annotations
 
 import asyncio
-import inspect
 import random
 import time
 from typing import Any
@@ -33,7 +33,6 @@ from rich.console import Console
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.service import RPCError
-from temporalio.worker import Worker
 
 from chronic.actor import operator
 from chronic.bench.driver import BenchOptions, machine
@@ -48,11 +47,6 @@ from chronic.submission import submit
 from models.messages import AcceptOffer, CloseApplication
 from workers.runner import metrics_port
 from workflows.application import ApplicationWorkflow
-
-WORKFLOW_CACHE_SIZE: int = (
-    inspect.signature(Worker.__init__).parameters["max_cached_workflows"].default
-)
-"""The SDK's default sticky cache, which the orchestration role keeps (workers/orchestration)."""
 
 _RUNNING = 'WorkflowType="ApplicationWorkflow" AND ExecutionStatus="Running"'
 CLOSE_REASON = "chronic bench --open: load test over"
@@ -215,7 +209,7 @@ async def run_open(
         after = rss.sample()
         health_open = await server_health(client)
         cache_open = await cache()
-        held = min(len(pending), WORKFLOW_CACHE_SIZE)
+        held = min(len(pending), settings.workflow_cache_size)
         grown = after.get("orchestration", 0) - before.get("orchestration", 0)
         say(
             f"orchestration worker {mib(before.get('orchestration', 0)):.0f} → "
@@ -272,7 +266,7 @@ async def run_open(
             "open": len(pending),
             "submitting_s": round(submitted_s, 1),
             "opening_s": round(opening_s, 1),
-            "workflow_cache_size": WORKFLOW_CACHE_SIZE,
+            "workflow_cache_size": settings.workflow_cache_size,
             "cached_workflows": None if cache_open is None else int(cache_open[CACHE_SIZE]),
             "sampled_updates_cache": _cache_delta(cache_open, cache_sampled),
             "orchestration_rss_mib": {
