@@ -3,6 +3,8 @@
 The rest of the suite runs ``strict`` (tests/conftest.py), where the sandbox re-imports the
 workflow code per run and intercepts non-deterministic calls; this runs a whole application,
 both review stages and a continue-free path to the SMS, on workers built the production way.
+And what keeps the cached runs of that worker small: one shared policy profile, and a cache
+whose size is a setting.
 """
 
 from __future__ import annotations

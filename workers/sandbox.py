@@ -16,10 +16,11 @@ def workflow_runner(mode: str) -> WorkflowRunner:
     python-stdnum (the free-text rule reads its region tables on first use) is deterministic
     and side-effect free: shared rather than re-imported per run. ``shared`` also imports our
     own workflow code once: re-executing it in every run's sandbox costs about 280 KiB per
-    cached workflow (401 against 117 KiB measured with 300 parked applications), the
-    difference between 2,000 and 8,000 open applications in 1 GB. ``strict`` keeps the full
-    per-run sandbox, which intercepts a non-deterministic call (clock, random, I/O) in
-    workflow code: the tests run strict, and the recorded histories replay (tests/histories).
+    cached workflow (401 against 117 KiB measured with 300 applications parked at their first
+    activity), the difference between 2,500 and 8,500 cached workflows in 1 GB. ``strict``
+    keeps the full per-run sandbox, which intercepts a non-deterministic call (clock, random,
+    I/O) in workflow code: the tests run strict, and the recorded histories replay
+    (tests/histories).
     ``off`` runs the workflow code with no sandbox: no interception at run time (only the
     strict test runs catch such a call), for a quarter to a third less CPU in this role
     (README, Benchmark): the sandbox enters itself for every activation and every payload of

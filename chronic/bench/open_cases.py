@@ -6,10 +6,10 @@ stage with a 24-hour window: a workflow in the orchestration worker's cache (up 
 a timer and an offer row. With them open the bench reports:
 
 * the orchestration worker's resident memory before and after, and per cached workflow
-  ``(after - before) / min(N, CHRONIC_WORKFLOW_CACHE_SIZE)`` (the worker's
-  ``temporal_sticky_cache_size`` says how many it really holds); every role's and the
-  server's memory. Python seldom gives memory back, so "before" is best taken on a freshly
-  started stack;
+  ``(after - before)`` over the runs its cache took in meanwhile (the growth of its
+  ``temporal_sticky_cache_size``; without its metrics ``min(N, CHRONIC_WORKFLOW_CACHE_SIZE)``);
+  every role's and the server's memory. Python seldom gives memory back, so "before" is best
+  taken on a freshly started stack;
 * server health: the gRPC health check, ``DescribeNamespace`` and a visibility count of the
   running applications, each timed 10 times; the server's CPU while opening, and idle
   (``--idle-seconds``, 10) before and with the applications open;
@@ -128,12 +128,14 @@ async def _gated(count: int, concurrency: int, work: Any) -> None:
 def _cache_delta(
     before: dict[str, float] | None, after: dict[str, float] | None
 ) -> dict[str, int] | None:
-    """Sticky-cache hits and misses of the orchestration worker between two readings."""
+    """The orchestration worker's sticky cache between two readings: hits, misses, and the
+    runs it took in (``cached``)."""
     if before is None or after is None:
         return None
     return {
         "hits": int(after[CACHE_HITS] - before[CACHE_HITS]),
         "misses": int(after[CACHE_MISSES] - before[CACHE_MISSES]),
+        "cached": int(after[CACHE_SIZE] - before[CACHE_SIZE]),
     }
 
 
@@ -164,6 +166,7 @@ async def run_open(
 
     problems: list[str] = []
     before = processes.rss()
+    cache_before = await cache()
     health_before = await server_health(client)
     say(f"planning {count} applications of bench persons …")
     plans, registered = await plan_applications(db, policy, count, rng=rng)
@@ -209,12 +212,14 @@ async def run_open(
         after = rss.sample()
         health_open = await server_health(client)
         cache_open = await cache()
-        held = min(len(pending), settings.workflow_cache_size)
+        opened = _cache_delta(cache_before, cache_open)
+        # Without the worker's metrics: as many as its cache can hold.
+        held = opened["cached"] if opened else min(len(pending), settings.workflow_cache_size)
         grown = after.get("orchestration", 0) - before.get("orchestration", 0)
         say(
             f"orchestration worker {mib(before.get('orchestration', 0)):.0f} → "
             f"{mib(after.get('orchestration', 0)):.0f} MiB with {len(pending)} open"
-            + (f", {grown / 1024 / held:.0f} KiB per cached workflow" if held else "")
+            + (f", {grown / 1024 / held:.0f} KiB per cached workflow" if held > 0 else "")
         )
 
         say(f"timing accept on {min(update_samples, len(pending))} of them, one at a time …")
@@ -273,7 +278,7 @@ async def run_open(
                 "before": mib(before.get("orchestration", 0)),
                 "after": mib(after.get("orchestration", 0)),
             },
-            "kib_per_cached_workflow": round(grown / 1024 / held, 1) if held else None,
+            "kib_per_cached_workflow": round(grown / 1024 / held, 1) if held > 0 else None,
             "update_round_trip_ms": spread(updates.all_round_trips(), scale=1000, digits=1),
             "updates_refused": updates.refused,
             "server_health_before": health_before,
