@@ -13,7 +13,7 @@ from datetime import date, timedelta
 
 import pytest
 import sqlalchemy as sa
-from sqlmodel import col
+from sqlmodel import col, select
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import ActivityEnvironment
@@ -123,6 +123,67 @@ async def test_office_close_ends_it_with_the_reason_an_sms_and_frees_the_person(
     assert actors == ["operator:zhao"]
     again = await world.start()  # the one-open-application guard is released
     assert again.id != handle.id
+
+
+async def _history_has(handle: support.Handle, kind: EventType.ValueType, activity: str) -> None:
+    """Until the history has an event of ``kind`` for the activity type ``activity``."""
+    for _ in range(200):
+        history = await handle.fetch_history()
+        scheduled = {
+            e.event_id: e.activity_task_scheduled_event_attributes.activity_type.name
+            for e in history.events
+            if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        }
+        for e in history.events:
+            if e.event_type != kind:
+                continue
+            if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+                of = e.event_id
+            else:
+                of = e.activity_task_completed_event_attributes.scheduled_event_id
+            if scheduled.get(of) == activity:
+                return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no {EventType.Name(kind)} of {activity} in 20 s")
+
+
+async def test_office_close_arriving_with_a_steps_result_still_closes_it(world: World) -> None:
+    """The close and the draw's result reach the workflow in one task (its worker was down
+    while both came in): the process must stop at its next wait, and the application close.
+
+    The SDK hands a finished activity's result to a step even when the step's task was just
+    cancelled: cancelling the process alone left it waiting for an expert, and the office's
+    close waiting for ever."""
+    await world.stop_workers()
+    # No sticky cache: each workflow task goes to the role's queue, where a restarted worker
+    # finds it (the test server never moves a task off a stopped worker's sticky queue).
+    world.settings = world.settings.model_copy(update={"workflow_cache_size": 0})
+    await world.start_workers("orchestration", "intake", "review", "notification")
+    handle = await world.start()
+    await _history_has(handle, EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED, "draw_expert")
+    await world.stop_workers()  # no workflow worker from here on: what comes in waits
+    await world.start_workers("assignment")
+    await _history_has(handle, EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED, "draw_expert")
+    closing = asyncio.create_task(
+        handle.execute_update(
+            ApplicationWorkflow.close, CloseApplication(actor="operator:zhao", reason="申请人撤回")
+        )
+    )
+    await asyncio.sleep(1)  # the server holds the update for the pending workflow task
+    await world.stop_workers()
+    await world.start_workers()
+    progress = await asyncio.wait_for(closing, 60)  # was never answered
+    assert progress.status == ApplicationStatus.CLOSED and progress.finished_at is not None
+    row = await _row(world, handle.id)
+    assert row.status == ApplicationStatus.CLOSED
+    assert row.outcome_reason == "closed by the office: 申请人撤回"
+    async with world.db.session() as session:
+        offers = (
+            await session.exec(select(Offer).where(col(Offer.application_id) == handle.id))
+        ).all()
+    assert [o.status for o in offers] == [OfferStatus.WITHDRAWN]  # off the expert's list
+    templates = [s.template for s in await support.outbox(world.db, handle)]
+    assert templates[0] == "submitted" and templates[-1] == "closed"
 
 
 async def test_cancelled_workflow_closes_the_row_and_tells_the_applicant(world: World) -> None:
