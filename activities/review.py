@@ -24,7 +24,7 @@ from models.messages import (
     StatusChange,
 )
 from models.roles.review import ReviewRole
-from models.tables import Application, Benefit, Hospital, OfficeNotice, Review
+from models.tables import Application, Benefit, Hospital, Offer, OfficeNotice, Review
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +153,23 @@ class ReviewActivities(ReviewRole):
             )
 
 
+async def _withdraw_open_offers(session: AsyncSession, change: StatusChange) -> None:
+    """No offer stays on an expert's list once the application is closed: one the workflow
+    never took in (its draw's result came with a cancel) is withdrawn with the rest."""
+    await session.exec(
+        sa.update(Offer)
+        .where(
+            col(Offer.application_id) == change.application_id,
+            col(Offer.status).in_((OfferStatus.PENDING, OfferStatus.ACCEPTED)),
+        )
+        .values(
+            status=OfferStatus.WITHDRAWN,
+            answered_at=change.at,
+            decline_reason=f"application closed: {change.reason or change.status}"[:500],
+        )
+    )
+
+
 async def apply_status(
     session: AsyncSession, change: StatusChange, *, only_open: bool = False
 ) -> bool:
@@ -196,6 +213,8 @@ async def apply_status(
             current,
         )
         return False
+    if change.closed:
+        await _withdraw_open_offers(session, change)
     await audit.record(
         session,
         step_key=f"{change.application_id}:{change.step}",

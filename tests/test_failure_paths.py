@@ -8,6 +8,7 @@ expert not punished for our outage, the office alerted.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 from datetime import date, timedelta
 
@@ -15,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import col, select
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.testing import ActivityEnvironment
 
 from activities.assignment import AssignmentActivities
@@ -147,9 +148,13 @@ async def _history_has(handle: support.Handle, kind: EventType.ValueType, activi
     raise AssertionError(f"no {EventType.Name(kind)} of {activity} in 20 s")
 
 
-async def test_office_close_arriving_with_a_steps_result_still_closes_it(world: World) -> None:
-    """The close and the draw's result reach the workflow in one task (its worker was down
-    while both came in): the process must stop at its next wait, and the application close.
+@pytest.mark.parametrize("stop", ["office close", "operator cancel"])
+async def test_a_close_arriving_with_a_steps_result_still_closes_it(
+    world: World, stop: str
+) -> None:
+    """The close (or cancel) and the draw's result reach the workflow in one task (its worker
+    was down while both came in): the process must stop at its next wait, and the application
+    close.
 
     The SDK hands a finished activity's result to a step even when the step's task was just
     cancelled: cancelling the process alone left it waiting for an expert, and the office's
@@ -164,19 +169,28 @@ async def test_office_close_arriving_with_a_steps_result_still_closes_it(world: 
     await world.stop_workers()  # no workflow worker from here on: what comes in waits
     await world.start_workers("assignment")
     await _history_has(handle, EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED, "draw_expert")
-    closing = asyncio.create_task(
-        handle.execute_update(
-            ApplicationWorkflow.close, CloseApplication(actor="operator:zhao", reason="申请人撤回")
+    if stop == "office close":
+        closing: asyncio.Task[object] = asyncio.create_task(
+            handle.execute_update(
+                ApplicationWorkflow.close,
+                CloseApplication(actor="operator:zhao", reason="申请人撤回"),
+            )
         )
-    )
-    await asyncio.sleep(1)  # the server holds the update for the pending workflow task
+        await asyncio.sleep(1)  # the server holds the update for the pending workflow task
+        reason = "closed by the office: 申请人撤回"
+    else:
+        await handle.cancel()
+        closing = asyncio.create_task(support.wait_closed(world.db, handle.id, 60))
+        reason = "cancelled by an operator"
     await world.stop_workers()
     await world.start_workers()
-    progress = await asyncio.wait_for(closing, 60)  # was never answered
-    assert progress.status == ApplicationStatus.CLOSED and progress.finished_at is not None
+    await asyncio.wait_for(closing, 60)  # was never answered
+    with contextlib.suppress(WorkflowFailureError):  # cancelled
+        await asyncio.wait_for(handle.result(), 60)
+    description = await handle.describe()
+    assert description.status is not None and description.status.name in ("COMPLETED", "CANCELED")
     row = await _row(world, handle.id)
-    assert row.status == ApplicationStatus.CLOSED
-    assert row.outcome_reason == "closed by the office: 申请人撤回"
+    assert row.status == ApplicationStatus.CLOSED and row.outcome_reason == reason
     async with world.db.session() as session:
         offers = (
             await session.exec(select(Offer).where(col(Offer.application_id) == handle.id))

@@ -233,7 +233,9 @@ class ApplicationWorkflow:
         except asyncio.CancelledError:
             # Cancelled from the UI or CLI: stop the process, close and tell, end cancelled.
             self._stop(process)
-            await self._close_at_the_end("cancelled by an operator", actor="operator")
+            await workflow.wait([process])
+            if process.cancelled() or process.exception() is not None:
+                await self._close_at_the_end("cancelled by an operator", actor="operator")
             await self._deliveries.done()  # the person is told before the run ends
             raise
         if not process.done():  # the office closes it (chronic admin close)

@@ -66,6 +66,7 @@ class OutOfAreaFilingWorkflow:
         self._finished_at: datetime | None = None
         self._waiting_for = "the filing's checks (register, dates, uploads)"
         self._deliveries = Deliveries()
+        self._stopping = False  # cancelled: the process's wait for the expiry ends as well
         self._published: dict[SearchAttributeKey[Any], Any] = {}
 
     # ---- the process -----------------------------------------------------------------------
@@ -77,8 +78,13 @@ class OutOfAreaFilingWorkflow:
         try:
             await workflow.wait_condition(process.done)
         except asyncio.CancelledError:
+            # A step whose activity finished in the same workflow task gets its result, not
+            # the cancellation: the process may go on, so its wait for the expiry ends too.
+            self._stopping = True
             process.cancel()
-            await self._close_at_the_end("cancelled by an operator", actor="operator")
+            await workflow.wait([process])
+            if process.cancelled() or process.exception() is not None:
+                await self._close_at_the_end("cancelled by an operator", actor="operator")
             await self._deliveries.done()  # the person is told before the run ends
             raise
         try:
@@ -136,11 +142,16 @@ class OutOfAreaFilingWorkflow:
         end = datetime.combine(valid_to + timedelta(days=1), time(0), tzinfo=self._zone)
         self._waiting_for = f"valid until {valid_to.isoformat()}; then marked expired"
         self._publish()
-        await workflow.sleep(
-            max(end - workflow.now(), timedelta(0)),
-            summary=f"filing valid until {valid_to.isoformat()}",
-        )
-        await self._set_status(FilingStatus.EXPIRED, step="expired")
+        try:
+            await workflow.wait_condition(
+                lambda: self._stopping,
+                timeout=max(end - workflow.now(), timedelta(0)),
+                timeout_summary=f"filing valid until {valid_to.isoformat()}",
+            )
+        except TimeoutError:
+            await self._set_status(FilingStatus.EXPIRED, step="expired")
+            return
+        raise asyncio.CancelledError("the filing is being cancelled")
 
     async def _finish(self) -> FilingProgress:
         self._finished_at = workflow.now()
