@@ -79,6 +79,7 @@ async def submit(
     policy: PolicyProfile | None = None,
     search_attributes: bool = True,
     submitting_hospital: str | None = None,
+    task_queue: str = queues.APPLICATIONS,
 ) -> str:
     """Record ``form``, commit, then start its workflow; returns the application ID.
 
@@ -88,6 +89,8 @@ async def submit(
         policy: the rules to decide by; defaults to the region's profile (demos and tests
             pass one with shortened windows).
         search_attributes: False only against a server without the product's attributes.
+        task_queue: the orchestration queue its workflow runs on (`chronic bench --open N
+            --heap` gives its applications a worker of their own).
         client: None when Temporal could not be reached: the application is recorded and
             :class:`StartDeferred` raised.
 
@@ -123,7 +126,7 @@ async def submit(
     if client is None:
         raise StartDeferred(application_id, "Temporal could not be reached")
     try:
-        await start_application(client, request)
+        await start_application(client, request, task_queue=task_queue)
     except (RPCError, RuntimeError) as error:
         # The row is committed: the reconciler starts the workflow once Temporal answers.
         raise StartDeferred(application_id, _plain(error)) from None
@@ -173,7 +176,7 @@ def is_grade_3a(hospital: Hospital) -> bool:
 
 
 async def start_application(
-    client: Client, request: ApplicationInput
+    client: Client, request: ApplicationInput, *, task_queue: str = queues.APPLICATIONS
 ) -> WorkflowHandle[ApplicationWorkflow, Progress]:
     """Start the workflow of a recorded application; at most one run per application, ever.
 
@@ -191,7 +194,7 @@ async def start_application(
         ApplicationWorkflow.run,
         request,
         id=application_id,
-        task_queue=queues.APPLICATIONS,
+        task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         rpc_timeout=_START_TIMEOUT,

@@ -185,6 +185,51 @@ async def test_bench_open_measures_waiting_applications_and_closes_them(
     assert running.count == 0
 
 
+@pytest.mark.e2e
+@pytest.mark.proof
+async def test_bench_open_heap_breaks_down_a_worker_of_its_own(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """--open --heap: the applications' workflows run in the bench's heap worker, whose
+    memory is broken down by allocation site; nothing is left on its queue."""
+    command = [sys.executable, "-m", "chronic", "bench", "--open", "4", "--heap"]
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [*command, "--idle-seconds", "1", "--json", str(tmp_path / "heap.json")],
+        env=stack.env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    opened = json.loads((tmp_path / "heap.json").read_text())
+    o = opened["open"]
+    assert o["open"] == o["closed"] == 4 and not opened["problems"]
+    assert o["measured_worker"] == "heap worker" and o["cached_workflows"] == 4
+    heap = o["heap"]
+    assert heap["cached_workflows"] == 4 and heap["python_heap_kib"] > 5
+    assert heap["rss_kib"] is not None and heap["malloc_kib"] is not None
+    sites = [site["site"] for site in heap["sites"]]
+    assert any(site.startswith(("temporalio/", "workflows/", "pydantic")) for site in sites)
+    assert "Python heap: largest growths by line" in result.stdout
+    client = await Client.connect(stack.env["CHRONIC_TEMPORAL_DEFAULT_ADDRESS"])
+    left = await client.count_workflows('TaskQueue="bench-heap" AND ExecutionStatus="Running"')
+    assert left.count == 0
+
+
+def test_bench_heap_without_open_says_what_to_do() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "chronic", "bench", "--heap"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "use it with --open N" in result.stderr
+
+
 def test_bench_sweep_names_its_levels_and_finds_half_the_saturating_load() -> None:
     assert parse_sweep("1, 2,5") == (1, 2, 5) and parse_sweep(None) == ()
     for wrong, said in (("2", "at least two"), ("1,x", "whole numbers"), ("0,5", "from 1"),

@@ -15,10 +15,16 @@ from workflows import WORKFLOWS
 TASK_QUEUE = queues.APPLICATIONS
 
 
-def build(client: Client, resources: Resources, *, graceful_shutdown: timedelta) -> Worker:
+def build(
+    client: Client,
+    resources: Resources,
+    *,
+    graceful_shutdown: timedelta,
+    task_queue: str = TASK_QUEUE,
+) -> Worker:
     return Worker(
         client,
-        task_queue=TASK_QUEUE,
+        task_queue=task_queue,
         workflows=WORKFLOWS,
         workflow_runner=workflow_runner(resources.settings.workflow_sandbox),
         max_cached_workflows=resources.settings.workflow_cache_size,

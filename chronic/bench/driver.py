@@ -181,22 +181,21 @@ async def answering(experts: SimulatedExperts) -> AsyncIterator[SimulatedExperts
 
 
 @asynccontextmanager
-async def baseline_worker(
-    task_queue: str, feed: NotedOffers, log_path: Path, metrics: str
-) -> AsyncIterator[int]:
-    """The baseline's worker as a subprocess, its offer lines noted in ``feed``; its pid.
-
-    ``metrics`` is the host:port where it serves its SDK metrics, as the roles' workers do.
-    """
+async def bench_process(
+    module: str, args: list[str], log_path: Path, what: str
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``python -m module *args`` as a subprocess of the bench, once it has written its
+    ``ready`` line; stopped (SIGTERM, then SIGKILL) on the way out. Its standard input is a
+    pipe from the bench, whose end closes when the bench is gone; its standard error goes to
+    ``log_path``."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = log_path.open("ab")
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "chronic.bench.baseline_worker",
-        task_queue,
-        metrics,
-        stdin=asyncio.subprocess.PIPE,  # its end of the pipe closes when the bench is gone
+        module,
+        *args,
+        stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=log,
     )
@@ -207,25 +206,14 @@ async def baseline_worker(
         while (line := await stdout.readline()) and line.decode().strip() != READY_LINE:
             pass
         if not line:
-            raise BenchError(f"the baseline worker exited before polling; see {log_path}")
+            raise BenchError(f"the {what} exited before polling; see {log_path}")
 
-    async def read() -> None:
-        while line := await stdout.readline():
-            text = line.decode()
-            if text.startswith(OFFER_LINE):
-                note = json.loads(text.removeprefix(OFFER_LINE))
-                feed.note(OfferSeen(note["workflow_id"], note["seq"], note["expert"]))
-
-    reader: asyncio.Task[None] | None = None
     try:
         try:
             await asyncio.wait_for(ready(), 60)
         except TimeoutError:
-            raise BenchError(
-                f"the baseline worker did not poll within 60 s; see {log_path}"
-            ) from None
-        reader = asyncio.create_task(read())
-        yield process.pid
+            raise BenchError(f"the {what} did not poll within 60 s; see {log_path}") from None
+        yield process
     finally:
         if process.returncode is None:
             process.terminate()
@@ -234,11 +222,37 @@ async def baseline_worker(
             except TimeoutError:
                 process.kill()
                 await process.wait()
-        if reader is not None:
+        log.close()
+
+
+@asynccontextmanager
+async def baseline_worker(
+    task_queue: str, feed: NotedOffers, log_path: Path, metrics: str
+) -> AsyncIterator[int]:
+    """The baseline's worker as a subprocess, its offer lines noted in ``feed``; its pid.
+
+    ``metrics`` is the host:port where it serves its SDK metrics, as the roles' workers do.
+    """
+    async with bench_process(
+        "chronic.bench.baseline_worker", [task_queue, metrics], log_path, "baseline worker"
+    ) as process:
+        assert process.stdout is not None
+        stdout = process.stdout
+
+        async def read() -> None:
+            while line := await stdout.readline():
+                text = line.decode()
+                if text.startswith(OFFER_LINE):
+                    note = json.loads(text.removeprefix(OFFER_LINE))
+                    feed.note(OfferSeen(note["workflow_id"], note["seq"], note["expert"]))
+
+        reader = asyncio.create_task(read())
+        try:
+            yield process.pid
+        finally:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
-        log.close()
 
 
 def _update_figures(figures: UpdateFigures) -> dict[str, Any]:
@@ -385,7 +399,7 @@ class _Bench:
         self.run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(2)
         self.processes = Processes.of_dev_stack(settings.state_path)
         self.processes.add("bench", os.getpid())
-        self.baseline_metrics = f"{settings.metrics_host}:{_free_port()}"
+        self.baseline_metrics = f"{settings.metrics_host}:{free_port()}"
         self.endpoints = {
             role: f"http://{settings.metrics_host}:{port}/metrics"
             for role in ROLES
@@ -629,7 +643,8 @@ class _Bench:
         }
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A port free on this machine now (a bench subprocess's metrics)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]

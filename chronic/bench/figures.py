@@ -242,12 +242,36 @@ def _print_rss(rss: Mapping[str, Mapping[str, float]], console: Console) -> None
     console.print(table)
 
 
+def _hits_misses(cache: Mapping[str, int] | None) -> str:
+    return "-" if not cache else f"{cache['hits']} / {cache['misses']}"
+
+
+def _print_heap(heap: Mapping[str, Any], console: Console) -> None:
+    """``--heap``: where a cached workflow's memory is, per cached workflow."""
+    console.print(
+        f"per cached workflow ({heap['cached_workflows']} cached): resident "
+        f"[bold]{_fmt(heap['rss_kib'], ' KiB')}[/], malloc in use "
+        f"{_fmt(heap['malloc_kib'], ' KiB')}, Python heap {_fmt(heap['python_heap_kib'], ' KiB')} "
+        f"(malloc's beyond Python's whole heap is native: the SDK core's, at the least; "
+        f"tracemalloc's own {_fmt(heap['tracemalloc_kib'], ' KiB')} taken off)",
+        highlight=False,
+    )
+    table = Table(title="Python heap: largest growths by line", title_justify="left")
+    table.add_column("KiB / workflow", justify="right")
+    table.add_column("objects / workflow", justify="right")
+    table.add_column("allocated at")
+    for site in heap["sites"]:
+        table.add_row(_fmt(site["kib"], digits=2), _fmt(site["objects"]), site["site"])
+    console.print(table)
+
+
 def print_open(figures: Mapping[str, Any], console: Console) -> None:
     """The ``--open N`` run."""
     o = figures["open"]
     console.print(
         f"[bold]{o['open']}[/] of {o['requested']} applications open at the accept stage "
-        f"(opened in {_fmt(o['opening_s'], ' s')}); orchestration worker "
+        f"(opened in {_fmt(o['opening_s'], ' s')}); {o.get('measured_worker', 'orchestration')} "
+        "worker "
         f"[bold]{_fmt(o['orchestration_rss_mib']['after'], ' MiB')}[/] "
         f"(before {_fmt(o['orchestration_rss_mib']['before'], ' MiB')}), "
         f"[bold]{_fmt(o['kib_per_cached_workflow'], ' KiB')}[/] per cached workflow "
@@ -264,7 +288,7 @@ def print_open(figures: Mapping[str, Any], console: Console) -> None:
         ("workflows in the orchestration cache", _fmt(o.get("cached_workflows"))),
         (
             "sampled updates: cache hits / misses",
-            " / ".join(str(v) for v in (o.get("sampled_updates_cache") or {}).values()) or "-",
+            _hits_misses(o.get("sampled_updates_cache")),
         ),
         ("gRPC health check p50 / p99", _pair(health["check_health_ms"], " ms", 1)),
         ("describe namespace p50 / p99", _pair(health["describe_namespace_ms"], " ms", 1)),
@@ -280,6 +304,8 @@ def print_open(figures: Mapping[str, Any], console: Console) -> None:
     for label, value in rows:
         table.add_row(label, value)
     console.print(table)
+    if o.get("heap"):
+        _print_heap(o["heap"], console)
     _print_rss(figures.get("rss_mib", {}), console)
     for line in figures.get("problems", []):
         console.print(f"[yellow]problem[/] {line}", highlight=False, markup=False)

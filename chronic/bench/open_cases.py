@@ -26,6 +26,8 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Callable
+from contextlib import AsyncExitStack
 from typing import Any
 
 import sqlalchemy as sa
@@ -35,9 +37,10 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailed
 from temporalio.service import RPCError
 
 from chronic.actor import operator
-from chronic.bench.driver import BenchOptions, machine
+from chronic.bench.driver import BenchOptions, free_port, machine
 from chronic.bench.experts import UpdateFigures
 from chronic.bench.figures import spread
+from chronic.bench.heap_worker import HEAP_QUEUE, HEAP_WORKER, HeapWorker, heap_growth
 from chronic.bench.metrics import CACHE_HITS, CACHE_MISSES, CACHE_SIZE, read_totals
 from chronic.bench.people import plan_applications
 from chronic.bench.processes import CpuMeter, Processes, RssSampler, mib
@@ -45,6 +48,7 @@ from chronic.db import Database
 from chronic.settings import Settings
 from chronic.submission import submit
 from models.messages import AcceptOffer, CloseApplication
+from workers import queues
 from workers.runner import metrics_port
 from workflows.application import ApplicationWorkflow
 
@@ -125,6 +129,41 @@ async def _gated(count: int, concurrency: int, work: Any) -> None:
     await asyncio.gather(*(one(i) for i in range(count)))
 
 
+async def _close_all(
+    client: Client, settings: Settings, ids: list[str], concurrency: int
+) -> list[str]:
+    """Close ``ids`` with the office's Update ``close``, as the operator running the bench,
+    and wait for each run to end; what went wrong, one line per application."""
+    actor = operator(settings)
+    errors: list[str] = []
+
+    async def close_one(index: int) -> None:
+        handle = client.get_workflow_handle_for(ApplicationWorkflow.run, ids[index])
+        try:
+            await handle.execute_update(
+                ApplicationWorkflow.close, CloseApplication(actor=actor, reason=CLOSE_REASON)
+            )
+            await handle.result()  # the run ends once the CLOSED SMS is handed over
+        except (WorkflowUpdateFailedError, WorkflowFailureError, RPCError) as error:
+            errors.append(f"{ids[index]}: {error}")
+
+    await _gated(len(ids), concurrency, close_one)
+    return errors
+
+
+async def _close_left_over(
+    client: Client, settings: Settings, concurrency: int, say: Callable[[str], None]
+) -> None:
+    """Close what an interrupted ``--heap`` run left open on the heap worker's queue: no
+    other worker polls it, and those runs would be counted in this one's cache."""
+    query = f'TaskQueue="{HEAP_QUEUE}" AND ExecutionStatus="Running"'
+    ids = [execution.id async for execution in client.list_workflows(query)]
+    if ids:
+        say(f"closing {len(ids)} applications an earlier --heap run left open …")
+        for error in (await _close_all(client, settings, ids, concurrency))[:3]:
+            say(f"  not closed: {error}")
+
+
 def _cache_delta(
     before: dict[str, float] | None, after: dict[str, float] | None
 ) -> dict[str, int] | None:
@@ -149,14 +188,57 @@ async def run_open(
     console: Console,
     update_samples: int = 100,
     idle_seconds: float = IDLE_SECONDS,
+    heap: bool = False,
 ) -> dict[str, Any]:
-    """Open ``count`` applications at the accept stage, measure, close them; the figures."""
+    """Open ``count`` applications at the accept stage, measure, close them; the figures.
+
+    With ``heap``, their workflows run in a worker of their own under tracemalloc
+    (:mod:`chronic.bench.heap_worker`), which is the one measured, its heap broken down.
+    """
+    async with AsyncExitStack() as stack:
+        worker = None
+        if heap:
+            metrics = f"{settings.metrics_host}:{free_port()}"
+            log_path = settings.state_path / "bench-heap-worker.log"
+            worker = await stack.enter_async_context(HeapWorker.run(metrics, log_path))
+        return await _run_open(
+            settings,
+            options,
+            count,
+            client=client,
+            db=db,
+            console=console,
+            update_samples=update_samples,
+            idle_seconds=idle_seconds,
+            heap=worker,
+        )
+
+
+async def _run_open(
+    settings: Settings,
+    options: BenchOptions,
+    count: int,
+    *,
+    client: Client,
+    db: Database,
+    console: Console,
+    update_samples: int,
+    idle_seconds: float,
+    heap: HeapWorker | None,
+) -> dict[str, Any]:
     say = lambda message: console.print(f"[dim]{message}[/]", highlight=False)  # noqa: E731
     rng = random.Random(options.seed)
     policy = settings.policy(settings.region)
     processes = Processes.of_dev_stack(settings.state_path)
-    port = metrics_port("orchestration", settings)
-    orchestration_metrics = f"http://{settings.metrics_host}:{port}/metrics" if port else None
+    task_queue, measured = queues.APPLICATIONS, "orchestration"
+    if heap is None:
+        port = metrics_port("orchestration", settings)
+        orchestration_metrics = f"http://{settings.metrics_host}:{port}/metrics" if port else None
+    else:
+        task_queue, measured = HEAP_QUEUE, HEAP_WORKER
+        processes.add(HEAP_WORKER, heap.pid)
+        orchestration_metrics = f"http://{heap.metrics}/metrics"
+        await _close_left_over(client, settings, options.concurrency, say)
     cache_names = (CACHE_SIZE, CACHE_HITS, CACHE_MISSES)
 
     async def cache() -> dict[str, float] | None:
@@ -167,6 +249,7 @@ async def run_open(
     problems: list[str] = []
     before = processes.rss()
     cache_before = await cache()
+    heap_before = await heap.snapshot() if heap is not None else None
     health_before = await server_health(client)
     say(f"planning {count} applications of bench persons …")
     plans, registered = await plan_applications(db, policy, count, rng=rng)
@@ -185,7 +268,12 @@ async def run_open(
             try:
                 ids.append(
                     await submit(
-                        plans[index].form, client=client, db=db, settings=settings, policy=policy
+                        plans[index].form,
+                        client=client,
+                        db=db,
+                        settings=settings,
+                        policy=policy,
+                        task_queue=task_queue,
                     )
                 )
             except Exception as error:  # reported; the run goes on
@@ -210,15 +298,16 @@ async def run_open(
         await asyncio.sleep(idle_seconds)
         idle_cpu = meter.stop()
         after = rss.sample()
+        heap_open = await heap.snapshot() if heap is not None else None
         health_open = await server_health(client)
         cache_open = await cache()
         opened = _cache_delta(cache_before, cache_open)
         # Without the worker's metrics: as many as its cache can hold.
         held = opened["cached"] if opened else min(len(pending), settings.workflow_cache_size)
-        grown = after.get("orchestration", 0) - before.get("orchestration", 0)
+        grown = after.get(measured, 0) - before.get(measured, 0)
         say(
-            f"orchestration worker {mib(before.get('orchestration', 0)):.0f} → "
-            f"{mib(after.get('orchestration', 0)):.0f} MiB with {len(pending)} open"
+            f"{measured} worker {mib(before.get(measured, 0)):.0f} → "
+            f"{mib(after.get(measured, 0)):.0f} MiB with {len(pending)} open"
             + (f", {grown / 1024 / held:.0f} KiB per cached workflow" if held > 0 else "")
         )
 
@@ -240,21 +329,8 @@ async def run_open(
         cache_sampled = await cache()
 
         say(f"closing {len(ids)} applications …")
-        actor = operator(settings)
         close_began = time.perf_counter()
-        close_errors: list[str] = []
-
-        async def close_one(index: int) -> None:
-            handle = client.get_workflow_handle_for(ApplicationWorkflow.run, ids[index])
-            try:
-                await handle.execute_update(
-                    ApplicationWorkflow.close, CloseApplication(actor=actor, reason=CLOSE_REASON)
-                )
-                await handle.result()  # the run ends once the CLOSED SMS is handed over
-            except (WorkflowUpdateFailedError, WorkflowFailureError, RPCError) as error:
-                close_errors.append(f"{ids[index]}: {error}")
-
-        await _gated(len(ids), options.concurrency, close_one)
+        close_errors = await _close_all(client, settings, ids, options.concurrency)
         closing_s = time.perf_counter() - close_began
     left_open = await _still_open(db, ids)
     if left_open:
@@ -274,10 +350,12 @@ async def run_open(
             "workflow_cache_size": settings.workflow_cache_size,
             "cached_workflows": None if cache_open is None else int(cache_open[CACHE_SIZE]),
             "sampled_updates_cache": _cache_delta(cache_open, cache_sampled),
+            "measured_worker": measured,
             "orchestration_rss_mib": {
-                "before": mib(before.get("orchestration", 0)),
-                "after": mib(after.get("orchestration", 0)),
+                "before": mib(before.get(measured, 0)),
+                "after": mib(after.get(measured, 0)),
             },
+            "heap": heap_growth(heap_before, heap_open, held),
             "kib_per_cached_workflow": round(grown / 1024 / held, 1) if held > 0 else None,
             "update_round_trip_ms": spread(updates.all_round_trips(), scale=1000, digits=1),
             "updates_refused": updates.refused,

@@ -47,6 +47,13 @@ def bench(
         help="Instead of the throughput run: open N applications at the accept stage, report "
         "memory, server health and update latency, then close them.",
     ),
+    heap: bool = typer.Option(
+        False,
+        "--heap",
+        help="With --open: run those applications' workflows in a worker of the bench's own "
+        "under tracemalloc and break down what a cached workflow holds (Python heap by line, "
+        "malloc, resident).",
+    ),
     json_file: str | None = typer.Option(
         None, "--json", help="Also write every figure to this file (JSON)."
     ),
@@ -87,6 +94,12 @@ def bench(
     """
     settings = get_settings()
     errors = Console(stderr=True, highlight=False, soft_wrap=True)
+    if heap and open_count is None:
+        errors.print(
+            "chronic bench: --heap breaks down the memory of open applications: "
+            "use it with --open N, e.g. `chronic bench --open 500 --heap`"
+        )
+        raise typer.Exit(2)
     try:
         levels = parse_sweep(sweep)
     except ValueError as error:
@@ -119,6 +132,7 @@ def bench(
                     db=db,
                     console=progress,
                     idle_seconds=idle_seconds,
+                    heap=heap,
                 )
             return await run_bench(settings, options, client=client, db=db, console=progress)
         finally:
