@@ -17,6 +17,7 @@ import subprocess
 import sys
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -63,26 +64,33 @@ async def _counts(client: Client, workflow_id: str) -> tuple[int, int]:
     return activities, updates
 
 
+def _bench(
+    stack: Stack, *args: str, out: Path, seconds: float
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """`chronic bench ARGS --json OUT` on the stack, as an operator runs it; its figures
+    (blocking: run it in a thread)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "chronic", "bench", *args, "--json", str(out)],
+        env=stack.env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=seconds,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    figures: dict[str, Any] = json.loads(out.read_text())
+    return result, figures
+
+
 @pytest.mark.e2e
 @pytest.mark.proof
 async def test_bench_reports_every_figure_against_a_faithful_baseline(
     stack: Stack, tmp_path: Path
 ) -> None:
-    out = tmp_path / "bench.json"
-    command = [sys.executable, "-m", "chronic", "bench"]
-    command += ["--applications", str(APPLICATIONS), "--sweep", "1,5"]
-    command += ["--sample", "5", "--json", str(out)]
-    result = await asyncio.to_thread(
-        subprocess.run,
-        command,
-        env=stack.env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    args = ["--applications", str(APPLICATIONS), "--sweep", "1,5", "--sample", "5"]
+    result, figures = await asyncio.to_thread(
+        _bench, stack, *args, out=tmp_path / "bench.json", seconds=300
     )
-    assert result.returncode == 0, result.stdout + result.stderr
-    figures = json.loads(out.read_text())
     # The sweep: both flows at each concurrency; the detailed figures are the faster level's.
     sweep = figures["sweep"]
     assert [row["concurrency"] for row in sweep] == [1, 5]
@@ -158,18 +166,10 @@ async def test_bench_open_measures_waiting_applications_and_closes_them(
     stack: Stack, tmp_path: Path
 ) -> None:
     """--open: a few applications wait at the accept stage, are measured, then closed."""
-    command = [sys.executable, "-m", "chronic", "bench", "--open", "3", "--idle-seconds", "1"]
-    result = await asyncio.to_thread(
-        subprocess.run,
-        [*command, "--json", str(tmp_path / "open.json")],
-        env=stack.env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    args = ["--open", "3", "--idle-seconds", "1"]
+    _, opened = await asyncio.to_thread(
+        _bench, stack, *args, out=tmp_path / "open.json", seconds=120
     )
-    assert result.returncode == 0, result.stdout + result.stderr
-    opened = json.loads((tmp_path / "open.json").read_text())
     o = opened["open"]
     assert o["open"] == o["closed"] == 3 and not opened["problems"]
     assert o["orchestration_rss_mib"]["after"] > 10 and o["kib_per_cached_workflow"] is not None
@@ -192,18 +192,10 @@ async def test_bench_open_heap_breaks_down_a_worker_of_its_own(
 ) -> None:
     """--open --heap: the applications' workflows run in the bench's heap worker, whose
     memory is broken down by allocation site; nothing is left on its queue."""
-    command = [sys.executable, "-m", "chronic", "bench", "--open", "4", "--heap"]
-    result = await asyncio.to_thread(
-        subprocess.run,
-        [*command, "--idle-seconds", "1", "--json", str(tmp_path / "heap.json")],
-        env=stack.env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=180,
+    args = ["--open", "4", "--heap", "--idle-seconds", "1"]
+    result, opened = await asyncio.to_thread(
+        _bench, stack, *args, out=tmp_path / "heap.json", seconds=180
     )
-    assert result.returncode == 0, result.stdout + result.stderr
-    opened = json.loads((tmp_path / "heap.json").read_text())
     o = opened["open"]
     assert o["open"] == o["closed"] == 4 and not opened["problems"]
     assert o["measured_worker"] == "heap worker" and o["cached_workflows"] == 4

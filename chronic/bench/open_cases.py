@@ -54,6 +54,8 @@ from workflows.application import ApplicationWorkflow
 
 _RUNNING = 'WorkflowType="ApplicationWorkflow" AND ExecutionStatus="Running"'
 CLOSE_REASON = "chronic bench --open: load test over"
+CLOSE_SECONDS = 120.0
+"""How long one application's close may take before the bench reports it and goes on."""
 IDLE_SECONDS = 10.0
 """Default of how long the stack's idle CPU is measured, before opening and with the
 applications open (after half as long for the workers to settle)."""
@@ -140,12 +142,18 @@ async def _close_all(
     async def close_one(index: int) -> None:
         handle = client.get_workflow_handle_for(ApplicationWorkflow.run, ids[index])
         try:
-            await handle.execute_update(
-                ApplicationWorkflow.close, CloseApplication(actor=actor, reason=CLOSE_REASON)
-            )
-            await handle.result()  # the run ends once the CLOSED SMS is handed over
+            async with asyncio.timeout(CLOSE_SECONDS):
+                await handle.execute_update(
+                    ApplicationWorkflow.close, CloseApplication(actor=actor, reason=CLOSE_REASON)
+                )
+                await handle.result()  # the run ends once the CLOSED SMS is handed over
         except (WorkflowUpdateFailedError, WorkflowFailureError, RPCError) as error:
             errors.append(f"{ids[index]}: {error}")
+        except TimeoutError:
+            errors.append(
+                f"{ids[index]}: not closed within {CLOSE_SECONDS:.0f} s (its workflow task may "
+                f"be failing: `chronic admin close {ids[index]}` ends it)"
+            )
 
     await _gated(len(ids), concurrency, close_one)
     return errors
