@@ -242,6 +242,11 @@ def _print_rss(rss: Mapping[str, Mapping[str, float]], console: Console) -> None
     console.print(table)
 
 
+def worker_label(process: str) -> str:
+    """``orchestration`` → "orchestration worker"; ``heap worker`` stays as it is."""
+    return process if process.endswith("worker") else f"{process} worker"
+
+
 def _hits_misses(cache: Mapping[str, int] | None) -> str:
     return "-" if not cache else f"{cache['hits']} / {cache['misses']}"
 
@@ -270,8 +275,8 @@ def print_open(figures: Mapping[str, Any], console: Console) -> None:
     o = figures["open"]
     console.print(
         f"[bold]{o['open']}[/] of {o['requested']} applications open at the accept stage "
-        f"(opened in {_fmt(o['opening_s'], ' s')}); {o.get('measured_worker', 'orchestration')} "
-        "worker "
+        f"(opened in {_fmt(o['opening_s'], ' s')}); "
+        f"{worker_label(o.get('measured_worker', 'orchestration'))} "
         f"[bold]{_fmt(o['orchestration_rss_mib']['after'], ' MiB')}[/] "
         f"(before {_fmt(o['orchestration_rss_mib']['before'], ' MiB')}), "
         f"[bold]{_fmt(o['kib_per_cached_workflow'], ' KiB')}[/] per cached workflow "

@@ -39,7 +39,7 @@ from temporalio.service import RPCError
 from chronic.actor import operator
 from chronic.bench.driver import BenchOptions, free_port, machine
 from chronic.bench.experts import UpdateFigures
-from chronic.bench.figures import spread
+from chronic.bench.figures import spread, worker_label
 from chronic.bench.heap_worker import HEAP_QUEUE, HEAP_WORKER, HeapWorker, heap_growth
 from chronic.bench.metrics import CACHE_HITS, CACHE_MISSES, CACHE_SIZE, read_totals
 from chronic.bench.people import plan_applications
@@ -314,7 +314,7 @@ async def _run_open(
         held = opened["cached"] if opened else min(len(pending), settings.workflow_cache_size)
         grown = after.get(measured, 0) - before.get(measured, 0)
         say(
-            f"{measured} worker {mib(before.get(measured, 0)):.0f} → "
+            f"{worker_label(measured)} {mib(before.get(measured, 0)):.0f} → "
             f"{mib(after.get(measured, 0)):.0f} MiB with {len(pending)} open"
             + (f", {grown / 1024 / held:.0f} KiB per cached workflow" if held > 0 else "")
         )
