@@ -15,6 +15,7 @@ process is gone (its standard input, a pipe from the bench, ends).
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 
@@ -41,6 +42,17 @@ async def offer(note: OfferNote) -> None:
     """Tell the bench's experts about an offer (the application's draw writes an offer row)."""
     sys.stdout.write(OFFER_LINE + note.model_dump_json() + "\n")
     sys.stdout.flush()
+
+
+SHUTDOWN_SECONDS = 30.0
+
+
+def leave_within(seconds: float) -> None:
+    """Exit the process ``seconds`` from now if the worker's shutdown has not ended it.
+
+    The SDK's shutdown waits on the server; a bench that died with its stack (or was killed)
+    must not leave a worker process behind, polling for ever (one did, for half an hour)."""
+    asyncio.get_running_loop().call_later(seconds, os._exit, 0)
 
 
 async def _parent_gone() -> None:
@@ -82,6 +94,7 @@ async def main(task_queue: str, metrics: str | None = None) -> None:
         await asyncio.wait({orphaned, stopping}, return_when=asyncio.FIRST_COMPLETED)
         orphaned.cancel()
         stopping.cancel()
+        leave_within(SHUTDOWN_SECONDS)
 
 
 if __name__ == "__main__":

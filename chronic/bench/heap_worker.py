@@ -40,7 +40,7 @@ from typing import Any
 import psutil
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
-from chronic.bench.baseline_worker import READY_LINE
+from chronic.bench.baseline_worker import READY_LINE, SHUTDOWN_SECONDS, leave_within
 from chronic.bench.driver import BenchError, bench_process
 from chronic.settings import get_settings
 from chronic.temporal_client import connect
@@ -166,6 +166,7 @@ async def main(task_queue: str, metrics: str) -> None:
         serving = asyncio.create_task(_serve(Heap(), stop))
         await stop.wait()
         serving.cancel()
+        leave_within(SHUTDOWN_SECONDS)
 
 
 @dataclass
