@@ -217,6 +217,24 @@ async def complete_offer(session: AsyncSession, offer_id: int, at: datetime) -> 
     return offer.status
 
 
+async def withdraw_open_offers(
+    session: AsyncSession, application_id: str, *, at: datetime, reason: str
+) -> None:
+    """Withdraw every offer still open on ``application_id``, as ``answer_offer`` withdraws
+    one (no strike; its audit event and metric): the application is closing, and an offer the
+    workflow never took in (its draw's result came with a cancel) must leave the list too."""
+    offers = await session.scalars(
+        sa.select(Offer)
+        .where(col(Offer.application_id) == application_id, col(Offer.status).in_(_OPEN))
+        .order_by(col(Offer.seq))
+        .with_for_update()
+    )
+    for offer in offers.all():
+        expert = await session.get(Expert, offer.expert_code, with_for_update=True)
+        assert expert is not None  # foreign key
+        await _move(session, offer, expert, OfferStatus.WITHDRAWN, at=at, reason=reason)
+
+
 async def _move(
     session: AsyncSession,
     offer: Offer,

@@ -10,7 +10,12 @@ from temporalio import activity
 
 
 def count(name: str, description: str, **attributes: str) -> None:
-    """Add one to the counter ``chronic_<name>`` (with the given labels)."""
+    """Add one to the counter ``chronic_<name>`` (with the given labels).
+
+    Nothing outside an activity: the shared database steps also run in the reconciler and the
+    CLI (a close made outside the workflow), which have no worker endpoint to count on."""
+    if not activity.in_activity():
+        return
     meter = activity.metric_meter()
     counter = meter.create_counter(f"chronic_{name}", description)
     counter.with_additional_attributes(attributes).add(1)

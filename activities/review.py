@@ -12,7 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 
 from activities import audit, metrics
-from activities.assignment import complete_offer
+from activities.assignment import complete_offer, withdraw_open_offers
 from activities.errors import missing_record
 from chronic.db import Database
 from models.domain import OfferStatus
@@ -24,7 +24,7 @@ from models.messages import (
     StatusChange,
 )
 from models.roles.review import ReviewRole
-from models.tables import Application, Benefit, Hospital, Offer, OfficeNotice, Review
+from models.tables import Application, Benefit, Hospital, OfficeNotice, Review
 
 log = logging.getLogger(__name__)
 
@@ -153,23 +153,6 @@ class ReviewActivities(ReviewRole):
             )
 
 
-async def _withdraw_open_offers(session: AsyncSession, change: StatusChange) -> None:
-    """No offer stays on an expert's list once the application is closed: one the workflow
-    never took in (its draw's result came with a cancel) is withdrawn with the rest."""
-    await session.exec(
-        sa.update(Offer)
-        .where(
-            col(Offer.application_id) == change.application_id,
-            col(Offer.status).in_((OfferStatus.PENDING, OfferStatus.ACCEPTED)),
-        )
-        .values(
-            status=OfferStatus.WITHDRAWN,
-            answered_at=change.at,
-            decline_reason=f"application closed: {change.reason or change.status}"[:500],
-        )
-    )
-
-
 async def apply_status(
     session: AsyncSession, change: StatusChange, *, only_open: bool = False
 ) -> bool:
@@ -214,7 +197,8 @@ async def apply_status(
         )
         return False
     if change.closed:
-        await _withdraw_open_offers(session, change)
+        reason = f"application closed: {change.reason or change.status}"
+        await withdraw_open_offers(session, change.application_id, at=change.at, reason=reason)
     await audit.record(
         session,
         step_key=f"{change.application_id}:{change.step}",

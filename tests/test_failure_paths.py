@@ -196,6 +196,7 @@ async def test_a_close_arriving_with_a_steps_result_still_closes_it(
             await session.exec(select(Offer).where(col(Offer.application_id) == handle.id))
         ).all()
     assert [o.status for o in offers] == [OfferStatus.WITHDRAWN]  # off the expert's list
+    assert await support.audit_actors(world.db, handle.id, "offer_withdrawn") == ["system"]
     templates = [s.template for s in await support.outbox(world.db, handle)]
     assert templates[0] == "submitted" and templates[-1] == "closed"
 

@@ -100,7 +100,7 @@ with workflow.unsafe.imports_passed_through():
     from models.roles.review import BenefitRole, ReviewRole
     from workflows.patches import Generation
     from workflows.sms import AS_ACTIVITY, Deliveries
-    from workflows.steps import cause, run_step
+    from workflows.steps import ProcessStop, cause, run_step
 
 BENEFIT_WORKFLOW_PATCH = "benefit-workflow"
 """Approvals from this release on start the benefit's own workflow (histories before it don't)."""
@@ -212,7 +212,7 @@ class ApplicationWorkflow:
         self._finished_at: datetime | None = None
         self._returned = False  # intake sent it back at least once (the Returned filter)
         self._closing: CloseApplication | None = None
-        self._stopping = False  # the run stops the process: each of its waits ends (_until)
+        self._stop = ProcessStop()  # a close or cancel: each wait of the process ends on it
         self._pool_exhausted_since: datetime | None = None
         self._pool_changed = False
         self._assignment: AssignExpert | None = None
@@ -232,17 +232,13 @@ class ApplicationWorkflow:
             await workflow.wait_condition(lambda: process.done() or self._closing is not None)
         except asyncio.CancelledError:
             # Cancelled from the UI or CLI: stop the process, close and tell, end cancelled.
-            self._stop(process)
-            await workflow.wait([process])
-            if process.cancelled() or process.exception() is not None:
+            if await self._stop.stop(process):
                 await self._close_at_the_end("cancelled by an operator", actor="operator")
             await self._deliveries.done()  # the person is told before the run ends
             raise
         if not process.done():  # the office closes it (chronic admin close)
             assert self._closing is not None
-            self._stop(process)
-            await workflow.wait([process])
-            if process.cancelled() or process.exception() is not None:
+            if await self._stop.stop(process):
                 await self._close_at_the_end(
                     f"closed by the office: {self._closing.reason}", actor=self._closing.actor
                 )
@@ -267,17 +263,6 @@ class ApplicationWorkflow:
                 f"application process failed: {cause(error)}", non_retryable=True
             ) from error
         return await self._finish()
-
-    def _stop(self, process: asyncio.Task[None]) -> None:
-        """Stop the process: cancel it, and have each of its waits end as well.
-
-        Cancelling alone is not enough: a step whose activity finished in the same workflow
-        task gets the result, not the cancellation (the SDK does not undo a finished
-        activity), and the process would go on to wait for an expert, with the close waiting
-        for it for ever. ``_until`` and the office's waits end on ``_stopping``.
-        """
-        self._stopping = True
-        process.cancel()
 
     async def _finish(self) -> Progress:
         self._finished_at = workflow.now()
@@ -856,9 +841,8 @@ class ApplicationWorkflow:
         self._notices += 1
         due = _local(deadline, self._zone)
         await self._notice("overdue", f"{self._request.application_id}: {what} was due {due}")
-        await workflow.wait_condition(lambda: self._stopping or condition())
-        if self._stopping:
-            raise asyncio.CancelledError("the application is being closed")
+        await workflow.wait_condition(lambda: self._stop.requested or condition())
+        self._stop.check()
 
     async def _load_register(self, summary: str = "hospital register") -> None:
         """The region's hospitals, for validators that check a hospital code at the door."""
@@ -1150,14 +1134,13 @@ class ApplicationWorkflow:
         """
         try:
             await workflow.wait_condition(
-                lambda: self._stopping or condition(),
+                lambda: self._stop.requested or condition(),
                 timeout=_remaining(deadline),
                 timeout_summary=summary,
             )
         except TimeoutError:
             await asyncio.sleep(0)  # let handlers started in this activation run
-        if self._stopping:
-            raise asyncio.CancelledError("the application is being closed")
+        self._stop.check()
         return bool(condition())
 
     # ---- continue-as-new -------------------------------------------------------------------

@@ -44,7 +44,7 @@ with workflow.unsafe.imports_passed_through():
     from models.roles.intake import FilingIntakeRole
     from models.roles.review import FilingReviewRole
     from workflows.sms import Deliveries
-    from workflows.steps import cause, run_step
+    from workflows.steps import ProcessStop, cause, run_step
 
 WORKFLOW_TYPE = "OutOfAreaFilingWorkflow"
 """The workflow type name (the UI's ``WorkflowType`` filter)."""
@@ -66,7 +66,7 @@ class OutOfAreaFilingWorkflow:
         self._finished_at: datetime | None = None
         self._waiting_for = "the filing's checks (register, dates, uploads)"
         self._deliveries = Deliveries()
-        self._stopping = False  # cancelled: the process's wait for the expiry ends as well
+        self._stop = ProcessStop()  # a cancel: the process's wait for the expiry ends on it
         self._published: dict[SearchAttributeKey[Any], Any] = {}
 
     # ---- the process -----------------------------------------------------------------------
@@ -78,12 +78,7 @@ class OutOfAreaFilingWorkflow:
         try:
             await workflow.wait_condition(process.done)
         except asyncio.CancelledError:
-            # A step whose activity finished in the same workflow task gets its result, not
-            # the cancellation: the process may go on, so its wait for the expiry ends too.
-            self._stopping = True
-            process.cancel()
-            await workflow.wait([process])
-            if process.cancelled() or process.exception() is not None:
+            if await self._stop.stop(process):
                 await self._close_at_the_end("cancelled by an operator", actor="operator")
             await self._deliveries.done()  # the person is told before the run ends
             raise
@@ -144,14 +139,14 @@ class OutOfAreaFilingWorkflow:
         self._publish()
         try:
             await workflow.wait_condition(
-                lambda: self._stopping,
+                lambda: self._stop.requested,
                 timeout=max(end - workflow.now(), timedelta(0)),
                 timeout_summary=f"filing valid until {valid_to.isoformat()}",
             )
         except TimeoutError:
             await self._set_status(FilingStatus.EXPIRED, step="expired")
             return
-        raise asyncio.CancelledError("the filing is being cancelled")
+        self._stop.check()
 
     async def _finish(self) -> FilingProgress:
         self._finished_at = workflow.now()

@@ -7,6 +7,7 @@ missing record, an invalid number) stop the retries and reach the workflow.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -40,6 +41,32 @@ async def run_step(
         retry_policy=RETRY,
         summary=summary,
     )
+
+
+class ProcessStop:
+    """How a workflow's run stops its process task (an office close, an operator cancel).
+
+    Cancelling the task is not enough: a step whose activity finished in the same workflow task
+    gets its result, not the cancellation (the SDK does not undo a finished activity), and the
+    process would go on to its next wait and stay there. So each wait of the process also ends
+    on :attr:`requested`, and :meth:`check` after it raises the cancellation.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    async def stop(self, process: asyncio.Task[None]) -> bool:
+        """Stop ``process`` and wait for it; False when it ended on its own in the task the
+        stop came with (a decision made then stands)."""
+        self.requested = True
+        process.cancel()
+        await workflow.wait([process])
+        return process.cancelled() or process.exception() is not None
+
+    def check(self) -> None:
+        """After a wait that ends on :attr:`requested`: the process stops here."""
+        if self.requested:
+            raise asyncio.CancelledError("the run is stopping the process")
 
 
 def cause(error: BaseException) -> str:
