@@ -122,16 +122,22 @@ def companions(role: str, resources: Resources) -> AbstractAsyncContextManager[N
     return alongside(resources) if alongside is not None else contextlib.nullcontext()
 
 
+def stop_on_signals() -> asyncio.Event:
+    """An event that SIGINT or SIGTERM sets: a worker process's stop (in a running loop)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
 async def run_worker(role: str, settings: Settings | None = None) -> None:
     """Poll the role's task queue until a stop signal arrives."""
     settings = settings or get_settings()
     module = role_module(role)
     client = await connect(settings, runtime=_runtime(role, settings))
     resources = Resources(settings, client=client)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     worker = module.build(
         client,
         resources,

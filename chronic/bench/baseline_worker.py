@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import sys
 
 from temporalio import activity
@@ -26,6 +25,7 @@ from temporalio.worker import Worker
 from chronic.bench.baseline import NOOP, OFFER, BaselineWorkflow, OfferNote, StepNote
 from chronic.settings import get_settings
 from chronic.temporal_client import connect
+from workers.runner import stop_on_signals
 from workers.sandbox import workflow_runner
 
 OFFER_LINE = "offer "
@@ -55,11 +55,17 @@ def leave_within(seconds: float) -> None:
     asyncio.get_running_loop().call_later(seconds, os._exit, 0)
 
 
-async def _parent_gone() -> None:
-    """Returns when standard input ends: the bench closed its end, or is gone."""
+async def stdin_reader() -> asyncio.StreamReader:
+    """Standard input as a stream: a pipe from the bench, which ends when the bench is gone."""
     reader = asyncio.StreamReader()
     loop = asyncio.get_running_loop()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    return reader
+
+
+async def _parent_gone() -> None:
+    """Returns when standard input ends: the bench closed its end, or is gone."""
+    reader = await stdin_reader()
     while await reader.read(4096):
         pass
 
@@ -71,10 +77,7 @@ async def main(task_queue: str, metrics: str | None = None) -> None:
     if metrics:
         runtime = Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=metrics)))
     client = await connect(runtime=runtime)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     worker = Worker(
         client,
         task_queue=task_queue,

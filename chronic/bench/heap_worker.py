@@ -28,7 +28,6 @@ import asyncio
 import ctypes
 import gc
 import json
-import signal
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -40,12 +39,18 @@ from typing import Any
 import psutil
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
-from chronic.bench.baseline_worker import READY_LINE, SHUTDOWN_SECONDS, leave_within
+from chronic.bench.baseline_worker import (
+    READY_LINE,
+    SHUTDOWN_SECONDS,
+    leave_within,
+    stdin_reader,
+)
 from chronic.bench.driver import BenchError, bench_process
 from chronic.settings import get_settings
 from chronic.temporal_client import connect
 from workers import orchestration
 from workers.resources import Resources
+from workers.runner import stop_on_signals
 
 HEAP_QUEUE = "bench-heap"
 """The heap worker's task queue: one name, so that a run finds what an interrupted one left."""
@@ -113,7 +118,7 @@ class Heap:
         figures: dict[str, Any] = {
             "rss": psutil.Process().memory_info().rss,
             "malloc": _malloc_in_use(),
-            "traced": sum(stat.size for stat in taken.statistics("filename")),
+            "traced": sum(trace.size for trace in taken.traces),
             # tracemalloc's own bookkeeping, in malloc's and the resident figures: taken off
             "tracer": tracemalloc.get_tracemalloc_memory(),
             "sites": [],
@@ -134,9 +139,7 @@ class Heap:
 
 async def _serve(heap: Heap, stop: asyncio.Event) -> None:
     """Answer ``snapshot`` lines until standard input ends."""
-    reader = asyncio.StreamReader()
-    loop = asyncio.get_running_loop()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    reader = await stdin_reader()
     while line := await reader.readline():
         if line.decode().strip() == SNAPSHOT:
             figures = await asyncio.to_thread(heap.snapshot)
@@ -150,10 +153,7 @@ async def main(task_queue: str, metrics: str) -> None:
     settings = get_settings()
     runtime = Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=metrics)))
     client = await connect(settings, runtime=runtime)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     worker = orchestration.build(
         client,
         Resources(settings, client=client),
