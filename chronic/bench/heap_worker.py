@@ -45,8 +45,8 @@ from chronic.bench.baseline_worker import (
     leave_within,
     stdin_reader,
 )
-from chronic.bench.driver import BenchError, bench_process
-from chronic.settings import get_settings
+from chronic.bench.driver import BenchError, bench_process, free_port
+from chronic.settings import Settings, get_settings
 from chronic.temporal_client import connect
 from workers import orchestration
 from workers.resources import Resources
@@ -182,8 +182,11 @@ class HeapWorker:
 
     @classmethod
     @asynccontextmanager
-    async def run(cls, metrics: str, log_path: Path) -> AsyncIterator[HeapWorker]:
-        """A heap worker on :data:`HEAP_QUEUE`, polling; stopped on the way out."""
+    async def run(cls, settings: Settings) -> AsyncIterator[HeapWorker]:
+        """A heap worker on :data:`HEAP_QUEUE`, polling, its metrics on a free port and its
+        log in the state folder; stopped on the way out."""
+        metrics = f"{settings.metrics_host}:{free_port()}"
+        log_path = settings.state_path / "bench-heap-worker.log"
         args = [HEAP_QUEUE, metrics]
         async with bench_process(__name__, args, log_path, HEAP_WORKER) as process:
             yield cls(process, metrics)

@@ -27,7 +27,6 @@ import asyncio
 import random
 import time
 from collections.abc import Callable
-from contextlib import AsyncExitStack
 from typing import Any
 
 import sqlalchemy as sa
@@ -37,7 +36,7 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailed
 from temporalio.service import RPCError
 
 from chronic.actor import operator
-from chronic.bench.driver import BenchOptions, free_port, machine
+from chronic.bench.driver import BenchOptions, machine
 from chronic.bench.experts import UpdateFigures
 from chronic.bench.figures import spread, worker_label
 from chronic.bench.heap_worker import HEAP_QUEUE, HEAP_WORKER, HeapWorker, heap_growth
@@ -196,44 +195,14 @@ async def run_open(
     console: Console,
     update_samples: int = 100,
     idle_seconds: float = IDLE_SECONDS,
-    heap: bool = False,
+    heap: HeapWorker | None = None,
 ) -> dict[str, Any]:
     """Open ``count`` applications at the accept stage, measure, close them; the figures.
 
-    With ``heap``, their workflows run in a worker of their own under tracemalloc
-    (:mod:`chronic.bench.heap_worker`), which is the one measured, its heap broken down.
+    With a ``heap`` worker (:class:`~chronic.bench.heap_worker.HeapWorker`, running), their
+    workflows run there under tracemalloc, and that worker is the one measured, its heap
+    broken down.
     """
-    async with AsyncExitStack() as stack:
-        worker = None
-        if heap:
-            metrics = f"{settings.metrics_host}:{free_port()}"
-            log_path = settings.state_path / "bench-heap-worker.log"
-            worker = await stack.enter_async_context(HeapWorker.run(metrics, log_path))
-        return await _run_open(
-            settings,
-            options,
-            count,
-            client=client,
-            db=db,
-            console=console,
-            update_samples=update_samples,
-            idle_seconds=idle_seconds,
-            heap=worker,
-        )
-
-
-async def _run_open(
-    settings: Settings,
-    options: BenchOptions,
-    count: int,
-    *,
-    client: Client,
-    db: Database,
-    console: Console,
-    update_samples: int,
-    idle_seconds: float,
-    heap: HeapWorker | None,
-) -> dict[str, Any]:
     say = lambda message: console.print(f"[dim]{message}[/]", highlight=False)  # noqa: E731
     rng = random.Random(options.seed)
     policy = settings.policy(settings.region)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import typer
@@ -10,6 +12,7 @@ from rich.console import Console
 
 from chronic.bench.driver import BenchError, BenchOptions, run_bench
 from chronic.bench.figures import print_open, print_throughput, write_json
+from chronic.bench.heap_worker import HeapWorker
 from chronic.bench.open_cases import IDLE_SECONDS, run_open
 from chronic.cli.demo import StackMissing, connect_to_stack
 from chronic.db import Database
@@ -124,16 +127,20 @@ def bench(
         db = Database.from_settings(settings)
         try:
             if open_count is not None:
-                return await run_open(
-                    settings,
-                    options,
-                    open_count,
-                    client=client,
-                    db=db,
-                    console=progress,
-                    idle_seconds=idle_seconds,
-                    heap=heap,
+                worker: AbstractAsyncContextManager[HeapWorker | None] = (
+                    HeapWorker.run(settings) if heap else contextlib.nullcontext()
                 )
+                async with worker as heap_worker:
+                    return await run_open(
+                        settings,
+                        options,
+                        open_count,
+                        client=client,
+                        db=db,
+                        console=progress,
+                        idle_seconds=idle_seconds,
+                        heap=heap_worker,
+                    )
             return await run_bench(settings, options, client=client, db=db, console=progress)
         finally:
             await db.dispose()
